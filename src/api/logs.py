@@ -1,0 +1,19 @@
+"""Log set-up for the service: one line per record on stderr, at LOG_LEVEL."""
+
+from __future__ import annotations
+
+import logging
+
+_FORMAT = "%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s"
+
+
+def configure_logging(level: str) -> None:
+    """Send the service's own loggers (`src.*`) to stderr; uvicorn keeps its own."""
+    logger = logging.getLogger("src")
+    logger.setLevel(level.upper())
+    if not any(getattr(handler, "_ml_service", False) for handler in logger.handlers):
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter(_FORMAT))
+        handler._ml_service = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+    logger.propagate = False

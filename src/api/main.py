@@ -1,0 +1,65 @@
+"""The FastAPI application: `uvicorn src.api.main:app`.
+
+create_app() builds the app from Settings; the lifespan loads and verifies the model once, then
+watches the store for newly published versions. A missing or bad model leaves the process up and
+not ready (503 on /health/ready, the reason on /health), never crashed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+
+from src.api import error_handlers
+from src.api.logs import configure_logging
+from src.api.middleware import BodyLimitMiddleware, ObservabilityMiddleware
+from src.api.model_state import ModelState
+from src.api.routes import ROUTERS
+from src.config import Settings, get_settings
+from src.model.store import ModelStore
+
+API_VERSION = "1.0.0"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """A new app for these settings (the environment's by default)."""
+    settings = settings or get_settings()
+    configure_logging(settings.log_level)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = app.state.model_state
+        await asyncio.to_thread(state.load)
+        watcher = None
+        if settings.model_poll_seconds > 0:
+            watcher = asyncio.create_task(state.watch(settings.model_poll_seconds))
+        try:
+            yield
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
+
+    app = FastAPI(
+        title="ml-service",
+        version=API_VERSION,
+        summary="Sentiment analysis with a TF-IDF + logistic-regression model.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.model_state = ModelState(ModelStore(settings.model_dir))
+    for router in ROUTERS:
+        app.include_router(router)
+    error_handlers.install(app)
+    routes = [route.path for router in ROUTERS for route in router.routes if isinstance(route, APIRoute)]
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(ObservabilityMiddleware, routes=routes)
+    return app
+
+
+app = create_app()

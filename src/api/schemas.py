@@ -1,0 +1,72 @@
+"""Request and response models: the service's OpenAPI contract.
+
+Requests reject unknown fields (a typo such as `txt` gets a 422 naming it, rather than a silent
+default) and never coerce types: `{"text": 5}` is a 422, not the text "5".
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+
+def _not_blank(text: str) -> str:
+    if not text.strip():
+        raise ValueError("text must contain at least one non-whitespace character")
+    return text
+
+
+Text = Annotated[str, Field(min_length=1, examples=["A wonderful, moving film."]), AfterValidator(_not_blank)]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class PredictRequest(_Request):
+    """One text to classify (at most MAX_TEXT_LENGTH characters)."""
+
+    text: Text
+
+
+class BatchPredictRequest(_Request):
+    """Texts to classify together (1 to MAX_BATCH_SIZE of them, each at most MAX_TEXT_LENGTH characters)."""
+
+    texts: list[Text] = Field(min_length=1)
+
+
+class PredictionResult(BaseModel):
+    """The predicted label and the probability of every class (they sum to 1)."""
+
+    label: str = Field(examples=["positive"])
+    probabilities: dict[str, float] = Field(examples=[{"negative": 0.04, "positive": 0.96}])
+
+
+class PredictResponse(PredictionResult):
+    """One text's prediction, with the model version that made it."""
+
+    model_version: str = Field(examples=["20261126T041500Z-3f9a1c"])
+
+
+class BatchPredictResponse(BaseModel):
+    """One prediction per text, in the order of the request, all by the same model version."""
+
+    predictions: list[PredictionResult]
+    model_version: str
+
+
+class HealthResponse(BaseModel):
+    """The process's state: whether a verified model is loaded, which one, and why not if not."""
+
+    status: str = Field(examples=["ok"])
+    model_loaded: bool
+    model_version: str | None
+    engine: str | None = Field(description="`compiled` (fast exact scorer) or `pipeline` (scikit-learn)")
+    reason: str | None = Field(description="why no model is loaded, when none is")
+
+
+class ErrorResponse(BaseModel):
+    """Every error: `detail` says what was wrong."""
+
+    detail: str | list[dict[str, object]]

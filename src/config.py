@@ -1,0 +1,48 @@
+"""Service settings: every knob is an environment variable, validated at start-up."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+
+
+class Settings(BaseSettings):
+    """Runtime configuration of ml-service, read from the environment (names are upper-case)."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+
+    model_dir: Path = Path("models")
+    """Root of the model store: one folder per version and a CURRENT file naming the active one."""
+
+    host: str = "0.0.0.0"
+    """Interface the production server binds to."""
+
+    port: int = Field(default=8000, ge=1, le=65535)
+    """TCP port the server listens on."""
+
+    log_level: LogLevel = "info"
+    """Level of the service's logs."""
+
+    max_text_length: int = Field(default=20_000, ge=1)
+    """Longest text accepted, in characters; a longer one gets 422."""
+
+    max_batch_size: int = Field(default=256, ge=1)
+    """Most texts accepted by one /predict/batch request; more get 422."""
+
+    max_body_bytes: int = Field(default=2_000_000, ge=1024)
+    """Largest request body accepted, in bytes; a larger one gets 413 before it is parsed."""
+
+    model_poll_seconds: float = Field(default=10.0, ge=0)
+    """How often a running server checks the store for a newly published model; 0 turns it off."""
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment once."""
+    return Settings()

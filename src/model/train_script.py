@@ -1,0 +1,137 @@
+"""Train a sentiment model, print its evaluation report and publish it to the model store.
+
+python -m src.model.train_script                      # the bundled data, tuned by cross-validation
+python -m src.model.train_script --data reviews.csv   # your own CSV or JSONL (text + label)
+python -m src.model.train_script --if-missing         # only when the store has no model yet
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from src.config import get_settings
+from src.errors import DatasetError
+from src.model.datasets import Dataset, load_bundled, load_file
+from src.model.store import ModelStore
+from src.model.trainer import ModelTrainer
+
+logger = logging.getLogger("src.model.train_script")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of the training script."""
+    parser = argparse.ArgumentParser(
+        prog="python -m src.model.train_script",
+        description="Train the TF-IDF + logistic-regression sentiment model, evaluate it on a held-out "
+        "split, and publish it to the model store as the new CURRENT version.",
+    )
+    data = parser.add_argument_group("data")
+    data.add_argument("--data", type=Path, help="CSV (with header) or JSONL file; default: the bundled corpora")
+    data.add_argument("--text-column", default="text", help="column holding the text (default: text)")
+    data.add_argument("--label-column", default="label", help="column holding the label (default: label)")
+    data.add_argument("--source-column", help="optional column naming each row's source, for per-source scores")
+    data.add_argument("--sample", type=int, help="train and test on a stratified sample of this many rows")
+    data.add_argument("--test-size", type=float, default=0.2, help="share held out for evaluation (default: 0.2)")
+    model = parser.add_argument_group("model")
+    model.add_argument("--no-tune", action="store_true", help="skip cross-validation; use --C and --ngram-max")
+    model.add_argument("--C", type=float, default=4.0, help="inverse regularisation strength when not tuning")
+    model.add_argument("--ngram-max", type=int, default=2, help="longest word n-gram when not tuning")
+    model.add_argument("--folds", type=int, default=3, help="cross-validation folds (default: 3)")
+    model.add_argument(
+        "--cv-sample", type=int, default=20_000, help="rows of the training split used to tune (default: 20000)"
+    )
+    model.add_argument("--random-state", type=int, default=42, help="seed of every random choice (default: 42)")
+    store = parser.add_argument_group("store")
+    store.add_argument("--model-dir", type=Path, help="model store root (default: $MODEL_DIR, else ./models)")
+    store.add_argument("--if-missing", action="store_true", help="do nothing if the store already has a model")
+    store.add_argument("--dry-run", action="store_true", help="train and evaluate, but publish nothing")
+    return parser
+
+
+@contextmanager
+def _step(description: str) -> Iterator[None]:
+    logger.info("%s ...", description)
+    started = time.perf_counter()
+    yield
+    logger.info("%s: done in %.1f s", description, time.perf_counter() - started)
+
+
+def _load(args: argparse.Namespace) -> Dataset:
+    if args.data is None:
+        return load_bundled()
+    return load_file(
+        args.data, text_column=args.text_column, label_column=args.label_column, source_column=args.source_column
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train, evaluate and publish as the arguments say; returns the exit status."""
+    model_dir = args.model_dir or get_settings().model_dir
+    store = ModelStore(model_dir)
+    if args.if_missing and store.current_version() is not None:
+        logger.info("model store %s already has model %s; nothing to train", model_dir, store.current_version())
+        return 0
+    if not 0 < args.test_size < 1:
+        raise DatasetError(f"--test-size must be between 0 and 1, not {args.test_size}")
+
+    with _step("loading data"):
+        dataset = _load(args)
+        if args.sample:
+            dataset = dataset.sample(args.sample, args.random_state)
+        try:
+            train, test = dataset.split(args.test_size, args.random_state)
+        except ValueError as error:
+            raise DatasetError(f"cannot hold out a test split that keeps every label: {error}") from None
+    logger.info("%d rows: %d to train, %d to test", len(dataset), len(train), len(test))
+
+    trainer = ModelTrainer(C=args.C, ngram_range=(1, args.ngram_max), random_state=args.random_state)
+    tuning = None
+    if not args.no_tune:
+        tune_on = train.sample(args.cv_sample, args.random_state)
+        with _step(f"tuning by {args.folds}-fold cross-validation on {len(tune_on)} rows"):
+            tuning = trainer.tune(tune_on.texts, tune_on.labels, folds=args.folds, n_jobs=os.cpu_count())
+        for params, score in tuning.scores:
+            print(f"  cv macro-F1 {score:.4f}  {params}")
+        print(f"chosen: {tuning.best_params}")
+    with _step(f"training on {len(train)} rows"):
+        trainer.train(train.texts, train.labels)
+    with _step("evaluating"):
+        evaluation = trainer.evaluate(test.texts, test.labels, test.sources)
+    print(evaluation.format_report())
+
+    if args.dry_run:
+        logger.info("dry run: nothing published")
+        return 0
+    tuning_record = None
+    if tuning is not None:
+        tuning_record = {"best": tuning.best_params, "cv_macro_f1": tuning.best_score, "folds": tuning.folds}
+    version = trainer.save_model(
+        model_dir, dataset=dataset, evaluation=evaluation, extra={"tuning": tuning_record, "test_size": args.test_size}
+    )
+    print(f"published model version {version} to {model_dir}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: one-line errors and a non-zero status for bad input."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except DatasetError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except ValueError as error:  # scikit-learn's word for data it cannot fit, e.g. an empty vocabulary
+        print(f"error: cannot train on this data: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

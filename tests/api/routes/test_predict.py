@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from src.model.predictor import Predictor
+from src.model.store import StoredModel
+
+
+def test_predict_returns_label_probabilities_and_version(client: TestClient, stored: StoredModel) -> None:
+    response = client.post("/predict", json={"text": "An outstanding, beautiful film."})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["label"] == "positive"
+    assert set(body["probabilities"]) == {"negative", "positive"}
+    assert sum(body["probabilities"].values()) == pytest.approx(1.0)
+    assert body["model_version"] == stored.version
+    assert response.headers["x-request-id"]
+
+
+def test_predict_equals_the_model(client: TestClient, stored: StoredModel) -> None:
+    text = "It was fine, I guess, though the ending dragged."
+    body = client.post("/predict", json={"text": text}).json()
+    expected = stored.pipeline.predict_proba([text])[0]
+    assert body["probabilities"]["positive"] == pytest.approx(expected[1], abs=1e-9)
+
+
+def test_batch_keeps_order(client: TestClient, stored: StoredModel) -> None:
+    texts = ["Loved it!", "Hated it.", "Wonderful acting", "Dreadful and dull"]
+    response = client.post("/predict/batch", json={"texts": texts})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["model_version"] == stored.version
+    expected = Predictor(stored).predict_batch(texts)
+    assert [p["label"] for p in body["predictions"]] == [e.label for e in expected]
+    assert [p["label"] for p in body["predictions"]] == ["positive", "negative", "positive", "negative"]
+
+
+def test_large_batch_is_scored_off_the_event_loop_with_the_same_results(client: TestClient) -> None:
+    texts = [("great film " * 400).strip(), ("awful film " * 400).strip()] * 20
+    body = client.post("/predict/batch", json={"texts": texts}).json()
+    assert [p["label"] for p in body["predictions"]] == ["positive", "negative"] * 20
+
+
+def test_request_id_from_the_client_is_kept_when_sane(client: TestClient) -> None:
+    kept = client.post("/predict", json={"text": "ok"}, headers={"X-Request-ID": "abc-123"})
+    assert kept.headers["x-request-id"] == "abc-123"
+    replaced = client.post("/predict", json={"text": "ok"}, headers={"X-Request-ID": "bad id; <script>" * 10})
+    assert len(replaced.headers["x-request-id"]) == 32

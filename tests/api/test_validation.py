@@ -1,0 +1,109 @@
+"""Every bad request gets a 4xx that names the problem; none gets a 500."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from src.api.main import create_app
+from tests.conftest import make_settings
+
+
+def _post(client: TestClient, path: str, **kwargs: Any) -> tuple[int, Any]:
+    response = client.post(path, **kwargs)
+    return response.status_code, response.json()
+
+
+@pytest.mark.parametrize(
+    ("body", "loc", "words"),
+    [
+        ({}, ["body", "text"], "Field required"),
+        ({"text": None}, ["body", "text"], "valid string"),
+        ({"text": 5}, ["body", "text"], "valid string"),
+        ({"text": ["a"]}, ["body", "text"], "valid string"),
+        ({"text": ""}, ["body", "text"], "at least 1 character"),
+        ({"text": "  \n\t "}, ["body", "text"], "non-whitespace"),
+        ({"text": "ok", "extra": 1}, ["body", "extra"], "Extra inputs"),
+        ({"txt": "ok"}, ["body", "txt"], "Extra inputs"),
+        ({"text": "x" * 20_001}, ["body", "text"], "MAX_TEXT_LENGTH"),
+    ],
+)
+def test_predict_rejects_bad_bodies(client: TestClient, body: dict[str, Any], loc: list[str], words: str) -> None:
+    status, payload = _post(client, "/predict", json=body)
+    assert status == 422
+    errors = [e for e in payload["detail"] if e["loc"] == loc]
+    assert errors, payload
+    assert words in errors[0]["msg"]
+
+
+def test_predict_accepts_text_at_the_limit(client: TestClient) -> None:
+    assert client.post("/predict", json={"text": "x" * 20_000}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "loc", "words"),
+    [
+        ({"texts": []}, ["body", "texts"], "at least 1 item"),
+        ({"texts": "good"}, ["body", "texts"], "valid list"),
+        ({"texts": {"a": "good"}}, ["body", "texts"], "valid list"),
+        ({"texts": ["good", 3]}, ["body", "texts", 1], "valid string"),
+        ({"texts": ["good", " "]}, ["body", "texts", 1], "non-whitespace"),
+        ({"texts": ["good"] * 257}, ["body", "texts"], "MAX_BATCH_SIZE"),
+        ({"texts": ["ok", "y" * 20_001]}, ["body", "texts", 1], "MAX_TEXT_LENGTH"),
+    ],
+)
+def test_batch_rejects_bad_bodies(client: TestClient, body: dict[str, Any], loc: list[Any], words: str) -> None:
+    status, payload = _post(client, "/predict/batch", json=body)
+    assert status == 422
+    errors = [e for e in payload["detail"] if e["loc"] == loc]
+    assert errors, payload
+    assert words in errors[0]["msg"]
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type", "status", "words"),
+    [
+        ('{"text": "good"', "application/json", 422, "invalid JSON"),
+        ("not json", "application/json", 422, "invalid JSON"),
+        ('"just a string"', "application/json", 422, "valid dictionary"),
+        ("[1, 2]", "application/json", 422, "valid dictionary"),
+        ('{"text": "good"}', "text/plain", 415, "application/json"),
+        ('{"text": "good"}', None, 415, "missing"),
+        (b'{"text": "\xff\xfe"}', "application/json", 400, "not valid UTF-8"),
+        ('{"text": 1e999999}', "application/json", 422, "valid string"),
+        ('{"text": "nul \\u0000 byte"}', "application/json", 200, ""),
+    ],
+)
+def test_malformed_requests(
+    client: TestClient, content: str | bytes, content_type: str | None, status: int, words: str
+) -> None:
+    headers = {"content-type": content_type} if content_type else {}
+    response = client.post("/predict", content=content, headers=headers)
+    assert response.status_code == status, response.text
+    assert words in response.text
+
+
+def test_body_over_the_limit_is_413_before_parsing(tmp_path: Path, model_dir: Path) -> None:
+    with TestClient(create_app(make_settings(model_dir, max_body_bytes=1024))) as client:
+        big = {"text": "a" * 2000}
+        response = client.post("/predict", json=big)
+        assert response.status_code == 413
+        assert "MAX_BODY_BYTES" in response.json()["detail"]
+
+        def chunks() -> Any:
+            yield b'{"text": "'
+            for _ in range(10):
+                yield b"a" * 200
+            yield b'"}'
+
+        chunked = client.post("/predict", content=chunks(), headers={"content-type": "application/json"})
+        assert chunked.status_code == 413
+        assert client.post("/predict", json={"text": "small"}).status_code == 200
+
+
+def test_wrong_method_and_unknown_path(client: TestClient) -> None:
+    assert client.get("/predict").status_code == 405
+    assert client.post("/nowhere", json={}).status_code == 404

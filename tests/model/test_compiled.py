@@ -1,0 +1,135 @@
+"""The compiled scorer must give the Pipeline's probabilities to 1e-9, whatever the settings."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import MaxAbsScaler
+
+from src.model.compiled import CompiledScorer, UnsupportedPipelineError
+from src.model.datasets import Dataset
+from src.model.store import StoredModel
+
+TOLERANCE = 1e-9
+
+
+def varied_texts(data: Dataset, count: int = 2500) -> list[str]:
+    """Real texts plus the awkward kinds: empty after tokenising, unicode, punctuation, long, repeated."""
+    rng = random.Random(11)
+    texts = rng.sample(data.texts, count)
+    awkward = [
+        "",
+        " ",
+        "!!! ??? ...",
+        "a",
+        "I",
+        "Café crème, naïve façade, ÉCOLE Ünïcödé",
+        "日本語のテキスト 映画 良い",
+        "emoji 😀😀 great 👍",
+        "good " * 500,
+        "not not not good good bad",
+        "zzqxv unseenword anotherunseen",
+        "\x00null\x00byte good",
+        "tab\tseparated\nnew line\r\nmovie",
+        "THE MOVIE WAS GREAT",
+        " ".join(rng.sample(data.texts, 30)),
+    ]
+    for _ in range(200):
+        words = rng.choice(data.texts).split()
+        rng.shuffle(words)
+        awkward.append(" ".join(words[: rng.randint(1, 40)]))
+    return texts + awkward
+
+
+def assert_parity(pipeline: Pipeline, texts: list[str]) -> None:
+    scorer = CompiledScorer(pipeline)
+    expected = pipeline.predict_proba(texts)
+    actual = np.array([scorer.predict_proba(text) for text in texts])
+    assert actual.shape == expected.shape
+    assert np.abs(actual - expected).max() <= TOLERANCE
+    assert scorer.classes == [str(c) for c in pipeline.classes_]
+
+
+def test_default_model_parity(stored: StoredModel, bundled: Dataset) -> None:
+    assert_parity(stored.pipeline, varied_texts(bundled))
+
+
+VARIANTS: dict[str, dict[str, Any]] = {
+    "unigrams": {"ngram_range": (1, 1)},
+    "no sublinear tf": {"sublinear_tf": False},
+    "no idf": {"use_idf": False},
+    "l1 norm": {"norm": "l1"},
+    "no norm": {"norm": None},
+    "binary tf": {"binary": True},
+    "stop words, no lowercase": {"stop_words": "english", "lowercase": False},
+    "bigrams and trigrams only": {"ngram_range": (2, 3)},
+    "ascii accents, custom tokens": {"strip_accents": "ascii", "token_pattern": r"(?u)\b\w+\b"},
+}
+
+
+@pytest.mark.parametrize("options", VARIANTS.values(), ids=VARIANTS.keys())
+def test_parity_for_other_settings(bundled: Dataset, options: dict[str, Any]) -> None:
+    train = bundled.sample(3000, random_state=3)
+    pipeline = Pipeline([("tfidf", TfidfVectorizer(min_df=2, **options)), ("clf", LogisticRegression(C=3.0))])
+    pipeline.fit(train.texts, train.labels)
+    assert_parity(pipeline, varied_texts(bundled, 600))
+
+
+def test_parity_for_three_classes(bundled: Dataset) -> None:
+    train = bundled.sample(3000, random_state=4)
+    labels = [
+        source if source == "tweets" else label for source, label in zip(train.sources, train.labels, strict=True)
+    ]
+    pipeline = Pipeline(
+        [("tfidf", TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)), ("clf", LogisticRegression())]
+    )
+    pipeline.fit(train.texts, labels)
+    assert len(pipeline.classes_) == 3
+    assert_parity(pipeline, varied_texts(bundled, 1000))
+
+
+@pytest.mark.parametrize(
+    ("pipeline", "reason"),
+    [
+        (Pipeline([("v", TfidfVectorizer(analyzer="char")), ("c", LogisticRegression())]), "analyzer"),
+        (Pipeline([("v", TfidfVectorizer(dtype=np.float32)), ("c", LogisticRegression())]), "float64"),
+        (Pipeline([("v", CountVectorizer()), ("c", LogisticRegression())]), "only TfidfVectorizer"),
+        (Pipeline([("v", TfidfVectorizer()), ("s", MaxAbsScaler()), ("c", LogisticRegression())]), "only"),
+    ],
+)
+def test_unsupported_options_are_refused(pipeline: Pipeline, reason: str) -> None:
+    pipeline.fit(["good film", "bad film", "great", "awful"], ["p", "n", "p", "n"])
+    with pytest.raises(UnsupportedPipelineError, match=reason):
+        CompiledScorer(pipeline)
+
+
+def test_vocabulary_is_shared_not_copied(stored: StoredModel) -> None:
+    scorer = CompiledScorer(stored.pipeline)
+    assert scorer._vocabulary is stored.pipeline.named_steps["tfidf"].vocabulary_
+
+
+def test_unknown_words_are_counted(stored: StoredModel) -> None:
+    scorer = CompiledScorer(stored.pipeline)
+    weighted = scorer.weigh("great movie qqqzzz wwwxxx")
+    assert weighted.tokens == 4
+    assert weighted.unknown_tokens == 2
+    empty = scorer.weigh("!!!")
+    assert (empty.tokens, empty.unknown_tokens, empty.features) == (0, 0, [])
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(max_size=300))
+def test_any_string_gives_valid_probabilities(stored: StoredModel, text: str) -> None:
+    scorer = CompiledScorer(stored.pipeline)
+    probabilities = scorer.predict_proba(text)
+    assert all(0.0 <= p <= 1.0 for p in probabilities)
+    assert abs(sum(probabilities) - 1.0) <= 1e-12
+    assert np.abs(np.array(probabilities) - stored.pipeline.predict_proba([text])[0]).max() <= TOLERANCE

@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sklearn.exceptions import NotFittedError
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+
+from src.model.datasets import Dataset
+from src.model.trainer import ModelTrainer
+
+
+def _xy(data: Dataset, size: int) -> tuple[list[str], list[str]]:
+    small = data.sample(size, random_state=2)
+    return small.texts, small.labels
+
+
+def test_seed_interface_train_then_save(tmp_path: Path, sample: Dataset, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MODEL_DIR", str(tmp_path))
+    from src.config import get_settings
+
+    get_settings.cache_clear()
+    try:
+        trainer = ModelTrainer()
+        assert trainer.train(*_xy(sample, 2000)) is trainer
+        version = trainer.save_model()
+    finally:
+        get_settings.cache_clear()
+    assert (tmp_path / version / "model.skops").is_file()
+    assert (tmp_path / "CURRENT").read_text().strip() == version
+
+
+def test_pipeline_is_tfidf_then_logistic_regression(trained: ModelTrainer) -> None:
+    steps = [type(step) for _, step in trained.pipeline_.steps]
+    assert steps == [TfidfVectorizer, LogisticRegression]
+    assert trained.classes_ == ["negative", "positive"]
+    vectorizer = trained.pipeline_.named_steps["tfidf"]
+    assert vectorizer.ngram_range == (1, 2)
+    assert vectorizer.sublinear_tf is True
+    assert trained.pipeline_.named_steps["clf"].random_state == 42
+
+
+def test_training_is_reproducible(sample: Dataset) -> None:
+    texts, labels = _xy(sample, 1500)
+    a = ModelTrainer().train(texts, labels).pipeline_.predict_proba(texts[:50])
+    b = ModelTrainer().train(texts, labels).pipeline_.predict_proba(texts[:50])
+    assert (a == b).all()
+
+
+def test_untrained_trainer_says_so() -> None:
+    with pytest.raises(NotFittedError, match="train"):
+        ModelTrainer().predict(["good"])
+
+
+def test_single_class_cannot_train() -> None:
+    with pytest.raises(ValueError, match="two distinct labels"):
+        ModelTrainer().train(["a b", "c d"], ["positive", "positive"])
+
+
+def test_evaluation_on_held_out_data(trained: ModelTrainer, bundled: Dataset, sample: Dataset) -> None:
+    seen = set(sample.texts)
+    held_out = [i for i in range(0, len(bundled), 37) if bundled.texts[i] not in seen][:1500]
+    evaluation = trained.evaluate(
+        [bundled.texts[i] for i in held_out],
+        [bundled.labels[i] for i in held_out],
+        [bundled.sources[i] for i in held_out],
+    )
+    assert evaluation.accuracy > 0.8
+    assert set(evaluation.per_source) == {"imdb", "rotten_tomatoes", "tweets"}
+    assert sum(map(sum, evaluation.confusion)) == evaluation.support == len(held_out)
+    assert evaluation.per_class["positive"].support + evaluation.per_class["negative"].support == len(held_out)
+    report = evaluation.format_report()
+    for word in ("accuracy", "macro-F1", "confusion matrix", "rotten_tomatoes", "precision"):
+        assert word in report
+
+
+def test_tune_picks_the_best_candidate_by_cross_validation(sample: Dataset) -> None:
+    trainer = ModelTrainer(C=0.001)
+    result = trainer.tune(*_xy(sample, 1500), grid={"C": [0.01, 10.0]}, folds=2)
+    assert len(result.scores) == 2
+    best_params, best_score = max(result.scores, key=lambda pair: pair[1])
+    assert result.best_params == best_params
+    assert result.best_score == best_score
+    assert best_params["C"] == trainer.C
+
+
+def test_tune_rejects_unknown_parameters(sample: Dataset) -> None:
+    with pytest.raises(ValueError, match="cannot tune"):
+        ModelTrainer().tune(*_xy(sample, 100), grid={"penalty": ["l1"]})
+
+
+def test_three_classes_train_and_round_trip(tmp_path: Path) -> None:
+    texts = ["great", "wonderful day", "terrible", "awful day", "it is a table", "the sky is sky"] * 5
+    labels = ["positive", "positive", "negative", "negative", "neutral", "neutral"] * 5
+    trainer = ModelTrainer(min_df=1, max_df=1.0).train(texts, labels)
+    assert trainer.classes_ == ["negative", "neutral", "positive"]
+    trainer.save_model(tmp_path)
+    loaded = ModelTrainer.load_model(tmp_path)
+    assert loaded.classes_ == trainer.classes_
+    assert loaded.min_df == 1
+    assert loaded.predict(["wonderful", "awful", "table"]) == trainer.predict(["wonderful", "awful", "table"])

@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from src.config import Settings
+
+
+def test_defaults() -> None:
+    settings = Settings()
+    assert settings.model_dir == Path("models")
+    assert settings.port == 8000
+    assert settings.max_batch_size == 256
+
+
+def test_every_setting_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MODEL_DIR", "/models")
+    monkeypatch.setenv("PORT", "9000")
+    monkeypatch.setenv("LOG_LEVEL", "debug")
+    monkeypatch.setenv("MAX_TEXT_LENGTH", "50")
+    settings = Settings()
+    assert (settings.model_dir, settings.port, settings.log_level, settings.max_text_length) == (
+        Path("/models"),
+        9000,
+        "debug",
+        50,
+    )
+
+
+@pytest.mark.parametrize(("name", "value"), [("PORT", "0"), ("LOG_LEVEL", "loud"), ("MAX_BATCH_SIZE", "0")])
+def test_bad_values_fail_fast(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError, match=name.lower()):
+        Settings()
