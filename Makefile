@@ -10,7 +10,7 @@ export MODEL_DIR ?= models
 
 run: $(VENV)/.runtime  ## train the default model if the store has none, then serve on :8000
 	$(BIN)/python -m src.model.train_script --if-missing
-	$(BIN)/uvicorn src.api.main:app --host $(HOST) --port $(PORT)
+	HOST=$(HOST) PORT=$(PORT) $(BIN)/python -m src.serve
 
 test: lint typecheck unit  ## every check: lint, types, all tests
 

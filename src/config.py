@@ -26,6 +26,15 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     """TCP port the server listens on."""
 
+    workers: int = Field(default=0, ge=0, le=64)
+    """Worker processes of the production server; 0 means one per available CPU (cgroup-aware)."""
+
+    graceful_timeout_seconds: float = Field(default=20.0, ge=0)
+    """On SIGTERM, how long in-flight requests may take to finish before workers are stopped."""
+
+    keep_alive_seconds: int = Field(default=5, ge=1)
+    """How long an idle keep-alive connection stays open."""
+
     log_level: LogLevel = "info"
     """Level of the service's logs."""
 

@@ -1,4 +1,7 @@
-"""Dependencies that routes declare by type: settings, the model state, the serving predictor."""
+"""Dependencies that routes declare by type: settings, the model state, the serving predictor.
+
+All are `async def`: FastAPI runs a plain `def` dependency in a thread pool, a hop per request.
+"""
 
 from __future__ import annotations
 
@@ -8,32 +11,24 @@ from fastapi import Depends, Request
 
 from src.api.model_state import ModelState
 from src.config import Settings
-from src.errors import UnsupportedMediaTypeError
 from src.model.predictor import Predictor
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     """The settings the app was created with."""
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_model_state(request: Request) -> ModelState:
+async def get_model_state(request: Request) -> ModelState:
     """The process's model state."""
     state: ModelState = request.app.state.model_state
     return state
 
 
-def get_predictor(state: Annotated[ModelState, Depends(get_model_state)]) -> Predictor:
+async def get_predictor(state: Annotated[ModelState, Depends(get_model_state)]) -> Predictor:
     """The predictor serving now; 503 when no verified model is loaded."""
     return state.require()
-
-
-def require_json(request: Request) -> None:
-    """415 unless the body is declared JSON."""
-    content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if content_type != "application/json":
-        raise UnsupportedMediaTypeError(f"Content-Type must be application/json, not {content_type or 'missing'}")
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -6,10 +6,8 @@ import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
-from starlette.exceptions import HTTPException
+from fastapi.responses import JSONResponse
 
 from src.errors import ServiceError
 
@@ -39,16 +37,6 @@ def _message(error: dict[str, Any]) -> str:
     return str(error["msg"])
 
 
-async def http_error(request: Request, error: Exception) -> Response:
-    """Starlette's HTTP errors, with FastAPI's vague 400 for an undecodable body made specific."""
-    assert isinstance(error, HTTPException)
-    cause = error.__cause__
-    if error.status_code == 400 and isinstance(cause, UnicodeDecodeError):
-        detail = f"request body is not valid UTF-8 (byte 0x{cause.object[cause.start]:02x} at offset {cause.start})"
-        return JSONResponse({"detail": detail}, status_code=400)
-    return await http_exception_handler(request, error)
-
-
 async def unexpected_error(request: Request, error: Exception) -> JSONResponse:
     """A bug: logged in full with the request id; the client sees no internals."""
     request_id = request.scope.get("state", {}).get("request_id", "-")
@@ -60,5 +48,4 @@ def install(app: FastAPI) -> None:
     """Register the handlers on an app."""
     app.add_exception_handler(ServiceError, service_error)
     app.add_exception_handler(RequestValidationError, validation_error)
-    app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(Exception, unexpected_error)

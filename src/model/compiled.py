@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from array import array
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -103,26 +104,20 @@ class CompiledScorer:
     def weigh(self, text: str) -> TermWeights:
         """The text's TF-IDF vector, sparse, normalised as the vectorizer would."""
         terms, n_tokens = self._terms(text)
-        vocabulary = self._vocabulary
-        counts: dict[int, int] = {}
-        unknown = 0
+        indices = list(map(self._vocabulary.get, terms))
         # Words come first among the terms when unigrams are features; the share of unknown words
         # (not n-grams) is what says inputs drift away from the training data.
-        words = n_tokens if self._min_n == 1 else 0
-        for position, term in enumerate(terms):
-            index = vocabulary.get(term)
-            if index is not None:
-                counts[index] = counts.get(index, 0) + 1
-            elif position < words:
-                unknown += 1
+        unknown = indices[:n_tokens].count(None) if self._min_n == 1 else 0
+        counts = Counter(indices)
+        counts.pop(None, None)
         idf = self._idf
-        features = list(counts)
+        features: list[int] = list(counts)  # type: ignore[arg-type]  # None was popped
         if self._binary:
             weights = [idf[j] for j in features]
         elif self._sublinear:
-            weights = [(1.0 + math.log(c)) * idf[j] for j, c in counts.items()]
+            weights = [(1.0 + math.log(counts[j])) * idf[j] for j in features]
         else:
-            weights = [c * idf[j] for j, c in counts.items()]
+            weights = [counts[j] * idf[j] for j in features]
         if self._norm == "l2":
             norm = math.sqrt(sum(w * w for w in weights))
         elif self._norm == "l1":
