@@ -129,3 +129,30 @@ def stop(process: subprocess.Popen[bytes], grace: float = 15.0) -> int:
 def uvicorn_command(port: int, *extra: str) -> list[str]:
     """The seed's documented way to run the app."""
     return [sys.executable, "-m", "uvicorn", "src.api.main:app", "--host", "127.0.0.1", "--port", str(port), *extra]
+
+
+def child_pids(pid: int, marker: bytes = b"spawn_main") -> set[int]:
+    """The pids of a process's live children whose command line holds `marker` (the server's workers)."""
+    children = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z" and marker in cmdline:
+            children.add(int(stat.parent.name))
+    return children
+
+
+def production_command() -> list[str]:
+    """The production server (HOST, PORT, WORKERS come from the environment)."""
+    return [sys.executable, "-m", "src.serve"]
+
+
+def metric_value(exposition: str, sample: str) -> float:
+    """The value of one sample line (name and labels exactly as exposed), 0 when absent."""
+    for line in exposition.splitlines():
+        if line.startswith(sample + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0

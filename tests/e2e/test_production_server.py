@@ -1,0 +1,68 @@
+"""The production command: several workers, metrics summed across them, a killed worker replaced."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.servers import (
+    child_pids,
+    free_port,
+    metric_value,
+    production_command,
+    request,
+    running_server,
+    wait_until,
+)
+
+pytestmark = pytest.mark.e2e
+
+PREDICT_200 = 'mlservice_http_requests_total{method="POST",route="/predict",status="200"}'
+
+
+def _env(model_dir: Path, port: int, tmp_path: Path) -> dict[str, str]:
+    return {
+        "MODEL_DIR": str(model_dir),
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "WORKERS": "2",
+        "MODEL_POLL_SECONDS": "0",
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+    }
+
+
+def test_two_workers_count_every_request_whichever_answers(model_dir: Path, tmp_path: Path) -> None:
+    port = free_port()
+    with running_server(production_command(), port, _env(model_dir, port, tmp_path), tmp_path) as server:
+        assert len(child_pids(server.process.pid)) >= 2
+        sent = 150
+        for i in range(sent):
+            assert request(server.url("/predict"), body={"text": f"review number {i}: great"}).status == 200
+        for _ in range(10):  # each scrape lands on either worker; all must report the total
+            assert metric_value(request(server.url("/metrics")).body.decode(), PREDICT_200) == sent
+        exposition = request(server.url("/metrics")).body.decode()
+        predicted = sum(
+            metric_value(exposition, f'mlservice_predictions_total{{label="{label}"}}')
+            for label in ("negative", "positive")
+        )
+        assert predicted == sent
+        assert metric_value(exposition, "mlservice_model_ready") == 1
+
+
+def test_a_killed_worker_is_replaced_and_service_continues(model_dir: Path, tmp_path: Path) -> None:
+    port = free_port()
+    with running_server(production_command(), port, _env(model_dir, port, tmp_path), tmp_path) as server:
+        workers = wait_until(lambda: (c := child_pids(server.process.pid)) and len(c) >= 2 and c, 20, "2 workers")
+        victim = sorted(workers)[0]
+        os.kill(victim, signal.SIGKILL)
+        replaced = wait_until(
+            lambda: (c := child_pids(server.process.pid)) and victim not in c and len(c) >= 2 and c, 30, "a new worker"
+        )
+        assert replaced - workers
+        wait_until(lambda: request(server.url("/health/ready")).status == 200, 30, "ready again")
+        statuses = [request(server.url("/predict"), body={"text": "still here"}).status for _ in range(100)]
+        assert statuses == [200] * 100
+        assert f"worker {victim} exited" in server.log()
