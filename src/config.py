@@ -20,6 +20,9 @@ class Settings(BaseSettings):
     model_dir: Path = Path("models")
     """Root of the model store: one folder per version and a CURRENT file naming the active one."""
 
+    bundled_model_dir: Path | None = None
+    """A store served while MODEL_DIR has no published model (the image's built-in default model)."""
+
     host: str = "0.0.0.0"
     """Interface the production server binds to."""
 

@@ -52,7 +52,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.model_state = ModelState(ModelStore(settings.model_dir))
+    fallback = ModelStore(settings.bundled_model_dir) if settings.bundled_model_dir else None
+    app.state.model_state = ModelState(ModelStore(settings.model_dir), fallback)
     for router in ROUTERS:
         app.include_router(router)
     error_handlers.install(app)

@@ -17,10 +17,13 @@ logger = logging.getLogger(__name__)
 
 
 class ModelState:
-    """Holds the serving Predictor; a reload swaps the whole object, so a request uses one version."""
+    """Holds the serving Predictor; a reload swaps the whole object, so a request uses one version.
 
-    def __init__(self, store: ModelStore) -> None:
-        self.store = store
+    Models come from `store`; while it has no published model, from `fallback` (the image's default).
+    """
+
+    def __init__(self, store: ModelStore, fallback: ModelStore | None = None) -> None:
+        self.stores = [store] if fallback is None else [store, fallback]
         self.predictor: Predictor | None = None
         self.not_ready_reason: str | None = "the model has not been loaded yet"
         self.rejected_version: str | None = None
@@ -40,8 +43,8 @@ class ModelState:
         started = time.perf_counter()
         version = None
         try:
-            version = self.store.current_version()
-            predictor = Predictor(self.store.load(version))
+            store, version = self._current()
+            predictor = Predictor(store.load(version))
         except Exception as error:
             message = error.message if isinstance(error, ModelStoreError) else f"unusable model: {error!r}"
             self.rejected_version = version
@@ -70,10 +73,18 @@ class ModelState:
         self.predictor = predictor
         self.not_ready_reason = None
 
+    def _current(self) -> tuple[ModelStore, str | None]:
+        """The first store that has a CURRENT version, with that version (the main store if none has)."""
+        for store in self.stores:
+            version = store.current_version()
+            if version is not None:
+                return store, version
+        return self.stores[0], None
+
     def current_changed(self) -> bool:
         """Whether CURRENT names another version than the one served (unreadable counts as unchanged)."""
         try:
-            current = self.store.current_version()
+            _, current = self._current()
         except ModelStoreError as error:
             logger.warning("cannot check the model store: %s", error.message)
             return False

@@ -55,3 +55,13 @@ def test_model_published_after_start_is_picked_up(tmp_path: Path, sample: Datase
     _store_with_model(tmp_path, sample)
     assert asyncio.run(state.reload_if_changed())
     assert state.not_ready_reason is None
+
+
+def test_fallback_store_serves_until_the_main_store_has_a_model(tmp_path: Path, sample: Dataset) -> None:
+    bundled, trainer = _store_with_model(tmp_path / "bundled", sample)
+    state = ModelState(ModelStore(tmp_path / "volume"), bundled)
+    assert state.load()
+    assert state.require().version == bundled.current_version()
+    published = trainer.save_model(tmp_path / "volume")
+    assert asyncio.run(state.reload_if_changed())
+    assert state.require().version == published

@@ -1,0 +1,77 @@
+"""The service scraped by a real Prometheus, configured as in k8s; every rule and panel query runs."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.servers import free_port, production_command, request, running_server, wait_until
+from tests.monitoring.prometheus import (
+    alert_rules,
+    dashboard_expressions,
+    local_config,
+    query,
+    recording_rules,
+    write_config,
+)
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(shutil.which("prometheus") is None, reason="needs Debian's prometheus (make test installs it)"),
+]
+
+SENT = 40
+
+
+def _has_data(base_url: str, expr: str) -> bool:
+    answer = query(base_url, expr)
+    return answer["status"] == "success" and bool(answer["data"]["result"])
+
+
+def test_prometheus_sees_exactly_what_was_sent(model_dir: Path, tmp_path: Path) -> None:
+    service_port, prometheus_port = free_port(), free_port()
+    env = {
+        "MODEL_DIR": str(model_dir),
+        "HOST": "127.0.0.1",
+        "PORT": str(service_port),
+        "WORKERS": "2",
+        "MODEL_POLL_SECONDS": "0",
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+    }
+    config = write_config(tmp_path / "prometheus.yml", local_config(f"127.0.0.1:{service_port}"))
+    checked = subprocess.run(["promtool", "check", "config", str(config)], capture_output=True, text=True)  # noqa: S607
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    prometheus = [
+        "prometheus",
+        f"--config.file={config}",
+        f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+        f"--web.listen-address=127.0.0.1:{prometheus_port}",
+    ]
+    started = time.monotonic()
+    with (
+        running_server(production_command(), service_port, env, tmp_path) as service,
+        running_server(prometheus, prometheus_port, {}, tmp_path, ready_path="/-/ready") as server,
+    ):
+        for i in range(SENT):
+            assert request(service.url("/predict"), body={"text": f"a fine film, number {i}"}).status == 200
+        sent_at = time.monotonic()
+        base = server.base_url
+        expr = 'sum(mlservice_http_requests_total{route="/predict",status="200"})'
+        wait_until(
+            lambda: (r := query(base, expr)["data"]["result"]) and float(r[0]["value"][1]) == SENT,
+            60,
+            f"Prometheus to report {SENT} requests",
+            interval=0.5,
+        )
+        seen_after = time.monotonic() - sent_at
+        for name in recording_rules():
+            wait_until(lambda name=name: _has_data(base, name), 30, f"recorded series {name}", interval=0.5)
+        for name, alert in alert_rules().items():
+            assert query(base, alert)["status"] == "success", name
+        for panel in dashboard_expressions():
+            wait_until(lambda panel=panel: _has_data(base, panel), 30, f"data for panel query {panel}", interval=0.5)
+    print(f"\nPrometheus saw all {SENT} requests {seen_after:.1f} s after the last; test took {time.monotonic() - started:.1f} s")
