@@ -6,7 +6,9 @@ HOST ?= 0.0.0.0
 PORT ?= 8000
 export MODEL_DIR ?= models
 
-.PHONY: run test install train lint typecheck unit clean
+TOOLS := .venv-tools
+
+.PHONY: run test install train lint typecheck unit clean system-deps tools k8s-rules image-test bench
 
 run: $(VENV)/.runtime  ## train the default model if the store has none, then serve on :8000
 	$(BIN)/python -m src.model.train_script --if-missing
@@ -26,8 +28,25 @@ lint: $(VENV)/.dev
 typecheck: $(VENV)/.dev
 	$(BIN)/mypy
 
-unit: $(VENV)/.dev
+unit: $(VENV)/.dev $(TOOLS)/.installed system-deps
 	$(BIN)/pytest
+
+system-deps:  ## Debian packages the tests use (prometheus, wrk, buildah, debootstrap)
+	bash scripts/install-system-deps.sh
+
+tools: $(TOOLS)/.installed
+
+$(TOOLS)/.installed: requirements-tools.txt
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --upgrade pip
+	$(TOOLS)/bin/pip install --quiet --no-deps -r requirements-tools.txt
+	touch $@
+
+k8s-rules: $(VENV)/.runtime  ## regenerate k8s/prometheus-rules.yaml from monitoring/rules.yml
+	$(BIN)/python -m monitoring.build_configmap
+
+image-test: system-deps  ## build the Dockerfile with buildah and smoke-test the image (no Docker engine needed)
+	bash scripts/image-test.sh
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,4 +67,4 @@ $(VENV)/.dev: requirements-dev.txt $(VENV)/.runtime
 	touch $@
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache

@@ -43,7 +43,7 @@ def test_prometheus_sees_exactly_what_was_sent(model_dir: Path, tmp_path: Path) 
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
     }
     config = write_config(tmp_path / "prometheus.yml", local_config(f"127.0.0.1:{service_port}"))
-    checked = subprocess.run(["promtool", "check", "config", str(config)], capture_output=True, text=True)  # noqa: S607
+    checked = subprocess.run(["promtool", "check", "config", str(config)], capture_output=True, text=True)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     prometheus = [
         "prometheus",
@@ -74,4 +74,6 @@ def test_prometheus_sees_exactly_what_was_sent(model_dir: Path, tmp_path: Path) 
             assert query(base, alert)["status"] == "success", name
         for panel in dashboard_expressions():
             wait_until(lambda panel=panel: _has_data(base, panel), 30, f"data for panel query {panel}", interval=0.5)
-    print(f"\nPrometheus saw all {SENT} requests {seen_after:.1f} s after the last; test took {time.monotonic() - started:.1f} s")
+    took = time.monotonic() - started
+    report = f"Prometheus saw all {SENT} requests {seen_after:.1f} s after the last; test took {took:.1f} s"
+    print(f"\n{report}")  # noqa: T201 - the figure the monitoring issue asks for

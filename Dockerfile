@@ -1,0 +1,41 @@
+# syntax=docker/dockerfile:1
+# ml-service: `docker build -t ml-service:latest .` then `docker run -p 8000:8000 ml-service:latest`.
+# The image carries a default model trained at build time; a model published to /models wins over it.
+
+FROM python:3.11.7-slim-bookworm AS build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
+WORKDIR /opt/ml-service
+# Dependencies first, in their own layer, so a code change does not reinstall them.
+COPY requirements.txt .
+RUN python -m venv /opt/venv \
+    && /opt/venv/bin/pip install --no-deps -r requirements.txt
+COPY src ./src
+# TRAIN_ARGS lets a quick smoke build train on a sample; the default trains the full model.
+ARG TRAIN_ARGS=""
+# hadolint ignore=SC2086
+RUN /opt/venv/bin/python -m src.model.train_script --model-dir /opt/ml-service/models ${TRAIN_ARGS}
+
+FROM python:3.11.7-slim-bookworm
+LABEL org.opencontainers.image.title="ml-service" \
+      org.opencontainers.image.description="Sentiment analysis over HTTP: TF-IDF + logistic regression"
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    MODEL_DIR=/models \
+    BUNDLED_MODEL_DIR=/opt/ml-service/models \
+    HOST=0.0.0.0 \
+    PORT=8000
+RUN groupadd --system --gid 10001 mlservice \
+    && useradd --system --uid 10001 --gid mlservice --no-create-home --home-dir /nonexistent mlservice \
+    && mkdir /models \
+    && chown mlservice:mlservice /models
+WORKDIR /opt/ml-service
+COPY --from=build /opt/venv /opt/venv
+COPY --from=build /opt/ml-service/models ./models
+COPY src ./src
+USER 10001:10001
+EXPOSE 8000
+HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('PORT', '8000') + '/health/ready', timeout=2)"]
+# python is PID 1 and handles SIGTERM: workers finish in-flight requests, then exit.
+CMD ["python", "-m", "src.serve"]

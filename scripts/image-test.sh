@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Proves the Dockerfile without a Docker engine: builds it with buildah against a base image made
+# here with debootstrap (tagged as the Dockerfile's FROM, cached between runs), starts the image's own
+# command, checks /health/ready and /predict over 127.0.0.1, and cleans up.
+# The normal way is `docker build -t ml-service:latest .`; this is how CI shows that build works.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+STORAGE=(--storage-driver vfs)
+BASE=$(sed -n 's/^FROM \([^ ]*\).*/\1/p' Dockerfile | head -n 1)
+IMAGE=localhost/ml-service:image-test
+PORT=${IMAGE_TEST_PORT:-18080}
+TRAIN_ARGS=${IMAGE_TEST_TRAIN_ARGS:---sample 4000 --no-tune}
+workdir=$(mktemp -d)
+container=""
+
+cleanup() {
+  [ -n "${server_pid:-}" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+  [ -n "$container" ] && buildah "${STORAGE[@]}" rm "$container" >/dev/null 2>&1
+  buildah "${STORAGE[@]}" rmi "$IMAGE" >/dev/null 2>&1 || true
+  rm -rf "$workdir"
+}
+trap cleanup EXIT
+
+debian_mirror() {
+  # The machine's own Debian mirror, from its apt sources (deb822 or one-line format).
+  local uri
+  uri=$(grep -hs '^URIs:' /etc/apt/sources.list.d/*.sources | awk '{print $2}' | grep -v security | head -n 1)
+  [ -n "$uri" ] || uri=$(grep -hs '^deb ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list | grep -v security | awk '{print $2}' | head -n 1)
+  echo "$uri"
+}
+
+make_base() {
+  # A stand-in for the official python:3.11 slim image: Debian bookworm with its Python 3.11 as
+  # `python`, and this machine's CA certificates so pip can reach the package index from here.
+  local rootfs="$workdir/rootfs" mirror
+  mirror=$(debian_mirror)
+  echo "making base image $BASE with debootstrap from $mirror"
+  debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates bookworm "$rootfs" "$mirror" >"$workdir/debootstrap.log" 2>&1 \
+    || { tail -20 "$workdir/debootstrap.log"; exit 1; }
+  ln -sf /usr/bin/python3 "$rootfs/usr/local/bin/python"
+  cp /etc/ssl/certs/ca-certificates.crt "$rootfs/etc/ssl/certs/ca-certificates.crt"
+  rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/*
+  local ctr mnt
+  ctr=$(buildah "${STORAGE[@]}" from scratch)
+  mnt=$(buildah "${STORAGE[@]}" mount "$ctr")
+  cp -a "$rootfs"/. "$mnt"/
+  buildah "${STORAGE[@]}" umount "$ctr" >/dev/null
+  buildah "${STORAGE[@]}" config --env PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin \
+    --env PIP_CERT=/etc/ssl/certs/ca-certificates.crt --cmd python "$ctr"
+  buildah "${STORAGE[@]}" commit --quiet "$ctr" "$BASE" >/dev/null
+  buildah "${STORAGE[@]}" rm "$ctr" >/dev/null
+}
+
+started=$(date +%s)
+if ! buildah "${STORAGE[@]}" inspect --type image "$BASE" >/dev/null 2>&1; then
+  make_base
+else
+  echo "base image $BASE: cached"
+fi
+
+echo "building $IMAGE (TRAIN_ARGS=$TRAIN_ARGS)"
+build_started=$(date +%s)
+buildah "${STORAGE[@]}" bud --isolation chroot --layers --pull=never --quiet \
+  --build-arg TRAIN_ARGS="$TRAIN_ARGS" -t "$IMAGE" -f Dockerfile . >"$workdir/build.log" 2>&1 \
+  || { tail -40 "$workdir/build.log"; exit 1; }
+echo "built in $(( $(date +%s) - build_started )) s"
+buildah "${STORAGE[@]}" images --format '{{.Name}}:{{.Tag}} {{.Size}}' "$IMAGE"
+
+# Run the image's own CMD, as its own user, with its environment, on a loopback port.
+container=$(buildah "${STORAGE[@]}" from --pull=never "$IMAGE")
+cmd=$(buildah "${STORAGE[@]}" inspect --type container --format '{{json .OCIv1.Config.Cmd}}' "$container")
+user=$(buildah "${STORAGE[@]}" inspect --type container --format '{{.OCIv1.Config.User}}' "$container")
+echo "starting CMD $cmd as user $user on 127.0.0.1:$PORT"
+buildah "${STORAGE[@]}" run --isolation chroot --user "$user" --env HOST=127.0.0.1 --env PORT="$PORT" --env WORKERS=1 \
+  "$container" -- python -m src.serve >"$workdir/server.log" 2>&1 &
+server_pid=$!
+[ "$cmd" = '["python","-m","src.serve"]' ] || { echo "unexpected CMD $cmd"; exit 1; }
+
+for _ in $(seq 1 60); do
+  if curl -fsS "http://127.0.0.1:$PORT/health/ready" >/dev/null 2>&1; then break; fi
+  kill -0 "$server_pid" 2>/dev/null || { cat "$workdir/server.log"; echo "server exited"; exit 1; }
+  sleep 1
+done
+curl -fsS "http://127.0.0.1:$PORT/health/ready" || { cat "$workdir/server.log"; exit 1; }
+echo
+answer=$(curl -fsS "http://127.0.0.1:$PORT/predict" -H 'Content-Type: application/json' \
+  -d '{"text": "An absolutely wonderful film, I loved it."}')
+echo "$answer"
+echo "$answer" | grep -q '"label":"positive"' || { echo "unexpected prediction"; exit 1; }
+bad=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/predict" -H 'Content-Type: application/json' -d '{"text": ""}')
+[ "$bad" = 422 ] || { echo "empty text gave $bad, not 422"; exit 1; }
+echo "image test passed in $(( $(date +%s) - started )) s"
