@@ -14,7 +14,7 @@ run: $(VENV)/.runtime  ## train the default model if the store has none, then se
 	$(BIN)/python -m src.model.train_script --if-missing
 	HOST=$(HOST) PORT=$(PORT) $(BIN)/python -m src.serve
 
-test: lint typecheck unit  ## every check: lint, types, all tests
+test: lint typecheck unit image-test  ## every check: lint, types, all tests, the image build
 
 install: $(VENV)/.runtime
 
@@ -44,6 +44,10 @@ $(TOOLS)/.installed: requirements-tools.txt
 
 k8s-rules: $(VENV)/.runtime  ## regenerate k8s/prometheus-rules.yaml from monitoring/rules.yml
 	$(BIN)/python -m monitoring.build_configmap
+
+bench: $(VENV)/.dev system-deps  ## the benchmark: writes bench/results.md
+	$(BIN)/python -m src.model.train_script --if-missing
+	$(BIN)/python -m bench.run
 
 image-test: system-deps  ## build the Dockerfile with buildah and smoke-test the image (no Docker engine needed)
 	bash scripts/image-test.sh

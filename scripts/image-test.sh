@@ -69,13 +69,14 @@ buildah "${STORAGE[@]}" images --format '{{.Name}}:{{.Tag}} {{.Size}}' "$IMAGE"
 
 # Run the image's own CMD, as its own user, with its environment, on a loopback port.
 container=$(buildah "${STORAGE[@]}" from --pull=never "$IMAGE")
-cmd=$(buildah "${STORAGE[@]}" inspect --type container --format '{{json .OCIv1.Config.Cmd}}' "$container")
+cmd=$(buildah "${STORAGE[@]}" inspect --type container --format '{{.OCIv1.Config.Cmd}}' "$container")
 user=$(buildah "${STORAGE[@]}" inspect --type container --format '{{.OCIv1.Config.User}}' "$container")
-echo "starting CMD $cmd as user $user on 127.0.0.1:$PORT"
+[ "$cmd" = '[python -m src.serve]' ] || { echo "unexpected CMD $cmd"; exit 1; }
+read -r -a cmd_words <<< "${cmd:1:${#cmd}-2}"
+echo "starting CMD ${cmd_words[*]} as user $user on 127.0.0.1:$PORT"
 buildah "${STORAGE[@]}" run --isolation chroot --user "$user" --env HOST=127.0.0.1 --env PORT="$PORT" --env WORKERS=1 \
-  "$container" -- python -m src.serve >"$workdir/server.log" 2>&1 &
+  "$container" -- "${cmd_words[@]}" >"$workdir/server.log" 2>&1 &
 server_pid=$!
-[ "$cmd" = '["python","-m","src.serve"]' ] || { echo "unexpected CMD $cmd"; exit 1; }
 
 for _ in $(seq 1 60); do
   if curl -fsS "http://127.0.0.1:$PORT/health/ready" >/dev/null 2>&1; then break; fi
