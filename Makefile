@@ -8,7 +8,7 @@ export MODEL_DIR ?= models
 
 TOOLS := .venv-tools
 
-.PHONY: run test install train lint typecheck unit clean system-deps tools k8s-rules image-test bench
+.PHONY: run test install train lint typecheck unit clean system-deps tools k8s-rules image-test bench docs
 
 run: $(VENV)/.runtime  ## train the default model if the store has none, then serve on :8000
 	$(BIN)/python -m src.model.train_script --if-missing
@@ -41,6 +41,11 @@ $(TOOLS)/.installed: requirements-tools.txt
 	$(TOOLS)/bin/python -m pip install --quiet --upgrade pip
 	$(TOOLS)/bin/pip install --quiet --no-deps -r requirements-tools.txt
 	touch $@
+
+docs: docs/infra.svg  ## render the architecture picture from docs/infra.dot
+
+docs/infra.svg: docs/infra.dot
+	dot -Tsvg docs/infra.dot -o docs/infra.svg
 
 k8s-rules: $(VENV)/.runtime  ## regenerate k8s/prometheus-rules.yaml from monitoring/rules.yml
 	$(BIN)/python -m monitoring.build_configmap

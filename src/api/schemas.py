@@ -28,12 +28,34 @@ class PredictRequest(_Request):
     """One text to classify (at most MAX_TEXT_LENGTH characters)."""
 
     text: Text
+    explain: bool = Field(default=False, description="also return each term's share of the decision")
 
 
 class BatchPredictRequest(_Request):
     """Texts to classify together (1 to MAX_BATCH_SIZE of them, each at most MAX_TEXT_LENGTH characters)."""
 
     texts: list[Text] = Field(min_length=1)
+    explain: bool = Field(default=False, description="also return each term's share of the decision")
+
+
+class TermShareModel(BaseModel):
+    """A term and how much it pushed a class."""
+
+    term: str
+    contribution: float
+
+
+class ExplanationModel(BaseModel):
+    """Decision scores split exactly into an intercept plus one share per term (TF-IDF weight x coefficient).
+
+    A binary model has one score, for its second class; a term with a negative share pushed towards
+    the first class. `towards` lists, for each class, the terms that pushed most towards it.
+    """
+
+    scores: dict[str, float]
+    intercepts: dict[str, float]
+    terms: list[dict[str, object]]
+    towards: dict[str, list[TermShareModel]]
 
 
 class PredictionResult(BaseModel):
@@ -41,6 +63,7 @@ class PredictionResult(BaseModel):
 
     label: str = Field(examples=["positive"])
     probabilities: dict[str, float] = Field(examples=[{"negative": 0.04, "positive": 0.96}])
+    explanation: ExplanationModel | None = Field(default=None, description="only when `explain` was true")
 
 
 class PredictResponse(PredictionResult):

@@ -24,6 +24,15 @@ class UnsupportedPipelineError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class TermContribution:
+    """One term of a text: its TF-IDF weight and what it adds to each decision score."""
+
+    term: str
+    weight: float
+    contributions: list[float]
+
+
+@dataclass(frozen=True, slots=True)
 class TermWeights:
     """A text as the model sees it: known feature indices with their final TF-IDF weights."""
 
@@ -133,6 +142,29 @@ class CompiledScorer:
         return [
             b + sum(w * row[j] for j, w in zip(weighted.features, weighted.weights, strict=True))
             for row, b in zip(self._coef, self._intercept, strict=True)
+        ]
+
+    @property
+    def score_labels(self) -> list[str]:
+        """The class each decision score is for: the positive class alone for a binary model."""
+        return self.classes[1:] if len(self._coef) == 1 else self.classes
+
+    @property
+    def intercepts(self) -> list[float]:
+        """The intercept of each decision score."""
+        return list(self._intercept)
+
+    def contributions(self, text: str) -> list[TermContribution]:
+        """Each known term of the text with its exact share of every decision score.
+
+        A term adds `weight * coefficient` to a score; these shares plus the intercepts are the scores.
+        """
+        terms, _ = self._terms(text)
+        weighted = self.weigh(text)
+        names = {self._vocabulary[term]: term for term in terms if term in self._vocabulary}
+        return [
+            TermContribution(names[j], w, [w * row[j] for row in self._coef])
+            for j, w in zip(weighted.features, weighted.weights, strict=True)
         ]
 
     def probabilities(self, weighted: TermWeights) -> list[float]:

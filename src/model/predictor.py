@@ -7,7 +7,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from src.errors import ServiceError
 from src.model.compiled import CompiledScorer, UnsupportedPipelineError
+from src.model.explanation import Explanation, explain
 from src.model.store import StoredModel
 
 logger = logging.getLogger(__name__)
@@ -75,6 +77,14 @@ class Predictor:
         return [
             self._result(row.tolist(), *self._word_counts(text)) for text, row in zip(texts, probabilities, strict=True)
         ]
+
+    def explain(self, text: str) -> Explanation:
+        """Each term's exact share of the decision scores (compiled models only)."""
+        if self.scorer is None:
+            raise ServiceError(
+                f"model {self.version} is served through scikit-learn, which gives no explanations", status_code=501
+            )
+        return explain(self.scorer, text)
 
     def _word_counts(self, text: str) -> tuple[int, int]:
         # Only on the fallback path, so building the analyzer per call costs nothing that matters.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import asdict
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request, Response
@@ -21,7 +22,7 @@ from src.api.model_state import ModelState
 from src.api.schemas import BatchPredictRequest, BatchPredictResponse, ErrorResponse, PredictRequest, PredictResponse
 from src.config import Settings
 from src.errors import InvalidInputError, UnsupportedMediaTypeError
-from src.model.predictor import Prediction
+from src.model.predictor import Prediction, Predictor
 
 router = APIRouter(
     tags=["predict"],
@@ -70,6 +71,13 @@ def _observe(predictions: Sequence[Prediction]) -> None:
         metrics.INPUT_OOV_RATIO.observe(prediction.oov_rate)
 
 
+def _result(predictor: Predictor, text: str, prediction: Prediction, explain: bool) -> dict[str, Any]:
+    result: dict[str, Any] = {"label": prediction.label, "probabilities": prediction.probabilities}
+    if explain:
+        result["explanation"] = asdict(predictor.explain(text))
+    return result
+
+
 def _json(content: dict[str, Any]) -> Response:
     return Response(json.dumps(content, separators=(",", ":")), media_type="application/json")
 
@@ -86,9 +94,7 @@ async def predict(request: Request) -> Response:
     predictor = state.require()
     prediction = predictor.predict(body.text)
     _observe([prediction])
-    return _json(
-        {"label": prediction.label, "probabilities": prediction.probabilities, "model_version": predictor.version}
-    )
+    return _json({**_result(predictor, body.text, prediction, body.explain), "model_version": predictor.version})
 
 
 @router.post(
@@ -99,7 +105,8 @@ async def predict(request: Request) -> Response:
 )
 async def predict_batch(request: Request) -> Response:
     """One result per text, in the order sent."""
-    texts = (await _parse(request, BatchPredictRequest)).texts
+    body = await _parse(request, BatchPredictRequest)
+    texts = body.texts
     settings: Settings = request.app.state.settings
     if len(texts) > settings.max_batch_size:
         raise InvalidInputError(
@@ -115,5 +122,5 @@ async def predict_batch(request: Request) -> Response:
     else:
         predictions = predictor.predict_batch(texts)
     _observe(predictions)
-    results = [{"label": p.label, "probabilities": p.probabilities} for p in predictions]
+    results = [_result(predictor, t, p, body.explain) for t, p in zip(texts, predictions, strict=True)]
     return _json({"predictions": results, "model_version": predictor.version})

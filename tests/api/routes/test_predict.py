@@ -47,3 +47,22 @@ def test_request_id_from_the_client_is_kept_when_sane(client: TestClient) -> Non
     assert kept.headers["x-request-id"] == "abc-123"
     replaced = client.post("/predict", json={"text": "ok"}, headers={"X-Request-ID": "bad id; <script>" * 10})
     assert len(replaced.headers["x-request-id"]) == 32
+
+
+def test_explain_adds_exact_shares_and_default_stays_lean(client: TestClient, stored: StoredModel) -> None:
+    text = "A wonderful film with a boring ending."
+    plain = client.post("/predict", json={"text": text}).json()
+    assert "explanation" not in plain
+    explained = client.post("/predict", json={"text": text, "explain": True}).json()
+    assert explained["label"] == plain["label"]
+    assert explained["probabilities"] == plain["probabilities"]
+    explanation = explained["explanation"]
+    decision = stored.pipeline.decision_function([text])[0]
+    assert explanation["scores"]["positive"] == pytest.approx(decision, abs=1e-9)
+    assert {"negative", "positive"} == set(explanation["towards"])
+    assert all({"term", "weight", "contributions"} <= set(term) for term in explanation["terms"])
+
+
+def test_batch_explain(client: TestClient) -> None:
+    body = client.post("/predict/batch", json={"texts": ["great", "awful"], "explain": True}).json()
+    assert [p["explanation"]["towards"]["positive"][:1] != [] for p in body["predictions"]] == [True, False]
