@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
@@ -49,6 +49,18 @@ class Settings(BaseSettings):
 
     max_body_bytes: int = Field(default=2_000_000, ge=1024)
     """Largest request body accepted, in bytes; a larger one gets 413 before it is parsed."""
+
+    max_pending_requests: int = Field(default=128, ge=1)
+    """Requests a worker may have queued; past it, predictions get 503 with Retry-After at once."""
+
+    access_log: bool = False
+    """Log one JSON line per request (id, method, path, status, duration); never bodies or keys."""
+
+    api_keys: SecretStr | None = None
+    """Comma-separated keys; when set, /predict and /predict/batch need one in the X-API-Key header."""
+
+    admin_api_keys: SecretStr | None = None
+    """Comma-separated keys for the admin endpoints (POST /model/reload); without any, they refuse all."""
 
     model_poll_seconds: float = Field(default=10.0, ge=0)
     """How often a running server checks the store for a newly published model; 0 turns it off."""

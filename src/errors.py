@@ -4,6 +4,8 @@ ServiceError                      base: message + status_code (500); a 413 for a
 │                                 MAX_BODY_BYTES comes from the body-limit middleware, before any parsing
 ├── InvalidInputError             422: the request breaks a rule of the API
 ├── UnsupportedMediaTypeError     415: the body is not declared as JSON
+├── UnauthorizedError             401: no API key where one is needed
+├── ForbiddenError                403: a wrong API key, or admin endpoints with none configured
 ├── ModelNotReadyError            503: no verified model is loaded yet
 └── ModelStoreError               500: the model store cannot give a usable model
     ├── ModelNotFoundError        the store holds no published model (or not that version)
@@ -50,6 +52,18 @@ class UnsupportedMediaTypeError(ServiceError):
     """The request body is not declared as the JSON the API takes."""
 
     status_code = 415
+
+
+class UnauthorizedError(ServiceError):
+    """The request needs an API key and carries none."""
+
+    status_code = 401
+
+
+class ForbiddenError(ServiceError):
+    """The API key is not one the service accepts."""
+
+    status_code = 403
 
 
 class ModelNotReadyError(ServiceError):

@@ -7,8 +7,11 @@ import logging
 _FORMAT = "%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s"
 
 
-def configure_logging(level: str) -> None:
-    """Send the service's own loggers (`src.*`) to stderr; uvicorn keeps its own."""
+def configure_logging(level: str, *, access_log: bool = False) -> None:
+    """Send the service's own loggers (`src.*`) to stderr; uvicorn keeps its own.
+
+    The access log (`src.access`) writes bare JSON lines, one per request, when enabled.
+    """
     logger = logging.getLogger("src")
     logger.setLevel(level.upper())
     if not any(getattr(handler, "_ml_service", False) for handler in logger.handlers):
@@ -17,3 +20,10 @@ def configure_logging(level: str) -> None:
         handler._ml_service = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
     logger.propagate = False
+    access = logging.getLogger("src.access")
+    access.setLevel(logging.INFO if access_log else logging.CRITICAL + 1)
+    if not access.handlers:
+        access_handler = logging.StreamHandler()
+        access_handler.setFormatter(logging.Formatter("%(message)s"))
+        access.addHandler(access_handler)
+    access.propagate = False

@@ -15,10 +15,13 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from src.api import error_handlers
+from src.api.error_handlers import RETRY_AFTER_SECONDS
 from src.api.logs import configure_logging
-from src.api.middleware import BodyLimitMiddleware, ObservabilityMiddleware
+from src.api.middleware import BodyLimitMiddleware, LoadSheddingMiddleware, ObservabilityMiddleware
 from src.api.model_state import ModelState
 from src.api.routes import ROUTERS
+from src.api.routes.predict import PREDICTION_PATHS
+from src.api.security import KeyCheck, parse_keys
 from src.config import Settings, get_settings
 from src.model.store import ModelStore
 
@@ -28,7 +31,7 @@ API_VERSION = "1.0.0"
 def create_app(settings: Settings | None = None) -> FastAPI:
     """A new app for these settings (the environment's by default)."""
     settings = settings or get_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, access_log=settings.access_log)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -52,14 +55,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.prediction_keys = KeyCheck(parse_keys(settings.api_keys), required=False, setting="API_KEYS")
+    app.state.admin_keys = KeyCheck(parse_keys(settings.admin_api_keys), required=True, setting="ADMIN_API_KEYS")
     fallback = ModelStore(settings.bundled_model_dir) if settings.bundled_model_dir else None
     app.state.model_state = ModelState(ModelStore(settings.model_dir), fallback)
     for router in ROUTERS:
         app.include_router(router)
     error_handlers.install(app)
     routes = [route.path for router in ROUTERS for route in router.routes if isinstance(route, APIRoute)]
+    # Outermost last: ids and metrics see everything, shedding happens before the body is read.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(ObservabilityMiddleware, routes=routes)
+    app.add_middleware(
+        LoadSheddingMiddleware,
+        max_pending=settings.max_pending_requests,
+        paths=PREDICTION_PATHS,
+        retry_after=RETRY_AFTER_SECONDS,
+    )
+    app.add_middleware(ObservabilityMiddleware, routes=routes, access_log=settings.access_log)
     return app
 
 

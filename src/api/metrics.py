@@ -34,6 +34,9 @@ HTTP_LATENCY = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 HTTP_IN_FLIGHT = Gauge("mlservice_http_requests_in_flight", "Requests being handled now.", multiprocess_mode="livesum")
+REQUESTS_SHED = Counter(
+    "mlservice_requests_shed_total", "Prediction requests refused with 503 because the worker was overloaded."
+)
 PREDICTIONS = Counter("mlservice_predictions_total", "Texts classified, by predicted label.", ["label"])
 CONFIDENCE = Histogram(
     "mlservice_prediction_confidence",

@@ -1,8 +1,10 @@
-"""Pure ASGI middleware: request ids and metrics, and the request body limit."""
+"""Pure ASGI middleware: request ids, metrics and access log; load shedding; the request body limit."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import re
 import time
 import uuid
@@ -15,14 +17,24 @@ from src.api import metrics
 # Paths that do not count themselves in the request metrics.
 UNMEASURED_PATHS = frozenset({"/metrics", "/health", "/health/live", "/health/ready"})
 _CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+access_logger = logging.getLogger("src.access")
+
+
+async def send_json_error(send: Send, status: int, detail: str, headers: Collection[tuple[bytes, bytes]] = ()) -> None:
+    """Answer with `{"detail": ...}` straight from middleware, before the app sees the request."""
+    payload = json.dumps({"detail": detail}).encode()
+    start_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": [*start_headers, *headers]})
+    await send({"type": "http.response.body", "body": payload})
 
 
 class ObservabilityMiddleware:
     """Gives each request an id (X-Request-ID, the client's if it sent a sane one) and measures it."""
 
-    def __init__(self, app: ASGIApp, routes: Collection[str]) -> None:
+    def __init__(self, app: ASGIApp, routes: Collection[str], access_log: bool = False) -> None:
         self.app = app
         self.routes = frozenset(routes)
+        self.access_log = access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -42,18 +54,38 @@ class ObservabilityMiddleware:
                 message["headers"] = [*message.get("headers", ()), header]
             await send(message)
 
-        if not measured:
-            await self.app(scope, receive, send_with_id)
-            return
         started = time.perf_counter()
+        if not measured:
+            try:
+                await self.app(scope, receive, send_with_id)
+            finally:
+                if self.access_log:
+                    self._log(scope, request_id, status, time.perf_counter() - started)
+            return
         metrics.HTTP_IN_FLIGHT.inc()
         try:
             await self.app(scope, receive, send_with_id)
         finally:
             metrics.HTTP_IN_FLIGHT.dec()
+            elapsed = time.perf_counter() - started
             route = path if path in self.routes else "other"
             metrics.HTTP_REQUESTS.labels(route, scope["method"], str(status)).inc()
-            metrics.HTTP_LATENCY.labels(route).observe(time.perf_counter() - started)
+            metrics.HTTP_LATENCY.labels(route).observe(elapsed)
+            if self.access_log:
+                self._log(scope, request_id, status, elapsed)
+
+    @staticmethod
+    def _log(scope: Scope, request_id: str, status: int, elapsed: float) -> None:
+        # Method, path, status and timing only: never the body, the query string or a header (API keys).
+        line = {
+            "ts": round(time.time(), 3),
+            "request_id": request_id,
+            "method": scope["method"],
+            "path": scope["path"],
+            "status": status,
+            "duration_ms": round(elapsed * 1000, 3),
+        }
+        access_logger.info(json.dumps(line))
 
 
 def _request_id(scope: Scope) -> str:
@@ -109,7 +141,28 @@ class BodyLimitMiddleware:
 
     async def _reject(self, send: Send) -> None:
         detail = f"request body is larger than the limit of {self.max_bytes} bytes (MAX_BODY_BYTES)"
-        payload = json.dumps({"detail": detail}).encode()
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
-        await send({"type": "http.response.start", "status": 413, "headers": headers})
-        await send({"type": "http.response.body", "body": payload})
+        await send_json_error(send, 413, detail)
+
+
+class LoadSheddingMiddleware:
+    """Answers 503 with Retry-After at once when a worker already has too much work queued.
+
+    Handlers run to completion without yielding, so the work a worker has accepted but not finished
+    is the number of its pending asyncio tasks (uvicorn makes one per request). Past `max_pending`,
+    new prediction requests are refused cheaply instead of queueing without bound; health and
+    metrics requests are never refused, so probes keep answering under full load.
+    """
+
+    def __init__(self, app: ASGIApp, max_pending: int, paths: Collection[str], retry_after: str) -> None:
+        self.app = app
+        self.max_pending = max_pending
+        self.paths = frozenset(paths)
+        self.retry_after = retry_after.encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] in self.paths and len(asyncio.all_tasks()) > self.max_pending:
+            metrics.REQUESTS_SHED.inc()
+            detail = f"overloaded: more than {self.max_pending} requests queued (MAX_PENDING_REQUESTS); retry later"
+            await send_json_error(send, 503, detail, [(b"retry-after", self.retry_after)])
+            return
+        await self.app(scope, receive, send)

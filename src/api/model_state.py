@@ -91,8 +91,13 @@ class ModelState:
         served = self.predictor.version if self.predictor else None
         return current is not None and current not in (served, self.rejected_version)
 
-    async def reload_if_changed(self) -> bool:
-        """Load CURRENT in a worker thread if it changed; returns whether a new model now serves."""
+    async def reload_if_changed(self, *, retry_rejected: bool = False) -> bool:
+        """Load CURRENT in a worker thread if it changed; returns whether a new model now serves.
+
+        The watcher skips a version it rejected before; an operator's reload tries it again.
+        """
+        if retry_rejected:
+            self.rejected_version = None
         if not self.current_changed():
             return False
         return await asyncio.to_thread(self.load, kind="reload")

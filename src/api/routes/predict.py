@@ -27,12 +27,16 @@ from src.model.predictor import Prediction, Predictor
 router = APIRouter(
     tags=["predict"],
     responses={
+        401: {"model": ErrorResponse, "description": "API keys are on (API_KEYS) and X-API-Key is missing"},
+        403: {"model": ErrorResponse, "description": "The X-API-Key is not valid"},
         413: {"model": ErrorResponse, "description": "Body larger than MAX_BODY_BYTES"},
         415: {"model": ErrorResponse, "description": "Body not declared as application/json"},
         422: {"model": ErrorResponse, "description": "Invalid JSON, or a field breaks a rule; `detail` names it"},
-        503: {"model": ErrorResponse, "description": "No model loaded yet; retry after Retry-After seconds"},
+        503: {"model": ErrorResponse, "description": "No model loaded yet, or overloaded; retry after Retry-After"},
     },
 )
+
+PREDICTION_PATHS = ("/predict", "/predict/batch")
 
 # A batch with more characters than this is scored off the event loop, so health checks stay prompt.
 _INLINE_BATCH_CHARS = 50_000
@@ -87,6 +91,7 @@ def _json(content: dict[str, Any]) -> Response:
 )
 async def predict(request: Request) -> Response:
     """The label, the probability of each class, and the model version."""
+    request.app.state.prediction_keys.check(request)
     body = await _parse(request, PredictRequest)
     settings: Settings = request.app.state.settings
     _check_length(body.text, settings, ("body", "text"))
@@ -105,6 +110,7 @@ async def predict(request: Request) -> Response:
 )
 async def predict_batch(request: Request) -> Response:
     """One result per text, in the order sent."""
+    request.app.state.prediction_keys.check(request)
     body = await _parse(request, BatchPredictRequest)
     texts = body.texts
     settings: Settings = request.app.state.settings
