@@ -66,7 +66,12 @@ class Settings(BaseSettings):
     """How often a running server checks the store for a newly published model; 0 turns it off."""
 
 
+# Secrets (the API keys) may also come as files named after the setting, e.g. a Kubernetes Secret
+# mounted here; the environment wins over a file.
+SECRETS_DIR = Path("/run/secrets/ml-service")
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The process-wide settings, read from the environment once."""
-    return Settings()
+    """The process-wide settings, read from the environment (and SECRETS_DIR, if present) once."""
+    return Settings(_secrets_dir=SECRETS_DIR if SECRETS_DIR.is_dir() else None)

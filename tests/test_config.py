@@ -34,3 +34,15 @@ def test_bad_values_fail_fast(monkeypatch: pytest.MonkeyPatch, name: str, value:
     monkeypatch.setenv(name, value)
     with pytest.raises(ValidationError, match=name.lower()):
         Settings()
+
+
+def test_api_keys_can_come_from_secret_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "API_KEYS").write_text("from-a-file")
+    settings = Settings(_secrets_dir=tmp_path)
+    assert settings.api_keys is not None
+    assert settings.api_keys.get_secret_value() == "from-a-file"
+    assert "from-a-file" not in repr(settings)
+    monkeypatch.setenv("API_KEYS", "from-the-environment")
+    from_env = Settings(_secrets_dir=tmp_path).api_keys
+    assert from_env is not None
+    assert from_env.get_secret_value() == "from-the-environment"

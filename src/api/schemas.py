@@ -6,18 +6,28 @@ default) and never coerce types: `{"text": 5}` is a 422, not the text "5".
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+# A character that is white space neither to Python nor to JSON Schema (ECMA-262) regexes; the
+# schema publishes the same rule the validator applies, so clients can check it before sending.
+NON_BLANK = "[^\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]"
+_NON_BLANK = re.compile(NON_BLANK)
+
 
 def _not_blank(text: str) -> str:
-    if not text.strip():
+    if not _NON_BLANK.search(text):
         raise ValueError("text must contain at least one non-whitespace character")
     return text
 
 
-Text = Annotated[str, Field(min_length=1, examples=["A wonderful, moving film."]), AfterValidator(_not_blank)]
+Text = Annotated[
+    str,
+    Field(min_length=1, examples=["A wonderful, moving film."], json_schema_extra={"pattern": NON_BLANK}),
+    AfterValidator(_not_blank),
+]
 
 
 class _Request(BaseModel):

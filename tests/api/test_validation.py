@@ -107,3 +107,17 @@ def test_body_over_the_limit_is_413_before_parsing(tmp_path: Path, model_dir: Pa
 def test_wrong_method_and_unknown_path(client: TestClient) -> None:
     assert client.get("/predict").status_code == 405
     assert client.post("/nowhere", json={}).status_code == 404
+
+
+@pytest.mark.parametrize("depth", [50, 5_000, 200_000])
+def test_deep_json_nesting_is_a_4xx(client: TestClient, depth: int) -> None:
+    body = '{"text": ' + "[" * depth + "]" * depth + "}"
+    response = client.post("/predict", content=body, headers={"content-type": "application/json"})
+    assert response.status_code in (413, 422)
+
+
+def test_huge_numbers_and_wrong_types_anywhere(client: TestClient) -> None:
+    for body in ('{"texts": [1e400]}', '{"texts": ["ok"], "explain": "yes"}', '{"text": "ok", "explain": 1}'):
+        path = "/predict/batch" if "texts" in body else "/predict"
+        response = client.post(path, content=body, headers={"content-type": "application/json"})
+        assert response.status_code == 422, body

@@ -240,7 +240,7 @@ def test_sigterm_under_load_completes_accepted_requests(model_dir: Path, tmp_pat
     assert stop(server.process) in (0, -signal.SIGTERM)
     assert exited_after < 5 + 5
     registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry, path=str(tmp_path / "metrics"))
+    multiprocess.MultiProcessCollector(registry, path=str(tmp_path / "metrics"))  # type: ignore[no-untyped-call]
     served = _statuses(generate_latest(registry).decode(), "/predict")
     assert set(served) == {"200"}, served  # nothing the server started failed
     assert outcomes["200"] == served["200"]  # and every answer reached its client

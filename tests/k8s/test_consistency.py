@@ -8,7 +8,7 @@ from typing import Any
 import yaml
 
 from src.api.main import create_app
-from src.config import Settings
+from src.config import SECRETS_DIR, Settings
 from tests.k8s.tools import ROOT, resource
 
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
@@ -33,9 +33,18 @@ def _app_paths() -> set[str]:
     return set(create_app(Settings()).openapi()["paths"])
 
 
-def test_configmap_holds_exactly_the_settings() -> None:
-    assert set(_config()) == {name.upper() for name in Settings.model_fields}
+def test_configmap_and_secret_hold_exactly_the_settings() -> None:
+    secret = resource("Secret", "ml-service-api-keys")["stringData"]
+    assert set(secret) == {"API_KEYS", "ADMIN_API_KEYS"}
+    assert not set(secret) & set(_config())
+    assert set(_config()) | set(secret) == {name.upper() for name in Settings.model_fields}
+    assert all(value == "" for value in secret.values())  # the manifest never holds a real key
     Settings.model_validate({k.lower(): v for k, v in _config().items()})  # and every value is valid
+    assert _container(_deployment())["envFrom"] == [{"configMapRef": {"name": "ml-service-config"}}]
+    (mount,) = [m for m in _container(_deployment())["volumeMounts"] if m["name"] == "api-keys"]
+    assert mount["mountPath"] == str(SECRETS_DIR)
+    (volume,) = [v for v in _deployment()["spec"]["template"]["spec"]["volumes"] if v["name"] == "api-keys"]
+    assert volume["secret"]["secretName"] == "ml-service-api-keys"
 
 
 def test_ports_agree() -> None:

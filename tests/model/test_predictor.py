@@ -4,6 +4,8 @@ import logging
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
@@ -49,3 +51,15 @@ def test_unsupported_pipeline_falls_back_and_says_why(caplog: pytest.LogCaptureF
     results = predictor.predict_batch(["good", "awful film"])
     assert [r.label for r in results] == list(pipeline.predict(["good", "awful film"]))
     assert results[0].tokens > 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(texts=st.lists(st.text(max_size=200), min_size=1, max_size=5))
+def test_any_strings_give_valid_probabilities(stored: StoredModel, texts: list[str]) -> None:
+    predictor = Predictor(stored)
+    for result in predictor.predict_batch(texts):
+        assert set(result.probabilities) == set(predictor.classes)
+        assert all(0.0 <= p <= 1.0 for p in result.probabilities.values())
+        assert sum(result.probabilities.values()) == pytest.approx(1.0, abs=1e-12)
+        assert result.label == max(result.probabilities, key=result.probabilities.__getitem__)
+        assert 0.0 <= result.oov_rate <= 1.0
