@@ -14,7 +14,7 @@ run: $(VENV)/.runtime  ## train the default model if the store has none, then se
 	$(BIN)/python -m src.model.train_script --if-missing
 	HOST=$(HOST) PORT=$(PORT) $(BIN)/python -m src.serve
 
-test: lint typecheck unit image-test  ## every check: lint, types, all tests, the image build
+test: lint typecheck image-test unit  ## every check: lint, types, the image build, all tests
 
 install: $(VENV)/.runtime
 

@@ -15,10 +15,16 @@ workdir=$(mktemp -d)
 container=""
 
 cleanup() {
-  [ -n "${server_pid:-}" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+  local status=$?
+  set +e
+  if [ -n "${server_pid:-}" ]; then
+    kill "$server_pid" 2>/dev/null
+    wait "$server_pid" 2>/dev/null
+  fi
   [ -n "$container" ] && buildah "${STORAGE[@]}" rm "$container" >/dev/null 2>&1
-  buildah "${STORAGE[@]}" rmi "$IMAGE" >/dev/null 2>&1 || true
+  buildah "${STORAGE[@]}" rmi "$IMAGE" >/dev/null 2>&1
   rm -rf "$workdir"
+  exit "$status"
 }
 trap cleanup EXIT
 
