@@ -15,12 +15,13 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from src.api import error_handlers
+from src.api.direct_routes import DirectRoutesMiddleware
 from src.api.error_handlers import RETRY_AFTER_SECONDS
 from src.api.logs import configure_logging
 from src.api.middleware import BodyLimitMiddleware, LoadSheddingMiddleware, ObservabilityMiddleware
 from src.api.model_state import ModelState
 from src.api.routes import ROUTERS
-from src.api.routes.predict import PREDICTION_PATHS
+from src.api.routes.predict import DIRECT_ROUTES, PREDICTION_PATHS
 from src.api.security import KeyCheck, parse_keys
 from src.config import Settings, get_settings
 from src.model.store import ModelStore
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     error_handlers.install(app)
     routes = [route.path for router in ROUTERS for route in router.routes if isinstance(route, APIRoute)]
     # Outermost last: ids and metrics see everything, shedding happens before the body is read.
+    app.add_middleware(DirectRoutesMiddleware, routes=DIRECT_ROUTES)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(
         LoadSheddingMiddleware,

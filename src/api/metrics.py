@@ -8,6 +8,8 @@ Each gauge says how it combines across workers.
 from __future__ import annotations
 
 import os
+from functools import cache
+from typing import TypeVar
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -79,6 +81,15 @@ MODEL_READY = Gauge(
     "1 when the process serves a verified model, 0 when not ready (minimum over workers).",
     multiprocess_mode="livemin",
 )
+
+
+Metric = TypeVar("Metric", Counter, Gauge, Histogram)
+
+
+@cache
+def labelled(metric: Metric, *values: str) -> Metric:
+    """`metric.labels(*values)`, remembered: the hot path's label sets are few and fixed."""
+    return metric.labels(*values)
 
 
 def render() -> tuple[bytes, str]:

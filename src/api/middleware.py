@@ -6,8 +6,8 @@ import asyncio
 import json
 import logging
 import re
+import secrets
 import time
-import uuid
 from collections.abc import Collection
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -16,6 +16,8 @@ from src.api import metrics
 
 # Paths that do not count themselves in the request metrics.
 UNMEASURED_PATHS = frozenset({"/metrics", "/health", "/health/live", "/health/ready"})
+# Label values must stay few: a client can send any method name.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 access_logger = logging.getLogger("src.access")
 
@@ -69,8 +71,9 @@ class ObservabilityMiddleware:
             metrics.HTTP_IN_FLIGHT.dec()
             elapsed = time.perf_counter() - started
             route = path if path in self.routes else "other"
-            metrics.HTTP_REQUESTS.labels(route, scope["method"], str(status)).inc()
-            metrics.HTTP_LATENCY.labels(route).observe(elapsed)
+            method = scope["method"] if scope["method"] in _METHODS else "other"
+            metrics.labelled(metrics.HTTP_REQUESTS, route, method, str(status)).inc()
+            metrics.labelled(metrics.HTTP_LATENCY, route).observe(elapsed)
             if self.access_log:
                 self._log(scope, request_id, status, elapsed)
 
@@ -94,7 +97,7 @@ def _request_id(scope: Scope) -> str:
             candidate: str = value.decode("latin-1")
             if _CLIENT_REQUEST_ID.fullmatch(candidate):
                 return candidate
-    return uuid.uuid4().hex
+    return secrets.token_hex(16)
 
 
 class BodyLimitMiddleware:
@@ -109,10 +112,14 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         for name, value in scope["headers"]:
-            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                await self._reject(send)
+            if name == b"content-length" and value.isdigit():
+                if int(value) > self.max_bytes:
+                    await self._reject(send)
+                    return
+                # The server delivers exactly Content-Length bytes, so the declared size is the bound.
+                await self.app(scope, receive, send)
                 return
-        # Read the body here (bounded), so the limit holds even without Content-Length (chunked uploads).
+        # No Content-Length (a chunked upload): read the body here, stopping as soon as it is too large.
         chunks: list[bytes] = []
         size = 0
         more = True

@@ -69,7 +69,7 @@ def _check_length(text: str, settings: Settings, loc: tuple[str | int, ...]) -> 
 
 def _observe(predictions: Sequence[Prediction]) -> None:
     for prediction in predictions:
-        metrics.PREDICTIONS.labels(prediction.label).inc()
+        metrics.labelled(metrics.PREDICTIONS, prediction.label).inc()
         metrics.CONFIDENCE.observe(prediction.confidence)
         metrics.INPUT_TOKENS.observe(prediction.tokens)
         metrics.INPUT_OOV_RATIO.observe(prediction.oov_rate)
@@ -130,3 +130,7 @@ async def predict_batch(request: Request) -> Response:
     _observe(predictions)
     results = [_result(predictor, t, p, body.explain) for t, p in zip(texts, predictions, strict=True)]
     return _json({"predictions": results, "model_version": predictor.version})
+
+
+# Served by DirectRoutesMiddleware without FastAPI's per-request machinery (see src/api/direct_routes.py).
+DIRECT_ROUTES = {("POST", "/predict"): predict, ("POST", "/predict/batch"): predict_batch}

@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+import logging
+
+import pytest
+from fastapi.testclient import TestClient
+
+from src.api.routes.predict import DIRECT_ROUTES
+from src.model.predictor import Predictor
+
+
+def test_prediction_routes_are_served_directly_and_still_documented(client: TestClient) -> None:
+    assert set(DIRECT_ROUTES) == {("POST", "/predict"), ("POST", "/predict/batch")}
+    paths = client.get("/openapi.json").json()["paths"]
+    assert "requestBody" in paths["/predict"]["post"]
+    assert "requestBody" in paths["/predict/batch"]["post"]
+
+
+def test_a_bug_is_a_500_without_internals_and_logged_with_the_request_id(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(self: Predictor, text: str) -> None:
+        raise RuntimeError("secret internal detail")
+
+    monkeypatch.setattr(Predictor, "predict", broken)
+    with caplog.at_level(logging.ERROR):
+        response = client.post("/predict", json={"text": "fine"}, headers={"X-Request-ID": "trace-me"})
+    assert response.status_code == 500
+    assert response.json() == {"detail": "internal server error", "request_id": "trace-me"}
+    assert "secret internal detail" not in response.text
+    assert any("trace-me" in record.getMessage() for record in caplog.records)
+    assert 'status="500"' in client.get("/metrics").text
