@@ -54,6 +54,11 @@ def per_call_us(function: Callable[[], object], calls: int, repeats: int = 5) ->
     return statistics.median(samples)
 
 
+def _predict_and_explain(predictor: Predictor, text: str) -> None:
+    predictor.predict(text)
+    predictor.explain(text)
+
+
 def scoring_table(stored: StoredModel, texts: Texts) -> list[tuple[str, float, float]]:
     """(case, compiled µs per text, Pipeline µs per text) for one text and batches of 32 and 256."""
     predictor = Predictor(stored)
@@ -62,6 +67,13 @@ def scoring_table(stored: StoredModel, texts: Texts) -> list[tuple[str, float, f
     for name, pool in (("short", texts.short), ("long", texts.long)):
         one = pool[0]
         calls = 2000 if name == "short" else 300
+        rows.append(
+            (
+                f"one {name} text, explained",
+                per_call_us(partial(_predict_and_explain, predictor, one), calls // 2),
+                float("nan"),
+            )
+        )
         rows.append(
             (
                 f"one {name} text",

@@ -99,3 +99,20 @@ def test_security_headers(base_url: str) -> None:
         assert "script-src 'self'" in headers["content-security-policy"]
         assert headers["x-content-type-options"] == "nosniff"
     assert request(base_url + "/static/../main.py").status == 404
+
+
+def test_page_asks_for_a_key_when_the_service_needs_one(browser: Browser, model_dir: Path, tmp_path: Path) -> None:
+    port = free_port()
+    env = {"MODEL_DIR": str(model_dir), "MODEL_POLL_SECONDS": "0", "API_KEYS": "playground-key"}
+    with running_server(uvicorn_command(port), port, env, tmp_path) as server:
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(server.base_url + "/")
+        expect(page.get_by_label("API key (this service needs one)")).to_be_hidden()
+        page.get_by_label("Text to analyse").fill("A wonderful film.")
+        page.get_by_role("button", name="Analyse").click()
+        expect(page.get_by_role("alert")).to_have_text("This service needs an API key: enter it above.")
+        page.get_by_label("API key (this service needs one)").fill("playground-key")
+        page.get_by_role("button", name="Analyse").click()
+        expect(page.locator("#label")).to_have_text("positive")
+        context.close()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -50,6 +52,14 @@ def test_two_workers_count_every_request_whichever_answers(model_dir: Path, tmp_
         )
         assert predicted == sent
         assert metric_value(exposition, "mlservice_model_ready") == 1
+        linted = subprocess.run(
+            [shutil.which("promtool") or "promtool", "check", "metrics"],
+            input=exposition,
+            capture_output=True,
+            text=True,
+        )
+        assert linted.returncode == 0, linted.stdout + linted.stderr
+        assert linted.stdout + linted.stderr == "", linted.stdout + linted.stderr  # not even a lint warning
 
 
 def test_a_killed_worker_is_replaced_and_service_continues(model_dir: Path, tmp_path: Path) -> None:
