@@ -112,7 +112,9 @@ class CompiledScorer:
 
     def weigh(self, text: str) -> TermWeights:
         """The text's TF-IDF vector, sparse, normalised as the vectorizer would."""
-        terms, n_tokens = self._terms(text)
+        return self._weigh(*self._terms(text))
+
+    def _weigh(self, terms: list[str], n_tokens: int) -> TermWeights:
         indices = list(map(self._vocabulary.get, terms))
         # Words come first among the terms when unigrams are features; the share of unknown words
         # (not n-grams) is what says inputs drift away from the training data.
@@ -159,8 +161,8 @@ class CompiledScorer:
 
         A term adds `weight * coefficient` to a score; these shares plus the intercepts are the scores.
         """
-        terms, _ = self._terms(text)
-        weighted = self.weigh(text)
+        terms, n_tokens = self._terms(text)
+        weighted = self._weigh(terms, n_tokens)
         names = {self._vocabulary[term]: term for term in terms if term in self._vocabulary}
         return [
             TermContribution(names[j], w, [w * row[j] for row in self._coef])

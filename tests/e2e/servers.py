@@ -145,6 +145,19 @@ def child_pids(pid: int, marker: bytes = b"spawn_main") -> set[int]:
     return children
 
 
+def production_env(model_dir: Path, port: int, tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The environment of a two-worker production server on 127.0.0.1 with its own metrics directory."""
+    return {
+        "MODEL_DIR": str(model_dir),
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "WORKERS": "2",
+        "MODEL_POLL_SECONDS": "0",
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+        **extra,
+    }
+
+
 def production_command() -> list[str]:
     """The production server (HOST, PORT, WORKERS come from the environment)."""
     return [sys.executable, "-m", "src.serve"]

@@ -15,6 +15,7 @@ from tests.e2e.servers import (
     free_port,
     metric_value,
     production_command,
+    production_env,
     request,
     running_server,
     wait_until,
@@ -25,20 +26,9 @@ pytestmark = pytest.mark.e2e
 PREDICT_200 = 'mlservice_http_requests_total{method="POST",route="/predict",status="200"}'
 
 
-def _env(model_dir: Path, port: int, tmp_path: Path) -> dict[str, str]:
-    return {
-        "MODEL_DIR": str(model_dir),
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-        "WORKERS": "2",
-        "MODEL_POLL_SECONDS": "0",
-        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
-    }
-
-
 def test_two_workers_count_every_request_whichever_answers(model_dir: Path, tmp_path: Path) -> None:
     port = free_port()
-    with running_server(production_command(), port, _env(model_dir, port, tmp_path), tmp_path) as server:
+    with running_server(production_command(), port, production_env(model_dir, port, tmp_path), tmp_path) as server:
         assert len(child_pids(server.process.pid)) >= 2
         sent = 150
         for i in range(sent):
@@ -64,7 +54,7 @@ def test_two_workers_count_every_request_whichever_answers(model_dir: Path, tmp_
 
 def test_a_killed_worker_is_replaced_and_service_continues(model_dir: Path, tmp_path: Path) -> None:
     port = free_port()
-    with running_server(production_command(), port, _env(model_dir, port, tmp_path), tmp_path) as server:
+    with running_server(production_command(), port, production_env(model_dir, port, tmp_path), tmp_path) as server:
         workers = wait_until(lambda: (c := child_pids(server.process.pid)) and len(c) >= 2 and c, 20, "2 workers")
         victim = sorted(workers)[0]
         os.kill(victim, signal.SIGKILL)

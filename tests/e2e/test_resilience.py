@@ -28,6 +28,7 @@ from tests.e2e.servers import (
     free_port,
     metric_value,
     production_command,
+    production_env,
     request,
     running_server,
     stop,
@@ -37,18 +38,6 @@ from tests.e2e.servers import (
 pytestmark = pytest.mark.e2e
 
 LONG_TEXT = "a long and winding review of a film that was good in parts and dull in others " * 20
-
-
-def _env(model_dir: Path, port: int, tmp_path: Path, **extra: str) -> dict[str, str]:
-    return {
-        "MODEL_DIR": str(model_dir),
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-        "WORKERS": "2",
-        "MODEL_POLL_SECONDS": "0",
-        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
-        **extra,
-    }
 
 
 def _statuses(exposition: str, route: str) -> Counter[str]:
@@ -62,7 +51,7 @@ def _statuses(exposition: str, route: str) -> Counter[str]:
 
 def test_burst_past_the_bound_gets_only_200_and_503_and_recovers(model_dir: Path, tmp_path: Path) -> None:
     port = free_port()
-    env = _env(model_dir, port, tmp_path, MAX_PENDING_REQUESTS="8")
+    env = production_env(model_dir, port, tmp_path, MAX_PENDING_REQUESTS="8")
     with running_server(production_command(), port, env, tmp_path) as server:
         probe_times: list[float] = []
         done = threading.Event()
@@ -156,7 +145,7 @@ def test_hot_reload_under_load_and_rejected_models(sample: Dataset, tmp_path: Pa
     old = trainer.save_model(root)
     store = ModelStore(root)
     port = free_port()
-    env = _env(root, port, tmp_path, MODEL_POLL_SECONDS="0.5")
+    env = production_env(root, port, tmp_path, MODEL_POLL_SECONDS="0.5")
     with running_server(production_command(), port, env, tmp_path) as server, Load(server.url("/predict")) as load:
         time.sleep(1)
         published_at = time.monotonic()
@@ -207,7 +196,7 @@ def test_hot_reload_under_load_and_rejected_models(sample: Dataset, tmp_path: Pa
 
 def test_sigterm_under_load_completes_accepted_requests(model_dir: Path, tmp_path: Path) -> None:
     port = free_port()
-    env = _env(model_dir, port, tmp_path, GRACEFUL_TIMEOUT_SECONDS="5")
+    env = production_env(model_dir, port, tmp_path, GRACEFUL_TIMEOUT_SECONDS="5")
     outcomes: Counter[str] = Counter()
     lock = threading.Lock()
     stop_sending = threading.Event()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.servers import free_port, production_command, request, running_server, wait_until
+from tests.e2e.servers import free_port, production_command, production_env, request, running_server, wait_until
 from tests.monitoring.prometheus import (
     alert_rules,
     dashboard_expressions,
@@ -34,14 +34,7 @@ def _has_data(base_url: str, expr: str) -> bool:
 
 def test_prometheus_sees_exactly_what_was_sent(model_dir: Path, tmp_path: Path) -> None:
     service_port, prometheus_port = free_port(), free_port()
-    env = {
-        "MODEL_DIR": str(model_dir),
-        "HOST": "127.0.0.1",
-        "PORT": str(service_port),
-        "WORKERS": "2",
-        "MODEL_POLL_SECONDS": "0",
-        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
-    }
+    env = production_env(model_dir, service_port, tmp_path)
     config = write_config(tmp_path / "prometheus.yml", local_config(f"127.0.0.1:{service_port}"))
     checked = subprocess.run(["promtool", "check", "config", str(config)], capture_output=True, text=True)
     assert checked.returncode == 0, checked.stdout + checked.stderr
