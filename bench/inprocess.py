@@ -16,7 +16,8 @@ import skops.io
 
 from src.model.datasets import Dataset, load_bundled
 from src.model.predictor import Predictor
-from src.model.store import TRUSTED_TYPES, ModelStore, StoredModel
+from src.model.serialization import TRUSTED_TYPES
+from src.model.store import ModelStore, StoredModel
 
 
 @dataclass(frozen=True)

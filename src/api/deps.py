@@ -1,4 +1,4 @@
-"""Dependencies that routes declare by type: settings, the model state, the serving predictor.
+"""Dependencies that routes declare by type: the model state and the serving predictor.
 
 All are `async def`: FastAPI runs a plain `def` dependency in a thread pool, a hop per request.
 """
@@ -10,14 +10,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from src.api.model_state import ModelState
-from src.config import Settings
 from src.model.predictor import Predictor
-
-
-async def get_settings(request: Request) -> Settings:
-    """The settings the app was created with."""
-    settings: Settings = request.app.state.settings
-    return settings
 
 
 async def get_model_state(request: Request) -> ModelState:
@@ -31,6 +24,5 @@ async def get_predictor(state: Annotated[ModelState, Depends(get_model_state)]) 
     return state.require()
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
 ModelStateDep = Annotated[ModelState, Depends(get_model_state)]
 PredictorDep = Annotated[Predictor, Depends(get_predictor)]

@@ -143,7 +143,7 @@ def test_interrupted_publish_leaves_the_old_model_active(
         raise Crash
 
     if crash_point == "dump":
-        monkeypatch.setattr(store_module, "_dump", crash)
+        monkeypatch.setattr(store_module, "dump_pipeline", crash)
     elif crash_point == "metadata":
         monkeypatch.setattr(
             store_module,
