@@ -170,9 +170,17 @@ def test_hot_reload_under_load_and_rejected_models(sample: Dataset, tmp_path: Pa
         untrusted.fit(tiny.texts, tiny.labels)
         untrusted_version = other.publish(untrusted, {})
         shutil.move(str(other.root / untrusted_version), str(root / ".tmp-untrusted"))
-        for folder in (corrupt, wrong_sha, old_sklearn, root / ".tmp-untrusted"):
+        failures = 'mlservice_model_loads_total{kind="reload",outcome="failure"}'
+        for rejected_so_far, folder in enumerate((corrupt, wrong_sha, old_sklearn, root / ".tmp-untrusted")):
             _publish_bad(store, folder)
-            time.sleep(1.5)  # more than the poll interval: every worker tries it
+            expected = 2 * (rejected_so_far + 1)  # both workers try it and refuse it
+            wait_until(
+                lambda expected=expected: (
+                    metric_value(request(server.url("/metrics")).body.decode(), failures) == expected
+                ),
+                15,
+                f"{expected} rejected reloads",
+            )
             assert request(server.url("/health/ready")).status == 200
         finished_at = time.monotonic()
         exposition = request(server.url("/metrics")).body.decode()
@@ -182,7 +190,7 @@ def test_hot_reload_under_load_and_rejected_models(sample: Dataset, tmp_path: Pa
     assert versions[0] == old
     assert versions[-1] == new
     assert all(v == new for t, _, v in load.results if t > switched_at + 1.5)
-    rejected = metric_value(exposition, 'mlservice_model_loads_total{kind="reload",outcome="failure"}')
+    rejected = metric_value(exposition, failures)
     assert rejected == 8  # four bad versions, each refused by both workers
     log = server.log()
     for reason in ("does not match the sha256", "scikit-learn 1.3.2", "untrusted types", "kept model"):

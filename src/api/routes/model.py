@@ -1,13 +1,11 @@
-"""The served model's metadata, the admin reload, and the Prometheus exposition."""
+"""The served model: its metadata, and the admin reload."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import Response
 
-from src.api import metrics
 from src.api.deps import ModelStateDep, PredictorDep
 from src.api.schemas import ErrorResponse
 
@@ -44,10 +42,3 @@ async def reload_model(_: Annotated[None, Depends(require_admin)], state: ModelS
 async def model_metadata(predictor: PredictorDep) -> dict[str, Any]:
     """What the store recorded when the model was published, plus how it is being scored."""
     return {**predictor.metadata, "version": predictor.version, "engine": predictor.engine}
-
-
-@router.get("/metrics", tags=["monitoring"], summary="Prometheus metrics", response_class=Response)
-async def prometheus_metrics() -> Response:
-    """Prometheus text format; with several workers, the totals of all of them."""
-    body, content_type = metrics.render()
-    return Response(body, media_type=content_type)
