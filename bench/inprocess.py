@@ -55,11 +55,6 @@ def per_call_us(function: Callable[[], object], calls: int, repeats: int = 5) ->
     return statistics.median(samples)
 
 
-def _predict_and_explain(predictor: Predictor, text: str) -> None:
-    predictor.predict(text)
-    predictor.explain(text)
-
-
 def scoring_table(stored: StoredModel, texts: Texts) -> list[tuple[str, float, float]]:
     """(case, compiled µs per text, Pipeline µs per text) for one text and batches of 32 and 256."""
     predictor = Predictor(stored)
@@ -71,7 +66,7 @@ def scoring_table(stored: StoredModel, texts: Texts) -> list[tuple[str, float, f
         rows.append(
             (
                 f"one {name} text, explained",
-                per_call_us(partial(_predict_and_explain, predictor, one), calls // 2),
+                per_call_us(partial(predictor.predict_explained, one), calls // 2),
                 float("nan"),
             )
         )

@@ -156,15 +156,15 @@ class CompiledScorer:
         """The intercept of each decision score."""
         return list(self._intercept)
 
-    def contributions(self, text: str) -> list[TermContribution]:
-        """Each known term of the text with its exact share of every decision score.
+    def contributions(self, text: str) -> tuple[TermWeights, list[TermContribution]]:
+        """The text's weights, and each known term with its exact share of every decision score.
 
         A term adds `weight * coefficient` to a score; these shares plus the intercepts are the scores.
         """
         terms, n_tokens = self._terms(text)
         weighted = self._weigh(terms, n_tokens)
         names = {self._vocabulary[term]: term for term in terms if term in self._vocabulary}
-        return [
+        return weighted, [
             TermContribution(names[j], w, [w * row[j] for row in self._coef])
             for j, w in zip(weighted.features, weighted.weights, strict=True)
         ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from src.model.compiled import CompiledScorer
+from src.model.compiled import CompiledScorer, TermWeights
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,10 +29,11 @@ class Explanation:
     towards: dict[str, list[TermShare]]
 
 
-def explain(scorer: CompiledScorer, text: str, top: int = 10) -> Explanation:
-    """The explanation of one text: every term's shares, and the `top` terms pushing towards each class."""
+def explain(scorer: CompiledScorer, text: str, top: int = 10) -> tuple[TermWeights, Explanation]:
+    """One text's weights (to predict from, without weighing it again) and its explanation: every
+    term's shares, and the `top` terms pushing towards each class."""
     labels = scorer.score_labels
-    shares = scorer.contributions(text)
+    weighted, shares = scorer.contributions(text)
     intercepts = dict(zip(labels, scorer.intercepts, strict=True))
     scores = {label: intercepts[label] + sum(s.contributions[k] for s in shares) for k, label in enumerate(labels)}
     shares.sort(key=lambda s: max(map(abs, s.contributions)), reverse=True)
@@ -50,4 +51,4 @@ def explain(scorer: CompiledScorer, text: str, top: int = 10) -> Explanation:
             towards[label] = [TermShare(s.term, s.contributions[k]) for s in shares if s.contributions[k] > 0]
     for label, pushed in towards.items():
         towards[label] = sorted(pushed, key=lambda share: share.contribution, reverse=True)[:top]
-    return Explanation(scores, intercepts, terms, towards)
+    return weighted, Explanation(scores, intercepts, terms, towards)

@@ -78,13 +78,16 @@ class Predictor:
             self._result(row.tolist(), *self._word_counts(text)) for text, row in zip(texts, probabilities, strict=True)
         ]
 
-    def explain(self, text: str) -> Explanation:
-        """Each term's exact share of the decision scores (compiled models only)."""
-        if self.scorer is None:
+    def predict_explained(self, text: str) -> tuple[Prediction, Explanation]:
+        """Classify one text and give each term's exact share of the decision (compiled models only)."""
+        scorer = self.scorer
+        if scorer is None:
             raise ServiceError(
                 f"model {self.version} is served through scikit-learn, which gives no explanations", status_code=501
             )
-        return explain(self.scorer, text)
+        weighted, explanation = explain(scorer, text)
+        prediction = self._result(scorer.probabilities(weighted), weighted.tokens, weighted.unknown_tokens)
+        return prediction, explanation
 
     def _word_counts(self, text: str) -> tuple[int, int]:
         # Only on the fallback path, so building the analyzer per call costs nothing that matters.

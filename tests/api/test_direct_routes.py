@@ -19,10 +19,10 @@ def test_prediction_routes_are_served_directly_and_still_documented(client: Test
 def test_a_bug_is_a_500_without_internals_and_logged_with_the_request_id(
     client: TestClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    def broken(self: Predictor, text: str) -> None:
+    def broken(self: Predictor, texts: object) -> None:
         raise RuntimeError("secret internal detail")
 
-    monkeypatch.setattr(Predictor, "predict", broken)
+    monkeypatch.setattr(Predictor, "predict_batch", broken)
     with caplog.at_level(logging.ERROR):
         response = client.post("/predict", json={"text": "fine"}, headers={"X-Request-ID": "trace-me"})
     assert response.status_code == 500

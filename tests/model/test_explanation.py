@@ -21,7 +21,7 @@ def test_shares_plus_intercept_reproduce_the_decision_function(stored: StoredMod
     texts = [*bundled.sample(400, random_state=9).texts, "", "!!!", "great great great", "not good at all"]
     expected = stored.pipeline.decision_function(texts)
     for text, decision in zip(texts, expected, strict=True):
-        explanation = explain(scorer, text)
+        _, explanation = explain(scorer, text)
         assert list(explanation.scores) == ["positive"]
         assert abs(explanation.scores["positive"] - decision) <= TOLERANCE
         total = explanation.intercepts["positive"] + sum(t["contributions"]["positive"] for t in explanation.terms)  # type: ignore[index]
@@ -37,14 +37,14 @@ def test_multiclass_shares_reproduce_every_score(bundled: Dataset) -> None:
     texts = bundled.sample(100, random_state=5).texts
     expected = pipeline.decision_function(texts)
     for text, row in zip(texts, expected, strict=True):
-        explanation = explain(scorer, text)
+        _, explanation = explain(scorer, text)
         assert list(explanation.scores) == ["negative", "positive", "tweets"]
         assert np.abs(np.array(list(explanation.scores.values())) - row).max() <= TOLERANCE
         assert set(explanation.towards) == {"negative", "positive", "tweets"}
 
 
 def test_towards_lists_the_strongest_terms_for_each_side(stored: StoredModel) -> None:
-    explanation = explain(CompiledScorer(stored.pipeline), "A wonderful film, but the ending was boring and awful.")
+    _, explanation = explain(CompiledScorer(stored.pipeline), "A wonderful film, but the ending was boring and awful.")
     positive = [share.term for share in explanation.towards["positive"]]
     negative = [share.term for share in explanation.towards["negative"]]
     assert "wonderful" in positive
@@ -57,7 +57,7 @@ def test_towards_lists_the_strongest_terms_for_each_side(stored: StoredModel) ->
 
 def test_top_limits_each_list(stored: StoredModel) -> None:
     text = " ".join(["great", "awful", "superb", "dull", "brilliant", "boring"] * 3)
-    explanation = explain(CompiledScorer(stored.pipeline), text, top=2)
+    _, explanation = explain(CompiledScorer(stored.pipeline), text, top=2)
     assert all(len(shares) <= 2 for shares in explanation.towards.values())
 
 
@@ -65,5 +65,13 @@ def test_pipeline_engine_cannot_explain() -> None:
     pipeline = Pipeline([("tfidf", TfidfVectorizer(analyzer="char")), ("clf", LogisticRegression())])
     pipeline.fit(["good", "bad", "fine", "awful"], ["p", "n", "p", "n"])
     with pytest.raises(ServiceError, match="no explanations") as raised:
-        Predictor(StoredModel("v", pipeline, {})).explain("good")
+        Predictor(StoredModel("v", pipeline, {})).predict_explained("good")
     assert raised.value.status_code == 501
+
+
+def test_explained_prediction_equals_the_plain_one(stored: StoredModel) -> None:
+    predictor = Predictor(stored)
+    for text in ("A wonderful film.", "Dull and boring.", "", "qqqzzz great"):
+        prediction, explanation = predictor.predict_explained(text)
+        assert prediction == predictor.predict(text)
+        assert set(explanation.towards) == {"negative", "positive"}

@@ -75,11 +75,20 @@ def _observe(predictions: Sequence[Prediction]) -> None:
         metrics.INPUT_OOV_RATIO.observe(prediction.oov_rate)
 
 
-def _result(predictor: Predictor, text: str, prediction: Prediction, explain: bool) -> dict[str, Any]:
-    result: dict[str, Any] = {"label": prediction.label, "probabilities": prediction.probabilities}
+def _score(predictor: Predictor, texts: Sequence[str], explain: bool) -> list[dict[str, Any]]:
+    """One result per text, observed in the metrics; an explained text is weighed once for both."""
     if explain:
-        result["explanation"] = asdict(predictor.explain(text))
-    return result
+        explained = [predictor.predict_explained(text) for text in texts]
+        predictions = [prediction for prediction, _ in explained]
+        extras = [{"explanation": asdict(explanation)} for _, explanation in explained]
+    else:
+        predictions = predictor.predict_batch(texts)
+        extras = [{} for _ in predictions]
+    _observe(predictions)
+    return [
+        {"label": p.label, "probabilities": p.probabilities, **extra}
+        for p, extra in zip(predictions, extras, strict=True)
+    ]
 
 
 def _json(content: dict[str, Any]) -> Response:
@@ -97,9 +106,8 @@ async def predict(request: Request) -> Response:
     _check_length(body.text, settings, ("body", "text"))
     state: ModelState = request.app.state.model_state
     predictor = state.require()
-    prediction = predictor.predict(body.text)
-    _observe([prediction])
-    return _json({**_result(predictor, body.text, prediction, body.explain), "model_version": predictor.version})
+    (result,) = _score(predictor, [body.text], body.explain)
+    return _json({**result, "model_version": predictor.version})
 
 
 @router.post(
@@ -124,11 +132,9 @@ async def predict_batch(request: Request) -> Response:
     state: ModelState = request.app.state.model_state
     predictor = state.require()
     if sum(map(len, texts)) > _INLINE_BATCH_CHARS:
-        predictions = await run_in_threadpool(predictor.predict_batch, texts)
+        results = await run_in_threadpool(_score, predictor, texts, body.explain)
     else:
-        predictions = predictor.predict_batch(texts)
-    _observe(predictions)
-    results = [_result(predictor, t, p, body.explain) for t, p in zip(texts, predictions, strict=True)]
+        results = _score(predictor, texts, body.explain)
     return _json({"predictions": results, "model_version": predictor.version})
 
 
