@@ -18,7 +18,7 @@ cleanup() {
   local status=$?
   set +e
   if [ -n "${server_pid:-}" ]; then
-    kill "$server_pid" 2>/dev/null
+    kill -TERM -- "-$server_pid" 2>/dev/null
     wait "$server_pid" 2>/dev/null
   fi
   [ -n "$container" ] && buildah "${STORAGE[@]}" rm "$container" >/dev/null 2>&1
@@ -59,6 +59,10 @@ make_base() {
 }
 
 started=$(date +%s)
+if curl -fsS "http://127.0.0.1:$PORT/health/live" >/dev/null 2>&1; then
+  echo "something already answers on 127.0.0.1:$PORT; set IMAGE_TEST_PORT to a free port"
+  exit 1
+fi
 if ! buildah "${STORAGE[@]}" inspect --type image "$BASE" >/dev/null 2>&1; then
   make_base
 else
@@ -79,22 +83,56 @@ cmd=$(buildah "${STORAGE[@]}" inspect --type container --format '{{.OCIv1.Config
 user=$(buildah "${STORAGE[@]}" inspect --type container --format '{{.OCIv1.Config.User}}' "$container")
 [ "$cmd" = '[python -m src.serve]' ] || { echo "unexpected CMD $cmd"; exit 1; }
 read -r -a cmd_words <<< "${cmd:1:${#cmd}-2}"
-echo "starting CMD ${cmd_words[*]} as user $user on 127.0.0.1:$PORT"
-buildah "${STORAGE[@]}" run --isolation chroot --user "$user" --env HOST=127.0.0.1 --env PORT="$PORT" --env WORKERS=1 \
-  "$container" -- "${cmd_words[@]}" >"$workdir/server.log" 2>&1 &
-server_pid=$!
+start_server() {  # the image's CMD, with any extra `buildah run` options, in a process group of its own
+  setsid buildah "${STORAGE[@]}" run --isolation chroot --user "$user" --env HOST=127.0.0.1 --env PORT="$PORT" --env WORKERS=1 \
+    "$@" "$container" -- "${cmd_words[@]}" >"$workdir/server.log" 2>&1 &
+  server_pid=$!
+  for _ in $(seq 1 60); do
+    if curl -fsS "http://127.0.0.1:$PORT/health/ready" >/dev/null 2>&1; then return 0; fi
+    kill -0 "$server_pid" 2>/dev/null || { cat "$workdir/server.log"; echo "server exited"; exit 1; }
+    sleep 1
+  done
+  cat "$workdir/server.log"; echo "not ready after 60 s"; exit 1
+}
 
-for _ in $(seq 1 60); do
-  if curl -fsS "http://127.0.0.1:$PORT/health/ready" >/dev/null 2>&1; then break; fi
-  kill -0 "$server_pid" 2>/dev/null || { cat "$workdir/server.log"; echo "server exited"; exit 1; }
-  sleep 1
-done
-curl -fsS "http://127.0.0.1:$PORT/health/ready" || { cat "$workdir/server.log"; exit 1; }
-echo
+stop_server() {  # SIGTERM the whole group (buildah and the server in the container), then make sure the port is free
+  kill -TERM -- "-$server_pid" 2>/dev/null || true
+  wait "$server_pid" 2>/dev/null || true
+  for _ in $(seq 1 30); do
+    curl -fsS "http://127.0.0.1:$PORT/health/live" >/dev/null 2>&1 || break
+    sleep 1
+  done
+  if curl -fsS "http://127.0.0.1:$PORT/health/live" >/dev/null 2>&1; then echo "server still answering after stop"; exit 1; fi
+  server_pid=""
+}
+
+served_version() {
+  curl -fsS "http://127.0.0.1:$PORT/health" | sed -n 's/.*"model_version":"\([^"]*\)".*/\1/p'
+}
+
+echo "starting CMD ${cmd_words[*]} as user $user on 127.0.0.1:$PORT, no volume"
+start_server
+built_in=$(served_version)
+echo "serving the image's built-in model $built_in"
 answer=$(curl -fsS "http://127.0.0.1:$PORT/predict" -H 'Content-Type: application/json' \
   -d '{"text": "An absolutely wonderful film, I loved it."}')
 echo "$answer"
 echo "$answer" | grep -q '"label":"positive"' || { echo "unexpected prediction"; exit 1; }
 bad=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/predict" -H 'Content-Type: application/json' -d '{"text": ""}')
 [ "$bad" = 422 ] || { echo "empty text gave $bad, not 422"; exit 1; }
+stop_server
+
+# A model published to the volume wins over the built-in one (the Kubernetes set-up).
+mkdir "$workdir/models"
+chown "$user" "$workdir/models"
+buildah "${STORAGE[@]}" run --isolation chroot --user "$user" --volume "$workdir/models:/models" "$container" -- \
+  python -m src.model.train_script --sample 2000 --no-tune --model-dir /models >"$workdir/train.log" 2>&1 \
+  || { tail -20 "$workdir/train.log"; exit 1; }
+published=$(cat "$workdir/models/CURRENT")
+echo "published $published to a volume; starting with it mounted read-only at /models"
+start_server --volume "$workdir/models:/models:ro"
+now=$(served_version)
+[ "$now" = "$published" ] && [ "$now" != "$built_in" ] || { echo "served $now, expected $published"; exit 1; }
+echo "serving the volume's model $now"
+stop_server
 echo "image test passed in $(( $(date +%s) - started )) s"

@@ -19,6 +19,7 @@ import signal
 import socket
 import sys
 import tempfile
+import threading
 import time
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -87,10 +88,26 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def stop_with_parent(parent: int, interval: float = 1.0) -> threading.Thread:
+    """SIGTERM this process (a graceful stop) once `parent` is gone: a supervisor killed with SIGKILL
+    cannot stop its workers, and they must not linger holding the port."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        logger.warning("supervisor %d is gone; stopping worker %d", parent, os.getpid())
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    watcher = threading.Thread(target=watch, name="parent-watch", daemon=True)
+    watcher.start()
+    return watcher
+
+
 def run_worker(settings: Settings) -> None:
-    """One worker process: its own socket, one uvicorn server, until SIGTERM."""
+    """One worker process: its own socket, one uvicorn server, until SIGTERM or the supervisor's end."""
     import uvicorn
 
+    stop_with_parent(os.getppid())
     sock = bind_socket(settings.host, settings.port)
     config = uvicorn.Config(
         "src.api.main:app",

@@ -6,6 +6,7 @@ import os
 import shutil
 import signal
 import subprocess
+import urllib.error
 from pathlib import Path
 
 import pytest
@@ -66,3 +67,18 @@ def test_a_killed_worker_is_replaced_and_service_continues(model_dir: Path, tmp_
         statuses = [request(server.url("/predict"), body={"text": "still here"}).status for _ in range(100)]
         assert statuses == [200] * 100
         assert f"worker {victim} exited" in server.log()
+
+
+def test_workers_stop_when_the_supervisor_is_killed(model_dir: Path, tmp_path: Path) -> None:
+    port = free_port()
+    with running_server(production_command(), port, production_env(model_dir, port, tmp_path), tmp_path) as server:
+        workers = wait_until(lambda: (c := child_pids(server.process.pid)) and len(c) >= 2 and c, 20, "2 workers")
+        os.kill(server.process.pid, signal.SIGKILL)
+        server.process.wait(5)
+
+        def gone() -> bool:
+            return not any(Path(f"/proc/{pid}").exists() for pid in workers)
+
+        wait_until(gone, 15, "orphaned workers to stop")
+        with pytest.raises(urllib.error.URLError, match="Connection refused"):
+            request(f"http://127.0.0.1:{port}/health/live", timeout=2)
