@@ -25,6 +25,8 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from types import FrameType
 
+from prometheus_client import multiprocess
+
 from src.api.logs import configure_logging
 from src.config import Settings, get_settings
 
@@ -76,15 +78,28 @@ def prepare_metrics_dir() -> Path:
     return path
 
 
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Raise OSError if anything listens on host:port.
+
+    Binding without SO_REUSEPORT fails on a port in use; the workers' own SO_REUSEPORT sockets
+    would instead share it silently with, say, another ml-service left running.
+    """
+    with socket.socket(_family(host), socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port))
+
+
 def bind_socket(host: str, port: int) -> socket.socket:
-    """A listening socket that other workers can bind too (SO_REUSEPORT)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    """A listening socket that the other workers bind too (SO_REUSEPORT): the kernel spreads connections."""
+    sock = socket.socket(_family(host), socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
     sock.listen(2048)
-    sock.set_inheritable(True)
     return sock
 
 
@@ -143,8 +158,6 @@ class Supervisor:
         self.stopping = True
 
     def _reap(self) -> None:
-        from prometheus_client import multiprocess
-
         for index, process in enumerate(self.processes):
             if process.is_alive() or self.stopping:
                 continue
@@ -158,8 +171,7 @@ class Supervisor:
         """Supervise until SIGTERM or SIGINT; returns the exit status."""
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
-        # Fail fast on a port that cannot be bound, before starting any worker.
-        bind_socket(self.settings.host, self.settings.port).close()
+        check_port_free(self.settings.host, self.settings.port)
         self.processes = [self._start_one() for _ in range(self.workers)]
         logger.info("serving on http://%s:%d with %d workers", self.settings.host, self.settings.port, self.workers)
         while not self.stopping:

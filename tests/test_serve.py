@@ -53,3 +53,12 @@ def test_sockets_share_a_port() -> None:
     assert second.getsockname()[1] == port
     first.close()
     second.close()
+
+
+def test_a_port_in_use_is_refused_even_by_a_reuseport_listener() -> None:
+    listener = serve.bind_socket("127.0.0.1", 0)  # as a running ml-service worker holds it
+    port = listener.getsockname()[1]
+    with pytest.raises(OSError, match="in use"):
+        serve.check_port_free("127.0.0.1", port)
+    listener.close()
+    serve.check_port_free("127.0.0.1", port)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from src.errors import ServiceError
-from src.model.compiled import CompiledScorer, UnsupportedPipelineError
+from src.model.compiled import CompiledScorer, TermWeights, UnsupportedPipelineError
 from src.model.explanation import Explanation, explain
 from src.model.store import StoredModel
 
@@ -55,6 +55,9 @@ class Predictor:
         """`compiled` when the fast exact scorer serves, `pipeline` when scikit-learn does."""
         return "compiled" if self.scorer is not None else "pipeline"
 
+    def _from_weights(self, scorer: CompiledScorer, weighted: TermWeights) -> Prediction:
+        return self._result(scorer.probabilities(weighted), weighted.tokens, weighted.unknown_tokens)
+
     def _result(self, probabilities: Sequence[float], tokens: int, unknown: int) -> Prediction:
         by_class = {label: float(p) for label, p in zip(self.classes, probabilities, strict=True)}
         winner = max(range(len(self.classes)), key=probabilities.__getitem__)
@@ -68,11 +71,7 @@ class Predictor:
         """Classify many texts, results in the same order."""
         scorer = self.scorer
         if scorer is not None:
-            results = []
-            for text in texts:
-                weighted = scorer.weigh(text)
-                results.append(self._result(scorer.probabilities(weighted), weighted.tokens, weighted.unknown_tokens))
-            return results
+            return [self._from_weights(scorer, scorer.weigh(text)) for text in texts]
         probabilities = self.pipeline.predict_proba(list(texts))
         return [
             self._result(row.tolist(), *self._word_counts(text)) for text, row in zip(texts, probabilities, strict=True)
@@ -86,8 +85,7 @@ class Predictor:
                 f"model {self.version} is served through scikit-learn, which gives no explanations", status_code=501
             )
         weighted, explanation = explain(scorer, text)
-        prediction = self._result(scorer.probabilities(weighted), weighted.tokens, weighted.unknown_tokens)
-        return prediction, explanation
+        return self._from_weights(scorer, weighted), explanation
 
     def _word_counts(self, text: str) -> tuple[int, int]:
         # Only on the fallback path, so building the analyzer per call costs nothing that matters.

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.servers import (
+    ROOT,
     child_pids,
     free_port,
     metric_value,
@@ -82,3 +83,19 @@ def test_workers_stop_when_the_supervisor_is_killed(model_dir: Path, tmp_path: P
         wait_until(gone, 15, "orphaned workers to stop")
         with pytest.raises(urllib.error.URLError, match="Connection refused"):
             request(f"http://127.0.0.1:{port}/health/live", timeout=2)
+
+
+def test_a_second_server_on_the_same_port_refuses_to_start(model_dir: Path, tmp_path: Path) -> None:
+    port = free_port()
+    env = production_env(model_dir, port, tmp_path)
+    with running_server(production_command(), port, env, tmp_path):
+        second = subprocess.run(
+            production_command(),
+            env={**os.environ, **env, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "second")},
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert second.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in second.stderr
