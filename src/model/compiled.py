@@ -18,6 +18,12 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
+from src.model.text_features import NegationTfidfVectorizer
+
+# The vectorizers whose preprocessor and tokenizer the scorer calls as they are: subclasses that
+# change anything else (the analyzer, the weighting) would not be reproduced, so each is listed.
+_VECTORIZERS = (TfidfVectorizer, NegationTfidfVectorizer)
+
 
 class UnsupportedPipelineError(Exception):
     """The pipeline uses an option the compiler cannot reproduce exactly."""
@@ -58,9 +64,11 @@ def _softmax(scores: list[float]) -> list[float]:
 
 def _check_supported(pipeline: Pipeline) -> tuple[TfidfVectorizer, LogisticRegression]:
     steps = [step for _, step in pipeline.steps]
-    if len(steps) != 2 or type(steps[0]) is not TfidfVectorizer or type(steps[1]) is not LogisticRegression:
+    if len(steps) != 2 or type(steps[0]) not in _VECTORIZERS or type(steps[1]) is not LogisticRegression:
         names = " -> ".join(type(step).__name__ for step in steps)
-        raise UnsupportedPipelineError(f"only TfidfVectorizer -> LogisticRegression compiles, not {names}")
+        raise UnsupportedPipelineError(
+            f"only TfidfVectorizer (or NegationTfidfVectorizer) -> LogisticRegression compiles, not {names}"
+        )
     vectorizer, classifier = steps
     checks = {
         "analyzer must be 'word'": vectorizer.analyzer == "word",

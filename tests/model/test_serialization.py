@@ -7,6 +7,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
 from src.model.serialization import UnusableModelError, dump_pipeline, load_pipeline
+from src.model.text_features import NegationTfidfVectorizer
 
 TEXTS = ["good film", "great acting", "bad plot", "awful film"]
 LABELS = ["positive", "positive", "negative", "negative"]
@@ -39,3 +40,17 @@ def test_a_fitted_non_pipeline_is_refused() -> None:
     data = skops.io.dumps(LogisticRegression().fit([[0.0], [1.0]], [0, 1]))
     with pytest.raises(UnusableModelError, match="classification Pipeline"):
         load_pipeline(data)
+
+
+class LookalikeVectorizer(TfidfVectorizer):  # type: ignore[misc]
+    """A vectorizer subclass that is not on the reviewed list."""
+
+
+def test_the_negation_vectorizer_is_trusted_and_other_subclasses_are_not() -> None:
+    trusted = Pipeline([("tfidf", NegationTfidfVectorizer()), ("clf", LogisticRegression())]).fit(TEXTS, LABELS)
+    loaded = load_pipeline(dump_pipeline(trusted))
+    assert type(loaded.named_steps["tfidf"]) is NegationTfidfVectorizer
+    assert (loaded.predict_proba(["not good"]) == trusted.predict_proba(["not good"])).all()
+    lookalike = Pipeline([("tfidf", LookalikeVectorizer()), ("clf", LogisticRegression())]).fit(TEXTS, LABELS)
+    with pytest.raises(UnusableModelError, match=r"untrusted types .*LookalikeVectorizer"):
+        load_pipeline(dump_pipeline(lookalike))

@@ -24,7 +24,7 @@ def test_trains_on_a_users_csv_and_publishes(tmp_path: Path, capsys: pytest.Capt
     data = write_reviews(tmp_path / "reviews.csv")
     store_dir = tmp_path / "store"
     args = ["--data", str(data), "--text-column", "review", "--label-column", "sentiment"]
-    status = main([*args, "--model-dir", str(store_dir), "--folds", "2"])
+    status = main([*args, "--model-dir", str(store_dir), "--tune", "--folds", "2"])
     out = capsys.readouterr().out
     assert status == 0
     assert "accuracy:" in out

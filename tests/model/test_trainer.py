@@ -8,7 +8,8 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
 from src.model.datasets import Dataset
-from src.model.trainer import ModelTrainer
+from src.model.text_features import TOKEN_PATTERN, NegationTfidfVectorizer
+from src.model.trainer import DEFAULT_C, ModelTrainer
 
 
 def _xy(data: Dataset, size: int) -> tuple[list[str], list[str]]:
@@ -33,12 +34,31 @@ def test_seed_interface_train_then_save(tmp_path: Path, sample: Dataset, monkeyp
 
 def test_pipeline_is_tfidf_then_logistic_regression(trained: ModelTrainer) -> None:
     steps = [type(step) for _, step in trained.pipeline_.steps]
-    assert steps == [TfidfVectorizer, LogisticRegression]
+    assert steps == [NegationTfidfVectorizer, LogisticRegression]
+    assert issubclass(NegationTfidfVectorizer, TfidfVectorizer)
     assert trained.classes_ == ["negative", "positive"]
     vectorizer = trained.pipeline_.named_steps["tfidf"]
     assert vectorizer.ngram_range == (1, 2)
     assert vectorizer.sublinear_tf is True
+    assert vectorizer.token_pattern == TOKEN_PATTERN
     assert trained.pipeline_.named_steps["clf"].random_state == 42
+    assert trained.pipeline_.named_steps["clf"].C == DEFAULT_C
+
+
+def test_plain_features_on_request(sample: Dataset) -> None:
+    texts, labels = _xy(sample, 600)
+    plain = ModelTrainer(negation=False, emoticons=False).train(texts, labels)
+    assert type(plain.pipeline_.named_steps["tfidf"]) is TfidfVectorizer
+    assert not any(term.startswith("neg_") for term in plain.pipeline_.named_steps["tfidf"].vocabulary_)
+
+
+def test_sample_weights_reach_the_classifier() -> None:
+    texts = ["good", "bad", "good", "bad", "meh", "meh"]
+    labels = ["positive", "negative", "positive", "negative", "positive", "negative"]
+    leaning = ModelTrainer(min_df=1, max_df=1.0).train(texts, labels, sample_weight=[1, 1, 1, 1, 5, 1])
+    assert leaning.pipeline_.predict_proba(["meh"])[0][1] > 0.5
+    other_way = ModelTrainer(min_df=1, max_df=1.0).train(texts, labels, sample_weight=[1, 1, 1, 1, 1, 5])
+    assert other_way.pipeline_.predict_proba(["meh"])[0][1] < 0.5
 
 
 def test_training_is_reproducible(sample: Dataset) -> None:
@@ -60,14 +80,18 @@ def test_single_class_cannot_train() -> None:
 
 def test_evaluation_on_held_out_data(trained: ModelTrainer, bundled: Dataset, sample: Dataset) -> None:
     seen = set(sample.texts)
-    held_out = [i for i in range(0, len(bundled), 37) if bundled.texts[i] not in seen][:1500]
+    held_out = [
+        i
+        for i in range(0, len(bundled), 37)
+        if bundled.texts[i] not in seen and bundled.sources[i] not in bundled.training_only
+    ][:1500]
     evaluation = trained.evaluate(
         [bundled.texts[i] for i in held_out],
         [bundled.labels[i] for i in held_out],
         [bundled.sources[i] for i in held_out],
     )
     assert evaluation.accuracy > 0.8
-    assert set(evaluation.per_source) == {"imdb", "rotten_tomatoes", "tweets"}
+    assert set(evaluation.per_source) == {"imdb", "rotten_tomatoes", "tweets", "uci_amazon", "uci_imdb", "uci_yelp"}
     assert sum(map(sum, evaluation.confusion)) == evaluation.support == len(held_out)
     assert evaluation.per_class["positive"].support + evaluation.per_class["negative"].support == len(held_out)
     report = evaluation.format_report()
