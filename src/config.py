@@ -65,6 +65,12 @@ class Settings(BaseSettings):
     model_poll_seconds: float = Field(default=10.0, ge=0)
     """How often a running server checks the store for a newly published model; 0 turns it off."""
 
+    max_model_bytes: int = Field(default=50_000_000, ge=1_000_000)
+    """Largest model file loaded; its zip members may declare at most 4x this. Checked before reading."""
+
+    model_keep_versions: int = Field(default=5, ge=1)
+    """Versions a training run keeps in the store (the newest, and always CURRENT); older ones are pruned."""
+
 
 # Secrets (the API keys) may also come as files named after the setting, e.g. a Kubernetes Secret
 # mounted here; the environment wins over a file.

@@ -58,8 +58,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.prediction_keys = KeyCheck(parse_keys(settings.api_keys), required=False, setting="API_KEYS")
     app.state.admin_keys = KeyCheck(parse_keys(settings.admin_api_keys), required=True, setting="ADMIN_API_KEYS")
-    fallback = ModelStore(settings.bundled_model_dir) if settings.bundled_model_dir else None
-    app.state.model_state = ModelState(ModelStore(settings.model_dir), fallback)
+    limit = settings.max_model_bytes
+    fallback = ModelStore(settings.bundled_model_dir, max_model_bytes=limit) if settings.bundled_model_dir else None
+    app.state.model_state = ModelState(ModelStore(settings.model_dir, max_model_bytes=limit), fallback)
     for router in ROUTERS:
         app.include_router(router)
     error_handlers.install(app)

@@ -5,15 +5,36 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 
 import sklearn
 
 from src.api import metrics
 from src.errors import ModelNotReadyError, ModelStoreError
 from src.model.predictor import Predictor
-from src.model.store import ModelStore
+from src.model.store import METADATA_FILE, MODEL_FILE, ModelStore
 
 logger = logging.getLogger(__name__)
+
+# A rejected version is tried again after this long, doubling up to the cap, or at once when its
+# files change: a transient error (NFS lag, a file still being copied) must not become permanent.
+RETRY_FIRST_SECONDS = 5.0
+RETRY_MAX_SECONDS = 300.0
+
+
+@dataclass
+class Rejection:
+    """A version that failed to load: when, how often, and what its files looked like then."""
+
+    version: str | None
+    signature: tuple[tuple[int, int], ...]
+    failures: int
+    retry_at: float
+
+    @property
+    def next_delay(self) -> float:
+        """The wait before the next retry."""
+        return float(min(RETRY_MAX_SECONDS, RETRY_FIRST_SECONDS * 2 ** (self.failures - 1)))
 
 
 class ModelState:
@@ -26,7 +47,12 @@ class ModelState:
         self.stores = [store] if fallback is None else [store, fallback]
         self.predictor: Predictor | None = None
         self.not_ready_reason: str | None = "the model has not been loaded yet"
-        self.rejected_version: str | None = None
+        self.rejection: Rejection | None = None
+
+    @property
+    def rejected_version(self) -> str | None:
+        """The version that last failed to load, if it is still the one CURRENT names."""
+        return self.rejection.version if self.rejection else None
 
     def require(self) -> Predictor:
         """The serving predictor, or ModelNotReadyError saying why there is none."""
@@ -38,16 +64,17 @@ class ModelState:
     def load(self, *, kind: str = "startup") -> bool:
         """Load and verify CURRENT; on failure keep the model being served. Returns whether it loaded.
 
-        A rejected version is remembered and not tried again by the watcher until CURRENT changes.
+        A rejected version is tried again by the watcher after a growing delay, or when its files change.
         """
         started = time.perf_counter()
         version = None
+        store = self.stores[0]
         try:
             store, version = self._current()
             predictor = Predictor(store.load(version))
         except Exception as error:
             message = error.message if isinstance(error, ModelStoreError) else f"unusable model: {error!r}"
-            self.rejected_version = version
+            self._remember_rejection(store, version)
             metrics.MODEL_LOADS.labels(kind=kind, outcome="failure").inc()
             if self.predictor is None:
                 self.not_ready_reason = message
@@ -57,6 +84,7 @@ class ModelState:
                 logger.error("kept model %s; the new one was rejected: %s", self.predictor.version, message)
             return False
         duration = time.perf_counter() - started
+        self.rejection = None
         self._swap(predictor)
         metrics.MODEL_LOADS.labels(kind=kind, outcome="success").inc()
         metrics.MODEL_LOAD_DURATION.set(duration)
@@ -81,23 +109,42 @@ class ModelState:
                 return store, version
         return self.stores[0], None
 
+    def _remember_rejection(self, store: ModelStore, version: str | None) -> None:
+        previous = self.rejection
+        failures = previous.failures + 1 if previous and previous.version == version else 1
+        rejection = Rejection(version, _signature(store, version), failures, 0.0)
+        rejection.retry_at = time.monotonic() + rejection.next_delay
+        self.rejection = rejection
+
+    def _should_retry(self, current: str | None) -> bool:
+        rejection = self.rejection
+        if rejection is None or rejection.version != current:
+            return True
+        if time.monotonic() >= rejection.retry_at:
+            return True
+        store, _ = self._current()
+        return _signature(store, current) != rejection.signature
+
     def current_changed(self) -> bool:
-        """Whether CURRENT names another version than the one served (unreadable counts as unchanged)."""
+        """Whether CURRENT names another version than the one served (unreadable counts as unchanged).
+
+        A version rejected before counts again once its retry delay has passed or its files changed.
+        """
         try:
             _, current = self._current()
+            served = self.predictor.version if self.predictor else None
+            return current is not None and current != served and self._should_retry(current)
         except ModelStoreError as error:
             logger.warning("cannot check the model store: %s", error.message)
             return False
-        served = self.predictor.version if self.predictor else None
-        return current is not None and current not in (served, self.rejected_version)
 
     async def reload_if_changed(self, *, retry_rejected: bool = False) -> bool:
         """Load CURRENT in a worker thread if it changed; returns whether a new model now serves.
 
-        The watcher skips a version it rejected before; an operator's reload tries it again.
+        The watcher retries a rejected version with backoff; an operator's reload tries it at once.
         """
         if retry_rejected:
-            self.rejected_version = None
+            self.rejection = None
         if not self.current_changed():
             return False
         return await asyncio.to_thread(self.load, kind="reload")
@@ -110,3 +157,18 @@ class ModelState:
                 await self.reload_if_changed()
             except Exception:  # the watcher must outlive any one bad check
                 logger.exception("model store check failed")
+
+
+def _signature(store: ModelStore, version: str | None) -> tuple[tuple[int, int], ...]:
+    """Size and modification time of a version's files: a change means it is worth trying again."""
+    if version is None:
+        return ()
+    stamps = []
+    for name in (MODEL_FILE, METADATA_FILE):
+        try:
+            status = (store.root / version / name).stat()
+        except (OSError, ValueError):
+            stamps.append((-1, -1))
+        else:
+            stamps.append((status.st_size, status.st_mtime_ns))
+    return tuple(stamps)

@@ -35,12 +35,13 @@ class Case:
 
     def passes(self, positive: Sequence[float]) -> bool:
         """Whether the P(positive) of each of `texts` meets this case's expectation."""
+        scores = [float(p) for p in positive]
         if self.type == "MFT":
-            return (positive[0] > 0.5) == (self.expected == "positive")
+            return (scores[0] > 0.5) == (self.expected == "positive")
         if self.type == "DIR":
-            return positive[1] < positive[0] if self.expected == "down" else positive[1] > positive[0]
-        same_label = len({p > 0.5 for p in positive}) == 1
-        return same_label and max(positive) - min(positive) <= self.max_delta
+            return scores[1] < scores[0] if self.expected == "down" else scores[1] > scores[0]
+        same_label = len({p > 0.5 for p in scores}) == 1
+        return same_label and max(scores) - min(scores) <= self.max_delta
 
 
 @dataclass(frozen=True)

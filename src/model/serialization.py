@@ -17,9 +17,19 @@ import skops.io
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import Pipeline
 
+from src.model.pipeline_checks import UnsupportedModelError, check_pipeline
+
+DEFAULT_MAX_MODEL_BYTES = 50_000_000
+
 
 class UnusableModelError(Exception):
-    """A model file that is not a skops file, needs an untrusted type, or holds no classifier."""
+    """A model file that is not a skops file, is too large, needs an untrusted type, or is configured
+    in a way the service does not serve."""
+
+
+# A model file of ours unpacks to about 2.5x its size (mostly the vocabulary string in schema.json).
+UNPACK_FACTOR = 4
+_MAX_MEMBERS = 10_000
 
 
 # Reviewed: every type a model file may contain. Anything else in a file is refused before loading.
@@ -92,8 +102,34 @@ def _types_in_file(data: bytes) -> set[str]:
     return found
 
 
-def load_pipeline(data: bytes) -> Pipeline:
-    """The Pipeline in skops bytes, refusing any type outside TRUSTED_TYPES before loading anything."""
+def check_archive(data: bytes, max_bytes: int) -> None:
+    """Refuse a file over `max_bytes`, or whose members declare more than UNPACK_FACTOR times that.
+
+    Only the zip's central directory is read: a member that inflates to gigabytes (a zip bomb) is
+    refused before one byte of it is decompressed. zipfile never reads past a member's declared
+    size, so the declared sizes bound what loading can allocate.
+    """
+    if len(data) > max_bytes:
+        raise UnusableModelError(f"the file is {len(data)} bytes, over the limit of {max_bytes} (MAX_MODEL_BYTES)")
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, ValueError) as error:
+        raise UnusableModelError(f"not a skops file ({error})") from None
+    if len(members) > _MAX_MEMBERS:
+        raise UnusableModelError(f"the file has {len(members)} members, over {_MAX_MEMBERS}")
+    unpacked = sum(member.file_size for member in members)
+    if unpacked > UNPACK_FACTOR * max_bytes:
+        raise UnusableModelError(
+            f"the file unpacks to {unpacked} bytes, over the limit of {UNPACK_FACTOR} x MAX_MODEL_BYTES "
+            f"({UNPACK_FACTOR * max_bytes})"
+        )
+
+
+def load_pipeline(data: bytes, max_bytes: int = DEFAULT_MAX_MODEL_BYTES) -> Pipeline:
+    """The Pipeline in skops bytes: size limits first, then TRUSTED_TYPES before loading anything,
+    then the loaded Pipeline's parameters (src/model/pipeline_checks.py)."""
+    check_archive(data, max_bytes)
     try:
         untrusted = sorted(_types_in_file(data) - set(TRUSTED_TYPES))
     except (zipfile.BadZipFile, KeyError, ValueError) as error:
@@ -107,4 +143,8 @@ def load_pipeline(data: bytes) -> Pipeline:
     if not isinstance(pipeline, Pipeline) or not hasattr(pipeline, "predict_proba"):
         raise UnusableModelError("the model file does not hold a classification Pipeline")
     _restore_vocabulary(pipeline)
+    try:
+        check_pipeline(pipeline)
+    except UnsupportedModelError as error:
+        raise UnusableModelError(f"unsupported model: {error}") from None
     return pipeline

@@ -17,8 +17,10 @@ import json
 import logging
 import os
 import platform
+import re
 import secrets
 import shutil
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,7 +30,7 @@ import sklearn
 from sklearn.pipeline import Pipeline
 
 from src.errors import ModelNotFoundError, ModelStoreError, ModelVerificationError
-from src.model.serialization import UnusableModelError, dump_pipeline, load_pipeline
+from src.model.serialization import DEFAULT_MAX_MODEL_BYTES, UnusableModelError, dump_pipeline, load_pipeline
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +38,18 @@ MODEL_FILE = "model.skops"
 METADATA_FILE = "metadata.json"
 CURRENT_FILE = "CURRENT"
 _TEMP_PREFIX = ".tmp-"
+# Version names are written into CURRENT and joined to the root: no separators, no leading dot.
+_VERSION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+# A temporary folder older than this was left by a crashed publish; a live one is seconds old.
+STALE_TEMP_SECONDS = 3600.0
+MAX_METADATA_BYTES = 4_000_000
+
+
+def check_version_name(version: str) -> str:
+    """The name itself if it can name a version folder; ModelNotFoundError otherwise."""
+    if not _VERSION_NAME.fullmatch(version):
+        raise ModelNotFoundError(f"invalid model version name {version!r}")
+    return version
 
 
 @dataclass(frozen=True)
@@ -67,18 +81,27 @@ def _write_durably(path: Path, data: bytes) -> None:
 
 
 class ModelStore:
-    """Versioned models under one root folder: publish atomically, find CURRENT, load verified."""
+    """Versioned models under one root folder: publish atomically, find CURRENT, load verified.
 
-    def __init__(self, root: str | Path) -> None:
+    `max_model_bytes` bounds a model file (and what it may unpack to) before any of it is read.
+    """
+
+    def __init__(self, root: str | Path, *, max_model_bytes: int = DEFAULT_MAX_MODEL_BYTES) -> None:
         self.root = Path(root)
+        self.max_model_bytes = max_model_bytes
 
     def new_version(self) -> str:
         """A unique, time-ordered version name such as 20261126T041500Z-3f9a1c."""
         return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
 
-    def publish(self, pipeline: Pipeline, metadata: dict[str, Any], *, version: str | None = None) -> str:
-        """Store a fitted pipeline as a new version and make it CURRENT; returns the version."""
-        version = version or self.new_version()
+    def publish(
+        self, pipeline: Pipeline, metadata: dict[str, Any], *, version: str | None = None, keep: int | None = None
+    ) -> str:
+        """Store a fitted pipeline as a new version and make it CURRENT; returns the version.
+
+        With `keep`, older versions beyond the newest `keep` are pruned afterwards (see prune()).
+        """
+        version = check_version_name(version or self.new_version())
         self.root.mkdir(parents=True, exist_ok=True)
         final = self.root / version
         if final.exists():
@@ -105,10 +128,47 @@ class ModelStore:
             raise
         self.activate(version)
         logger.info("published model version %s to %s", version, self.root)
+        if keep is not None:
+            self.prune(keep)
         return version
 
+    def prune(self, keep: int) -> list[str]:
+        """Delete all but the newest `keep` versions (never CURRENT) and stale temporary folders.
+
+        Returns the versions deleted. A volume of 1 GiB fills up with every training run otherwise.
+        """
+        if keep < 1:
+            raise ValueError("keep at least one version")
+        current = self.current_version()
+        doomed = [version for version in self.versions()[:-keep] if version != current]
+        for version in doomed:
+            # Renamed first, so a half-deleted version never looks complete to a reader.
+            trash = self.root / f"{_TEMP_PREFIX}delete-{version}"
+            (self.root / version).rename(trash)
+            shutil.rmtree(trash, ignore_errors=True)
+        if doomed:
+            logger.info("pruned %d old model versions from %s: %s", len(doomed), self.root, ", ".join(doomed))
+        self.remove_stale_temporaries()
+        return doomed
+
+    def remove_stale_temporaries(self, older_than: float = STALE_TEMP_SECONDS) -> list[str]:
+        """Delete `.tmp-*` entries older than `older_than` seconds, left by publishes that crashed."""
+        if not self.root.is_dir():
+            return []
+        cutoff = time.time() - older_than
+        removed = []
+        for entry in self.root.iterdir():
+            if entry.name.startswith(_TEMP_PREFIX) and entry.lstat().st_mtime < cutoff:
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink(missing_ok=True)
+                removed.append(entry.name)
+        return removed
+
     def activate(self, version: str) -> None:
-        """Point CURRENT at an existing version, atomically."""
+        """Point CURRENT at an existing version, atomically (roll back or promote)."""
+        check_version_name(version)
         if not (self.root / version / METADATA_FILE).is_file():
             raise ModelNotFoundError(f"no model version {version!r} in {self.root}")
         pointer = self.root / f"{_TEMP_PREFIX}{CURRENT_FILE}-{secrets.token_hex(4)}"
@@ -138,8 +198,10 @@ class ModelStore:
 
     def read_metadata(self, version: str) -> dict[str, Any]:
         """A version's metadata.json, checked to be a JSON object."""
-        path = self.root / version / METADATA_FILE
+        path = self.root / check_version_name(version) / METADATA_FILE
         try:
+            if path.stat().st_size > MAX_METADATA_BYTES:
+                raise ModelVerificationError(f"model {version}: {METADATA_FILE} is over {MAX_METADATA_BYTES} bytes")
             metadata = json.loads(path.read_text())
         except FileNotFoundError:
             raise ModelNotFoundError(f"no model version {version!r} in {self.root}") from None
@@ -155,18 +217,23 @@ class ModelStore:
             version = self.current_version()
             if version is None:
                 raise ModelNotFoundError(f"no model has been published in {self.root} (no {CURRENT_FILE} file)")
-        if "/" in version or version.startswith("."):
-            raise ModelNotFoundError(f"invalid model version name {version!r}")
+        check_version_name(version)
         metadata = self.read_metadata(version)
         self._check_versions(version, metadata)
         path = self.root / version / MODEL_FILE
         try:
+            size = path.stat().st_size
+            if size > self.max_model_bytes:
+                raise ModelVerificationError(
+                    f"model {version}: {MODEL_FILE} is {size} bytes, over the limit of {self.max_model_bytes} "
+                    "(MAX_MODEL_BYTES)"
+                )
             data = path.read_bytes()
         except OSError as error:
             raise ModelVerificationError(f"model {version}: cannot read {MODEL_FILE} ({error.strerror})") from None
         if hashlib.sha256(data).hexdigest() != metadata.get("sha256"):
             raise ModelVerificationError(f"model {version}: {MODEL_FILE} does not match the sha256 in its metadata")
-        pipeline = self._load_trusted(version, data)
+        pipeline = self._load_trusted(version, data, self.max_model_bytes)
         return StoredModel(version=version, pipeline=pipeline, metadata=metadata)
 
     @staticmethod
@@ -179,8 +246,8 @@ class ModelStore:
             )
 
     @staticmethod
-    def _load_trusted(version: str, data: bytes) -> Pipeline:
+    def _load_trusted(version: str, data: bytes, max_bytes: int) -> Pipeline:
         try:
-            return load_pipeline(data)
+            return load_pipeline(data, max_bytes)
         except UnusableModelError as error:
             raise ModelVerificationError(f"model {version}: {error}") from None

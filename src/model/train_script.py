@@ -37,6 +37,13 @@ logger = logging.getLogger("src.model.train_script")
 LEXICON_WEIGHT = 0.5
 
 
+def _at_least_one(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {number}")
+    return number
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line of the training script."""
     parser = argparse.ArgumentParser(
@@ -91,6 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
     store.add_argument("--dry-run", action="store_true", help="train and evaluate, but publish nothing")
     store.add_argument(
         "--force", action="store_true", help="publish even if the quality gate finds the model worse than CURRENT"
+    )
+    store.add_argument(
+        "--keep-versions",
+        type=_at_least_one,
+        help="versions to keep after publishing, CURRENT always among them (default: $MODEL_KEEP_VERSIONS, else 5)",
     )
     return parser
 
@@ -190,7 +202,8 @@ def run(args: argparse.Namespace) -> int:
         "cross_source": cross_source.to_dict() if cross_source else None,
         "quality_gate": verdict.to_dict(),
     }
-    version = trainer.save_model(model_dir, dataset=dataset, evaluation=evaluation, extra=extra)
+    keep = args.keep_versions or get_settings().model_keep_versions
+    version = trainer.save_model(model_dir, dataset=dataset, evaluation=evaluation, extra=extra, keep=keep)
     print(f"published model version {version} to {model_dir}")
     return 0
 

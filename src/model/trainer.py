@@ -190,8 +190,12 @@ class ModelTrainer:
         dataset: Dataset | None = None,
         evaluation: Evaluation | None = None,
         extra: Mapping[str, Any] | None = None,
+        keep: int | None = None,
     ) -> str:
-        """Publish the trained Pipeline to the model store as its new CURRENT version; returns the version."""
+        """Publish the trained Pipeline to the model store as its new CURRENT version; returns the version.
+
+        With `keep`, only the newest `keep` versions (and CURRENT) stay in the store.
+        """
         metadata: dict[str, Any] = {
             "classes": self.classes_ if hasattr(self, "classes_") else [],
             "params": self.params,
@@ -201,7 +205,7 @@ class ModelTrainer:
             **(extra or {}),
         }
         store = ModelStore(model_dir or self.model_dir or _default_model_dir())
-        return store.publish(self._fitted(), metadata)
+        return store.publish(self._fitted(), metadata, keep=keep)
 
     @classmethod
     def load_model(cls, model_dir: str | Path | None = None, version: str | None = None) -> ModelTrainer:

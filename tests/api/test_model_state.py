@@ -2,11 +2,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+from collections.abc import Callable
 from pathlib import Path
 
-from src.api.model_state import ModelState
+import pytest
+
+from src.api.model_state import RETRY_FIRST_SECONDS, RETRY_MAX_SECONDS, ModelState, Rejection
 from src.model.datasets import Dataset
-from src.model.store import METADATA_FILE, ModelStore
+from src.model.predictor import Predictor
+from src.model.store import METADATA_FILE, MODEL_FILE, ModelStore, StoredModel
 from src.model.trainer import ModelTrainer
 
 
@@ -41,7 +46,7 @@ def test_a_bad_new_version_is_rejected_once_and_the_old_one_keeps_serving(tmp_pa
     assert not asyncio.run(state.reload_if_changed())
     assert state.require().version == serving
     assert state.rejected_version == bad
-    assert not state.current_changed()  # not retried every poll
+    assert not state.current_changed()  # not retried every poll, only after a growing delay
     good = trainer.save_model(tmp_path)
     assert asyncio.run(state.reload_if_changed())
     assert state.require().version == good
@@ -65,3 +70,53 @@ def test_fallback_store_serves_until_the_main_store_has_a_model(tmp_path: Path, 
     published = trainer.save_model(tmp_path / "volume")
     assert asyncio.run(state.reload_if_changed())
     assert state.require().version == published
+
+
+def test_a_rejected_version_is_retried_when_its_files_are_fixed_or_after_a_delay(
+    tmp_path: Path, sample: Dataset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reproduction: CURRENT named a version whose model.skops was missing (NFS lag); restored, it
+    stayed rejected for ever. Now a change of its files, or the backoff delay, brings a retry."""
+    store, _ = _store_with_model(tmp_path, sample)
+    version = store.current_version()
+    model_file = tmp_path / str(version) / MODEL_FILE
+    hidden = model_file.with_name("model.skops.away")
+    model_file.rename(hidden)
+    state = ModelState(store)
+    assert not state.load()
+    assert state.rejected_version == version
+    assert not state.current_changed()
+    hidden.rename(model_file)  # the file arrives
+    assert asyncio.run(state.reload_if_changed())
+    assert state.require().version == version
+
+    # Same version broken again, files unchanged from the failure: retried only after the delay.
+    state = ModelState(store)
+    monkeypatch.setattr(Predictor, "__init__", _fail_once())
+    assert not state.load()
+    assert state.rejection is not None
+    assert state.rejection.next_delay == RETRY_FIRST_SECONDS
+    assert not state.current_changed()
+    now = time.monotonic()
+    monkeypatch.setattr(time, "monotonic", lambda: now + RETRY_FIRST_SECONDS + 0.1)
+    assert state.current_changed()
+    assert asyncio.run(state.reload_if_changed())
+
+
+def _fail_once() -> Callable[..., None]:
+    original = Predictor.__init__
+    calls = []
+
+    def init(self: Predictor, stored: StoredModel) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError("transient read error")
+        original(self, stored)
+
+    return init
+
+
+def test_backoff_doubles_up_to_a_cap() -> None:
+    delays = [Rejection("v", (), failures, 0.0).next_delay for failures in range(1, 10)]
+    assert delays[:4] == [RETRY_FIRST_SECONDS * 2**i for i in range(4)]
+    assert delays[-1] == RETRY_MAX_SECONDS
