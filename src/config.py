@@ -38,6 +38,25 @@ class Settings(BaseSettings):
     keep_alive_seconds: int = Field(default=5, ge=1)
     """How long an idle keep-alive connection stays open."""
 
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
+    """How long a client may take to send a request's headers (from connecting, or from the previous
+    response); past it, 408 and the connection is closed."""
+
+    body_timeout_seconds: float = Field(default=10.0, gt=0)
+    """How long a client may take to send a request's whole body once its headers are in; past it, 408."""
+
+    max_header_bytes: int = Field(default=16_384, ge=1024)
+    """Largest request line plus headers, in bytes; a larger request gets 431 and the connection is closed."""
+
+    max_header_count: int = Field(default=100, ge=8)
+    """Most header fields in one request; more get 431."""
+
+    max_connections_per_worker: int = Field(default=1000, ge=16)
+    """Open connections one worker holds; past it, new connections are closed at once."""
+
+    worker_timeout_seconds: float = Field(default=30.0, gt=0)
+    """A worker whose event loop has not reported for this long (hung, or stopped) is killed and replaced."""
+
     log_level: LogLevel = "info"
     """Level of the service's logs."""
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -41,9 +42,17 @@ def test_metrics_dir_is_emptied_and_exported(tmp_path: Path, monkeypatch: pytest
     (tmp_path / "counter_123.db").write_bytes(b"stale")
     (tmp_path / "sub").mkdir()
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
-    assert serve.prepare_metrics_dir() == tmp_path
+    assert serve.prepare_metrics_dir() == (tmp_path, False)  # configured: emptied, never removed
     assert list(tmp_path.iterdir()) == []
     assert os.environ["PROMETHEUS_MULTIPROC_DIR"] == str(tmp_path)
+
+
+def test_a_metrics_dir_made_at_start_is_made_fresh(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    made, made_here = serve.prepare_metrics_dir()
+    assert made_here
+    assert made.is_dir()
+    made.rmdir()
 
 
 def test_sockets_share_a_port() -> None:
@@ -62,3 +71,51 @@ def test_a_port_in_use_is_refused_even_by_a_reuseport_listener() -> None:
         serve.check_port_free("127.0.0.1", port)
     listener.close()
     serve.check_port_free("127.0.0.1", port)
+
+
+def crash_at_startup(settings: Settings, heartbeat: object) -> None:
+    """A worker that dies before serving, as one with a broken install or an unwritable folder would."""
+    raise SystemExit(3)
+
+
+def test_a_worker_crashing_at_startup_is_restarted_with_growing_delays(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The reproduction: a worker dying at start-up was restarted every 0.5 s for ever."""
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    supervisor = serve.Supervisor(Settings(), 1, target=crash_at_startup)
+    slot = serve.Slot(supervisor.context.Value("d", 0.0))
+    supervisor.slots = [slot]
+    delays: list[int] = []
+    for _ in range(4):
+        supervisor._start(slot)
+        process = slot.process
+        assert process is not None
+        process.join(30)
+        supervisor._check()
+        assert slot.process is None
+        assert slot.restart_at is not None
+        delays.append(round(slot.restart_at - time.monotonic()))
+    assert delays == [0, 1, 2, 4]
+    assert slot.quick_failures == 4
+    assert "crashed at startup (exit code 3, 4 quick failures in a row); starting a new one in 4.0 s" in caplog.text
+
+
+def test_a_worker_whose_heartbeat_stops_is_killed(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    supervisor = serve.Supervisor(Settings(worker_timeout_seconds=1), 1, target=sleep_silently)
+    slot = serve.Slot(supervisor.context.Value("d", 0.0))
+    supervisor.slots = [slot]
+    supervisor._start(slot)
+    process = slot.process
+    assert process is not None
+    slot.heartbeat.value = time.monotonic() - 5  # as if its loop had stopped 5 s ago
+    supervisor._check()
+    assert not process.is_alive()
+    assert slot.process is None
+    assert slot.restart_at is not None
+
+
+def sleep_silently(settings: Settings, heartbeat: object) -> None:
+    """A worker whose event loop never reports."""
+    time.sleep(60)

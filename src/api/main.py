@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import multiprocessing
+import os
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
@@ -18,7 +21,12 @@ from src.api import error_handlers
 from src.api.direct_routes import DirectRoutesMiddleware
 from src.api.error_handlers import RETRY_AFTER_SECONDS
 from src.api.logs import configure_logging
-from src.api.middleware import BodyLimitMiddleware, LoadSheddingMiddleware, ObservabilityMiddleware
+from src.api.middleware import (
+    ApiKeyMiddleware,
+    BodyLimitMiddleware,
+    LoadSheddingMiddleware,
+    ObservabilityMiddleware,
+)
 from src.api.model_state import ModelState
 from src.api.routes import ROUTERS
 from src.api.routes.predict import DIRECT_ROUTES, PREDICTION_PATHS
@@ -27,6 +35,21 @@ from src.config import Settings, get_settings
 from src.model.store import ModelStore
 
 API_VERSION = "1.0.0"
+logger = logging.getLogger(__name__)
+
+
+def warn_if_metrics_are_per_worker() -> None:
+    """`uvicorn --workers N` without PROMETHEUS_MULTIPROC_DIR: each worker's /metrics counts only itself.
+
+    uvicorn starts such workers with multiprocessing's spawn, so they have a parent process; the
+    production command sets the folder before any worker starts.
+    """
+    if multiprocessing.parent_process() is not None and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        logger.warning(
+            "this is one of several worker processes but PROMETHEUS_MULTIPROC_DIR is not set: /metrics "
+            "counts only this worker's requests, so totals are wrong. Serve with `python -m src.serve`, "
+            "or set PROMETHEUS_MULTIPROC_DIR to an empty folder before starting uvicorn --workers."
+        )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -36,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        warn_if_metrics_are_per_worker()
         state = app.state.model_state
         await asyncio.to_thread(state.load)
         watcher = None
@@ -65,9 +89,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     error_handlers.install(app)
     routes = [route.path for router in ROUTERS for route in router.routes if isinstance(route, APIRoute)]
-    # Outermost last: ids and metrics see everything, shedding happens before the body is read.
+    # Outermost last: ids and metrics see everything; shedding and the key check happen before the body
+    # is read.
     app.add_middleware(DirectRoutesMiddleware, routes=DIRECT_ROUTES)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(ApiKeyMiddleware, paths=PREDICTION_PATHS, keys=app.state.prediction_keys)
     app.add_middleware(
         LoadSheddingMiddleware,
         max_pending=settings.max_pending_requests,

@@ -39,6 +39,17 @@ HTTP_IN_FLIGHT = Gauge("mlservice_http_requests_in_flight", "Requests being hand
 REQUESTS_SHED = Counter(
     "mlservice_requests_shed_total", "Prediction requests refused with 503 because the worker was overloaded."
 )
+CONNECTIONS_REFUSED = Counter(
+    "mlservice_connections_refused_total",
+    "Connections closed by the server's limits, by reason (header_timeout, body_timeout, header_size, "
+    "max_connections).",
+    ["reason"],
+)
+WORKER_RESTARTS = Counter(
+    "mlservice_worker_restarts_total",
+    "Worker processes replaced by the supervisor, by reason (exited, crashed_at_startup, hung).",
+    ["reason"],
+)
 PREDICTIONS = Counter("mlservice_predictions_total", "Texts classified, by predicted label.", ["label"])
 CONFIDENCE = Histogram(
     "mlservice_prediction_confidence",

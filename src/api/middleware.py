@@ -10,9 +10,12 @@ import secrets
 import time
 from collections.abc import Collection
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from src.api import metrics
+from src.api import error_handlers, metrics
+from src.api.security import KeyCheck
+from src.errors import ServiceError
 
 # Paths that do not count themselves in the request metrics.
 UNMEASURED_PATHS = frozenset({"/metrics", "/health", "/health/live", "/health/ready"})
@@ -152,10 +155,12 @@ class BodyLimitMiddleware:
 
 
 class LoadSheddingMiddleware:
-    """Answers 503 with Retry-After at once when a worker already has too much work queued.
+    """Answers 503 with Retry-After at once when a worker already has too much work waiting for the CPU.
 
     Handlers run to completion without yielding, so the work a worker has accepted but not finished
-    is the number of its pending asyncio tasks (uvicorn makes one per request). Past `max_pending`,
+    is its pending asyncio tasks (uvicorn makes one per request), less those waiting for their body
+    to arrive: a client that is slow to send costs no CPU, and must not make the worker refuse
+    others (measured: 200 stalled uploads made every prediction answer 503). Past `max_pending`,
     new prediction requests are refused cheaply instead of queueing without bound; health and
     metrics requests are never refused, so probes keep answering under full load.
     """
@@ -165,11 +170,46 @@ class LoadSheddingMiddleware:
         self.max_pending = max_pending
         self.paths = frozenset(paths)
         self.retry_after = retry_after.encode()
+        self.receiving = 0  # requests of this worker now waiting for body bytes from their client
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] in self.paths and len(asyncio.all_tasks()) > self.max_pending:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if scope["path"] in self.paths and len(asyncio.all_tasks()) - self.receiving > self.max_pending:
             metrics.REQUESTS_SHED.inc()
             detail = f"overloaded: more than {self.max_pending} requests queued (MAX_PENDING_REQUESTS); retry later"
             await send_json_error(send, 503, detail, [(b"retry-after", self.retry_after)])
             return
+
+        async def counted_receive() -> Message:
+            self.receiving += 1
+            try:
+                return await receive()
+            finally:
+                self.receiving -= 1
+
+        await self.app(scope, counted_receive, send)
+
+
+class ApiKeyMiddleware:
+    """Checks the API key of the protected paths before anything reads their body.
+
+    A request without a valid key costs a header lookup, however slowly it sends its body.
+    """
+
+    def __init__(self, app: ASGIApp, paths: Collection[str], keys: KeyCheck) -> None:
+        self.app = app
+        self.paths = frozenset(paths)
+        self.keys = keys
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.keys.enabled and scope["path"] in self.paths:
+            request = Request(scope)
+            try:
+                self.keys.check(request)
+            except ServiceError as error:
+                response = await error_handlers.service_error(request, error)
+                await response(scope, receive, send)
+                return
         await self.app(scope, receive, send)

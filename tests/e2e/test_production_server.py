@@ -6,7 +6,9 @@ import os
 import shutil
 import signal
 import subprocess
+import time
 import urllib.error
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,7 @@ from tests.e2e.servers import (
     production_env,
     request,
     running_server,
+    uvicorn_command,
     wait_until,
 )
 
@@ -99,3 +102,56 @@ def test_a_second_server_on_the_same_port_refuses_to_start(model_dir: Path, tmp_
         )
     assert second.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in second.stderr
+
+
+def test_a_hung_worker_is_killed_and_replaced(model_dir: Path, tmp_path: Path) -> None:
+    """The reproduction: a SIGSTOPped worker was never noticed, and 1 probe in 10 hung past 2 s."""
+    port = free_port()
+    env = production_env(model_dir, port, tmp_path, WORKER_TIMEOUT_SECONDS="2")
+    with running_server(production_command(), port, env, tmp_path) as server:
+        workers = wait_until(lambda: (c := child_pids(server.process.pid)) and len(c) >= 2 and c, 20, "2 workers")
+        victim = min(workers)
+        os.kill(victim, signal.SIGSTOP)
+        started = time.monotonic()
+        replaced = wait_until(
+            lambda: (c := child_pids(server.process.pid)) and victim not in c and len(c) >= 2 and c, 20, "a new worker"
+        )
+        assert time.monotonic() - started < 10
+        assert replaced - workers
+        wait_until(lambda: request(server.url("/health/ready")).status == 200, 30, "ready again")
+        slow = [
+            elapsed
+            for _ in range(40)
+            if (elapsed := _timed(lambda: request(server.url("/health/ready"), timeout=5).status)) > 2
+        ]
+        assert slow == []
+        assert f"worker {victim} has not answered" in server.log()
+        exposition = request(server.url("/metrics")).body.decode()
+        assert metric_value(exposition, 'mlservice_worker_restarts_total{reason="hung"}') == 1
+
+
+def _timed(call: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    call()
+    return time.perf_counter() - started
+
+
+def test_the_metrics_folder_made_at_start_is_removed_at_exit(model_dir: Path, tmp_path: Path) -> None:
+    port = free_port()
+    env = production_env(model_dir, port, tmp_path)
+    del env["PROMETHEUS_MULTIPROC_DIR"]
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env["TMPDIR"] = str(scratch)
+    with running_server(production_command(), port, env, tmp_path) as server:
+        assert [p.name.startswith("ml-service-metrics-") for p in scratch.iterdir()] == [True]
+        assert request(server.url("/predict"), body={"text": "fine"}).status == 200
+    assert list(scratch.iterdir()) == []
+
+
+def test_uvicorn_workers_without_a_metrics_folder_warn_loudly(model_dir: Path, tmp_path: Path) -> None:
+    port = free_port()
+    env = {"MODEL_DIR": str(model_dir), "MODEL_POLL_SECONDS": "0"}
+    with running_server(uvicorn_command(port, "--workers", "2"), port, env, tmp_path) as server:
+        wait_until(lambda: server.log().count("PROMETHEUS_MULTIPROC_DIR") >= 2, 20, "a warning from each worker")
+    assert "counts only this worker's requests" in server.log()

@@ -100,7 +100,6 @@ def _json(content: dict[str, Any]) -> Response:
 )
 async def predict(request: Request) -> Response:
     """The label, the probability of each class, and the model version."""
-    request.app.state.prediction_keys.check(request)
     body = await _parse(request, PredictRequest)
     settings: Settings = request.app.state.settings
     _check_length(body.text, settings, ("body", "text"))
@@ -118,7 +117,6 @@ async def predict(request: Request) -> Response:
 )
 async def predict_batch(request: Request) -> Response:
     """One result per text, in the order sent."""
-    request.app.state.prediction_keys.check(request)
     body = await _parse(request, BatchPredictRequest)
     texts = body.texts
     settings: Settings = request.app.state.settings
