@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 # A character that is white space neither to Python nor to JSON Schema (ECMA-262) regexes; the
 # schema publishes the same rule the validator applies, so clients can check it before sending.
@@ -34,18 +34,38 @@ class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+MAX_TOP_TERMS = 50
+ExplainFlag = Annotated[bool, Field(description="also return the terms' shares of the decision")]
+
+
+def _json_integer(value: object) -> object:
+    # JSON Schema's "integer" includes 8.0; strings and booleans are still refused, as elsewhere.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be an integer")
+    return value
+
+
+TopTerms = Annotated[
+    int,
+    Field(ge=1, le=MAX_TOP_TERMS, strict=False, description="with explain: how many terms to list, largest first"),
+    BeforeValidator(_json_integer),
+]
+
+
 class PredictRequest(_Request):
     """One text to classify (at most MAX_TEXT_LENGTH characters)."""
 
     text: Text
-    explain: bool = Field(default=False, description="also return each term's share of the decision")
+    explain: ExplainFlag = False
+    top_terms: TopTerms = 10
 
 
 class BatchPredictRequest(_Request):
     """Texts to classify together (1 to MAX_BATCH_SIZE of them, each at most MAX_TEXT_LENGTH characters)."""
 
     texts: list[Text] = Field(min_length=1)
-    explain: bool = Field(default=False, description="also return each term's share of the decision")
+    explain: ExplainFlag = False
+    top_terms: TopTerms = 10
 
 
 class TermShareModel(BaseModel):
@@ -59,12 +79,15 @@ class ExplanationModel(BaseModel):
     """Decision scores split exactly into an intercept plus one share per term (TF-IDF weight x coefficient).
 
     A binary model has one score, for its second class; a term with a negative share pushed towards
-    the first class. `towards` lists, for each class, the terms that pushed most towards it.
+    the first class. `scores[c] = intercepts[c] + the listed terms' shares + other_terms[c]`.
+    `towards` lists, for each class, the terms that pushed most towards it.
     """
 
     scores: dict[str, float]
     intercepts: dict[str, float]
-    terms: list[dict[str, object]]
+    terms: list[dict[str, object]] = Field(description="the `top_terms` terms with the largest shares")
+    other_terms: dict[str, float] = Field(description="the summed shares of the terms not listed")
+    terms_total: int = Field(description="how many distinct known terms the text has")
     towards: dict[str, list[TermShareModel]]
 
 

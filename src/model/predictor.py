@@ -77,14 +77,14 @@ class Predictor:
             self._result(row.tolist(), *self._word_counts(text)) for text, row in zip(texts, probabilities, strict=True)
         ]
 
-    def predict_explained(self, text: str) -> tuple[Prediction, Explanation]:
-        """Classify one text and give each term's exact share of the decision (compiled models only)."""
+    def predict_explained(self, text: str, top: int = 10) -> tuple[Prediction, Explanation]:
+        """Classify one text and give the `top` terms' exact shares of the decision (compiled models only)."""
         scorer = self.scorer
         if scorer is None:
             raise ServiceError(
                 f"model {self.version} is served through scikit-learn, which gives no explanations", status_code=501
             )
-        weighted, explanation = explain(scorer, text)
+        weighted, explanation = explain(scorer, text, top)
         return self._from_weights(scorer, weighted), explanation
 
     def _word_counts(self, text: str) -> tuple[int, int]:

@@ -24,8 +24,10 @@ def test_shares_plus_intercept_reproduce_the_decision_function(stored: StoredMod
         _, explanation = explain(scorer, text)
         assert list(explanation.scores) == ["positive"]
         assert abs(explanation.scores["positive"] - decision) <= TOLERANCE
-        total = explanation.intercepts["positive"] + sum(t["contributions"]["positive"] for t in explanation.terms)  # type: ignore[index]
+        listed = sum(t["contributions"]["positive"] for t in explanation.terms)  # type: ignore[index]
+        total = explanation.intercepts["positive"] + listed + explanation.other_terms["positive"]
         assert abs(total - decision) <= TOLERANCE
+        assert len(explanation.terms) == min(10, explanation.terms_total)
 
 
 def test_multiclass_shares_reproduce_every_score(bundled: Dataset) -> None:
@@ -75,3 +77,13 @@ def test_explained_prediction_equals_the_plain_one(stored: StoredModel) -> None:
         prediction, explanation = predictor.predict_explained(text)
         assert prediction == predictor.predict(text)
         assert set(explanation.towards) == {"negative", "positive"}
+
+
+def test_a_long_text_explains_in_bounded_size(stored: StoredModel, bundled: Dataset) -> None:
+    """The reproduction: explain on 256 long texts answered 24 MB; every term was listed."""
+    text = " ".join(bundled.texts[:40])[:20_000]
+    _, explanation = explain(CompiledScorer(stored.pipeline), text, top=5)
+    assert explanation.terms_total > 500
+    assert len(explanation.terms) == 5
+    magnitudes = [abs(t["contributions"]["positive"]) for t in explanation.terms]  # type: ignore[index]
+    assert magnitudes == sorted(magnitudes, reverse=True)
