@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     model_poll_seconds: float = Field(default=10.0, ge=0)
     """How often a running server checks the store for a newly published model; 0 turns it off."""
 
+    docs_enabled: bool = True
+    """Serve the interactive API documentation at /docs (from the image; the schema is always at /openapi.json)."""
+
     max_model_bytes: int = Field(default=50_000_000, ge=1_000_000)
     """Largest model file loaded; its zip members may declare at most 4x this. Checked before reading."""
 
@@ -96,7 +99,33 @@ class Settings(BaseSettings):
 SECRETS_DIR = Path("/run/secrets/ml-service")
 
 
+class EmptyKeyFileError(ValueError):
+    """An API key file that exists but holds no key: a deploy slip that would switch auth off."""
+
+
+def check_key_files(secrets_dir: Path) -> None:
+    """Refuse an API_KEYS file that exists but is blank.
+
+    A Secret re-applied with an empty value (as an old `kubectl apply -f k8s/` did) would otherwise
+    serve every prediction without a key. To run without keys, leave the key out of the Secret.
+    """
+    for path in secrets_dir.iterdir():
+        if path.name.lower() == "api_keys" and path.is_file() and not path.read_text().replace(",", "").strip():
+            raise EmptyKeyFileError(
+                f"{path} exists but holds no key; refusing to start with API keys switched off. "
+                "Put keys in it, or remove API_KEYS from the Secret to run without keys."
+            )
+
+
+def load_settings(secrets_dir: Path | None = SECRETS_DIR) -> Settings:
+    """Settings from the environment and, if the folder exists, secret files (the environment wins)."""
+    if secrets_dir is None or not secrets_dir.is_dir():
+        return Settings()
+    check_key_files(secrets_dir)
+    return Settings(_secrets_dir=secrets_dir)
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process-wide settings, read from the environment (and SECRETS_DIR, if present) once."""
-    return Settings(_secrets_dir=SECRETS_DIR if SECRETS_DIR.is_dir() else None)
+    return load_settings(SECRETS_DIR)

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from src.config import Settings
+from src.config import EmptyKeyFileError, Settings, load_settings
 
 
 def test_defaults() -> None:
@@ -46,3 +46,20 @@ def test_api_keys_can_come_from_secret_files(tmp_path: Path, monkeypatch: pytest
     from_env = Settings(_secrets_dir=tmp_path).api_keys
     assert from_env is not None
     assert from_env.get_secret_value() == "from-the-environment"
+
+
+@pytest.mark.parametrize("content", ["", "\n", " , ,\n"])
+def test_an_empty_key_file_refuses_to_start(tmp_path: Path, content: str) -> None:
+    """The reproduction: a re-applied Secret with API_KEYS "" made every restarted pod serve without keys."""
+    (tmp_path / "API_KEYS").write_text(content)
+    with pytest.raises(EmptyKeyFileError, match="holds no key; refusing to start with API keys switched off"):
+        load_settings(tmp_path)
+
+
+def test_key_files_with_keys_and_no_folder_load(tmp_path: Path) -> None:
+    (tmp_path / "API_KEYS").write_text("k1,k2")
+    (tmp_path / "ADMIN_API_KEYS").write_text("")  # an empty admin list only disables the admin endpoint
+    keys = load_settings(tmp_path).api_keys
+    assert keys is not None
+    assert keys.get_secret_value() == "k1,k2"
+    assert load_settings(tmp_path / "absent").api_keys is None

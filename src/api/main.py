@@ -28,13 +28,17 @@ from src.api.middleware import (
     ObservabilityMiddleware,
 )
 from src.api.model_state import ModelState
-from src.api.routes import ROUTERS
+from src.api.routes import ROUTERS, docs
 from src.api.routes.predict import DIRECT_ROUTES, PREDICTION_PATHS
 from src.api.security import KeyCheck, parse_keys
 from src.config import Settings, get_settings
 from src.model.store import ModelStore
 
 API_VERSION = "1.0.0"
+# With API_KEYS set these need a key: the predictions, and the model's metadata (its data sources,
+# hashes and evaluation are not for everyone). Probes, metrics (in-cluster, behind a NetworkPolicy)
+# and the playground page stay open.
+KEYED_PATHS = (*PREDICTION_PATHS, "/model")
 logger = logging.getLogger(__name__)
 
 
@@ -74,6 +78,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     await watcher
 
     app = FastAPI(
+        docs_url=None,  # served from the image by src/api/routes/docs.py, not from a CDN
+        redoc_url=None,
         title="ml-service",
         version=API_VERSION,
         summary="Sentiment analysis with a TF-IDF + logistic-regression model.",
@@ -87,13 +93,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.model_state = ModelState(ModelStore(settings.model_dir, max_model_bytes=limit), fallback)
     for router in ROUTERS:
         app.include_router(router)
+    if settings.docs_enabled:
+        app.include_router(docs.router)
     error_handlers.install(app)
     routes = [route.path for router in ROUTERS for route in router.routes if isinstance(route, APIRoute)]
     # Outermost last: ids and metrics see everything; shedding and the key check happen before the body
     # is read.
     app.add_middleware(DirectRoutesMiddleware, routes=DIRECT_ROUTES)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(ApiKeyMiddleware, paths=PREDICTION_PATHS, keys=app.state.prediction_keys)
+    app.add_middleware(ApiKeyMiddleware, paths=KEYED_PATHS, keys=app.state.prediction_keys)
     app.add_middleware(
         LoadSheddingMiddleware,
         max_pending=settings.max_pending_requests,

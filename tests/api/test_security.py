@@ -29,6 +29,9 @@ def test_prediction_keys(model_dir: Path) -> None:
         assert client.post("/predict/batch", json={"texts": ["a"]}).status_code == 401
         assert client.get("/health/ready").status_code == 200  # probes need no key
         assert "first-key" not in client.get("/metrics").text
+        # The model's metadata (data sources, hashes, evaluation) is for key holders too.
+        assert client.get("/model").status_code == 401
+        assert client.get("/model", headers={"X-API-Key": "first-key"}).json()["version"]
 
 
 def test_admin_endpoints_always_need_a_key(client: TestClient) -> None:

@@ -116,3 +116,13 @@ def test_page_asks_for_a_key_when_the_service_needs_one(browser: Browser, model_
         page.get_by_role("button", name="Analyse").click()
         expect(page.locator("#label")).to_have_text("positive")
         context.close()
+
+
+def test_api_docs_render_from_the_service_alone(page: Page, base_url: str) -> None:
+    """/docs once loaded Swagger UI from a CDN: blank in a cluster without internet."""
+    outside: list[str] = []
+    page.on("request", lambda req: outside.append(req.url) if not req.url.startswith(base_url) else None)
+    page.goto(base_url + "/docs")
+    expect(page.locator(".opblock-summary-path").first).to_be_visible(timeout=15_000)
+    expect(page.get_by_text("/predict/batch")).to_be_visible()
+    assert outside == []

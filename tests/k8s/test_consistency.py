@@ -9,7 +9,7 @@ import yaml
 
 from src.api.main import create_app
 from src.config import SECRETS_DIR, Settings
-from tests.k8s.tools import ROOT, resource
+from tests.k8s.tools import ROOT, resource, resources
 
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
 
@@ -33,18 +33,35 @@ def _app_paths() -> set[str]:
     return set(create_app(Settings()).openapi()["paths"])
 
 
-def test_configmap_and_secret_hold_exactly_the_settings() -> None:
-    secret = resource("Secret", "ml-service-api-keys")["stringData"]
-    assert set(secret) == {"API_KEYS", "ADMIN_API_KEYS"}
-    assert not set(secret) & set(_config())
-    assert set(_config()) | set(secret) == {name.upper() for name in Settings.model_fields}
-    assert all(value == "" for value in secret.values())  # the manifest never holds a real key
+def test_configmap_holds_every_setting_but_the_keys_and_no_secret_is_applied() -> None:
+    """Re-applying k8s/ once switched auth off: its Secret, with empty keys, overwrote the real one."""
+    keys = {"API_KEYS", "ADMIN_API_KEYS"}
+    assert set(_config()) | keys == {name.upper() for name in Settings.model_fields}
+    assert not keys & set(_config())
+    assert [r for r in resources() if r["kind"] == "Secret"] == []
+    kustomization = yaml.safe_load((ROOT / "k8s" / "Kustomization").read_text())
+    assert all("secret" not in name for name in kustomization["resources"])
     Settings.model_validate({k.lower(): v for k, v in _config().items()})  # and every value is valid
     assert _container(_deployment())["envFrom"] == [{"configMapRef": {"name": "ml-service-config"}}]
     (mount,) = [m for m in _container(_deployment())["volumeMounts"] if m["name"] == "api-keys"]
     assert mount["mountPath"] == str(SECRETS_DIR)
     (volume,) = [v for v in _deployment()["spec"]["template"]["spec"]["volumes"] if v["name"] == "api-keys"]
     assert volume["secret"]["secretName"] == "ml-service-api-keys"
+    assert volume["secret"]["optional"] is True  # pods start before anyone creates the Secret
+
+
+def test_the_training_job_can_write_the_store() -> None:
+    """The Job ran as uid 10001 against a root-owned 0755 hostPath folder: PermissionError, exit 1."""
+    job = resource("Job", "ml-service-train")
+    pod = job["spec"]["template"]["spec"]
+    user, group = pod["securityContext"]["runAsUser"], pod["securityContext"]["runAsGroup"]
+    (train,) = pod["containers"]
+    (store_mount,) = [m for m in train["volumeMounts"] if m["name"] == "models"]
+    (prepare,) = pod["initContainers"]
+    (prepare_mount,) = [m for m in prepare["volumeMounts"] if m["name"] == "models"]
+    assert prepare_mount["mountPath"] == store_mount["mountPath"]
+    assert f"chown {user}:{group} {store_mount['mountPath']}" in " ".join(prepare["command"])
+    assert prepare["securityContext"]["capabilities"] == {"drop": ["ALL"], "add": ["CHOWN", "FOWNER"]}
 
 
 def test_ports_agree() -> None:
