@@ -19,12 +19,21 @@ def trained_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     store = tmp_path_factory.mktemp("e2e-models")
     command = [sys.executable, "-m", "src.model.train_script", "--sample", "4000", "--model-dir", str(store)]
     result = subprocess.run(
-        [*command, "--cv-sample", "1500", "--folds", "2"], cwd=ROOT, capture_output=True, text=True, timeout=300
+        [*command, "--tune", "--cv-sample", "1500", "--folds", "2"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
     assert "accuracy:" in result.stdout
+    assert "behaviour suite v1.0: 245 cases" in result.stdout
+    assert "leave-one-source-out" in result.stdout
+    assert "quality gate: PASS" in result.stdout
     assert "published model version" in result.stdout
-    assert "tuning by 2-fold cross-validation" in result.stderr  # progress on the slow steps
+    # progress on the slow steps
+    assert "tuning by 2-fold cross-validation" in result.stderr
+    assert "leave-one-source-out evaluation: done" in result.stderr
     return store
 
 
