@@ -71,6 +71,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._awaiting_headers = True
         self._rejected = False
         self._refused_at_connect = False
+        self._headers_completed = False  # during the current data_received call
 
     # Connection life
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -124,8 +125,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._rejected:
             return
         counted = self._awaiting_headers
+        self._headers_completed = False
         super().data_received(data)
-        if counted and self._awaiting_headers and not self._rejected:
+        # Count the chunk only if it ended with headers still incomplete; a chunk that held a whole
+        # request (headers and a large body) must not count against the header limit.
+        if counted and self._awaiting_headers and not self._headers_completed and not self._rejected:
             self._raw_bytes += len(data)
             if self._raw_bytes > Limits.max_header_bytes:
                 self._too_large()
@@ -155,6 +159,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._awaiting_headers = False
+        self._headers_completed = True
         if self._header_count > Limits.max_headers or self._header_bytes > Limits.max_header_bytes:
             self._too_large()
             return
