@@ -72,6 +72,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._rejected = False
         self._refused_at_connect = False
         self._headers_completed = False  # during the current data_received call
+        self._in_body = False  # the current request's headers are in, its body is not complete yet
 
     # Connection life
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -106,8 +107,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self.cycle.disconnected = True  # the app sees http.disconnect and its response goes nowhere
             self.cycle.message_event.set()
         if not self.transport.is_closing():
-            responding = self.cycle is not None and self.cycle.response_started and not self.cycle.response_complete
-            if not responding:
+            if self._awaiting_headers or self.cycle is None or not self.cycle.response_started:
                 self.transport.write(_plain_response(status, reason, message))
             self.transport.close()
 
@@ -117,7 +117,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def _on_body_timeout(self) -> None:
         self._deadline = None
-        if self.cycle is not None and self.cycle.more_body and not self.cycle.response_complete:
+        if self._in_body:
             self._refuse(408, "Request Timeout", "request body not received in time", "body_timeout")
 
     # Data
@@ -164,6 +164,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._too_large()
             return
         super().on_headers_complete()
+        self._in_body = True
         self._arm(Limits.body_timeout, self._on_body_timeout)
 
     def on_body(self, body: bytes) -> None:
@@ -174,10 +175,19 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._rejected:
             return
         self._disarm()
+        self._in_body = False
         self._awaiting_headers = True  # whatever comes next on this connection is a new request's head
         self._raw_bytes = 0
+        answered_early = self.cycle is not None and self.cycle.response_complete
         super().on_message_complete()
+        if answered_early:
+            # The response went out before the body ended (a 401, a 413): uvicorn armed its keep-alive
+            # timer then, and the body's bytes cancelled it; the next request's head gets our timer.
+            self._arm(Limits.header_timeout, self._on_header_timeout)
 
     def on_response_complete(self) -> None:
-        self._disarm()
+        # Answered before the whole body arrived: the rest must still come in time, or the
+        # connection is closed (a client trickling bytes after a 401 would otherwise hold it for ever).
+        if not self._in_body:
+            self._disarm()
         super().on_response_complete()

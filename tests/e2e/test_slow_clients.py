@@ -204,3 +204,26 @@ def _closed_by_server(sock: socket.socket) -> bool:
         return False
     except ConnectionResetError:
         return True
+
+
+def test_a_client_trickling_its_body_after_an_early_401_is_cut_off(server: Server) -> None:
+    """Answered 401 before its body ended, a client sending a byte now and then held the connection."""
+    with connect(server) as sock:
+        sock.sendall(
+            b"POST /predict HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"
+        )
+        sock.settimeout(5)
+        assert sock.recv(65536).startswith(b"HTTP/1.1 401 ")
+        started = time.perf_counter()
+        closed = False
+        while time.perf_counter() - started < 12 and not closed:
+            try:
+                sock.sendall(b" ")
+                sock.settimeout(0.5)
+                closed = sock.recv(65536) == b""
+            except TimeoutError:
+                continue
+            except (BrokenPipeError, ConnectionResetError):
+                closed = True
+        assert closed
+        assert time.perf_counter() - started < 6  # BODY_TIMEOUT_SECONDS=2 from the headers
