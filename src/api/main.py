@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from src.api import error_handlers
+from src.api.dataplane import DataPlane
 from src.api.direct_routes import DirectRoutesMiddleware
 from src.api.error_handlers import RETRY_AFTER_SECONDS
 from src.api.logs import configure_logging
@@ -91,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     limit = settings.max_model_bytes
     fallback = ModelStore(settings.bundled_model_dir, max_model_bytes=limit) if settings.bundled_model_dir else None
     app.state.model_state = ModelState(ModelStore(settings.model_dir, max_model_bytes=limit), fallback)
+    app.state.data_plane = DataPlane(app.state.model_state, settings)
     for router in ROUTERS:
         app.include_router(router)
     if settings.docs_enabled:
