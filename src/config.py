@@ -17,6 +17,9 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
 
+    default_model_name: str = Field(default="sentiment", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+    """The name the served model answers to in the Open Inference Protocol (/v2/models/NAME)."""
+
     model_dir: Path = Path("models")
     """Root of the model store: one folder per version and a CURRENT file naming the active one."""
 

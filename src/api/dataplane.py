@@ -33,9 +33,10 @@ Locator = Callable[[int], tuple[str | int, ...]]
 
 @dataclass(frozen=True)
 class Inference:
-    """The results for a request's texts, in order, and the model version that made all of them."""
+    """The results for a request's texts, in order, and the model version (and its classes) that made them."""
 
     model_version: str
+    classes: list[str]
     results: list[dict[str, Any]]
 
 
@@ -82,7 +83,7 @@ class DataPlane:
             results = await run_in_threadpool(score, predictor, texts, explain, top_terms)
         else:
             results = score(predictor, texts, explain, top_terms)
-        return Inference(predictor.version, results)
+        return Inference(predictor.version, predictor.classes, results)
 
 
 def _observe(predictions: Sequence[Prediction]) -> None:

@@ -27,9 +27,10 @@ from src.api.middleware import (
     BodyLimitMiddleware,
     LoadSheddingMiddleware,
     ObservabilityMiddleware,
+    PathSet,
 )
 from src.api.model_state import ModelState
-from src.api.routes import ROUTERS, docs
+from src.api.routes import ROUTERS, docs, v2
 from src.api.routes.predict import DIRECT_ROUTES, PREDICTION_PATHS
 from src.api.security import KeyCheck, parse_keys
 from src.config import Settings, get_settings
@@ -39,7 +40,13 @@ API_VERSION = "1.0.0"
 # With API_KEYS set these need a key: the predictions, and the model's metadata (its data sources,
 # hashes and evaluation are not for everyone). Probes, metrics (in-cluster, behind a NetworkPolicy)
 # and the playground page stay open.
-KEYED_PATHS = (*PREDICTION_PATHS, "/model")
+_V2_ROUTES = [route for route in v2.router.routes if isinstance(route, APIRoute)]
+KEYED_PATHS = PathSet(
+    [*PREDICTION_PATHS, "/model"],
+    [r.path for r in _V2_ROUTES if r.path.startswith("/v2/models/") and not r.path.endswith("/ready")],
+)
+# Refused first under overload: the routes that score.
+SHED_PATHS = PathSet(PREDICTION_PATHS, [r.path for r in _V2_ROUTES if "POST" in (r.methods or ())])
 logger = logging.getLogger(__name__)
 
 
@@ -107,7 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         LoadSheddingMiddleware,
         max_pending=settings.max_pending_requests,
-        paths=PREDICTION_PATHS,
+        paths=SHED_PATHS,
         retry_after=RETRY_AFTER_SECONDS,
     )
     app.add_middleware(ObservabilityMiddleware, routes=routes, access_log=settings.access_log)

@@ -17,6 +17,35 @@ from src.api import error_handlers, metrics
 from src.api.security import KeyCheck
 from src.errors import ServiceError
 
+
+class PathSet:
+    """Where a policy applies: exact paths, and path templates such as /v2/models/{name}/infer.
+
+    A template's `{parameter}` matches one path segment; literal paths are a set lookup, so the hot
+    routes pay nothing for the templates.
+    """
+
+    def __init__(self, paths: Collection[str] = (), templates: Collection[str] = ()) -> None:
+        self.paths = frozenset(paths)
+        self.templates = [(template, _template_regex(template)) for template in templates]
+
+    def match(self, path: str) -> str | None:
+        """The path or template that `path` falls under, or None."""
+        if path in self.paths:
+            return path
+        for template, regex in self.templates:
+            if regex.fullmatch(path):
+                return template
+        return None
+
+    def __contains__(self, path: object) -> bool:
+        return isinstance(path, str) and self.match(path) is not None
+
+
+def _template_regex(template: str) -> re.Pattern[str]:
+    return re.compile(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template)))
+
+
 # Paths that do not count themselves in the request metrics.
 UNMEASURED_PATHS = frozenset({"/metrics", "/health", "/health/live", "/health/ready"})
 # Label values must stay few: a client can send any method name.
@@ -38,7 +67,10 @@ class ObservabilityMiddleware:
 
     def __init__(self, app: ASGIApp, routes: Collection[str], access_log: bool = False) -> None:
         self.app = app
-        self.routes = frozenset(routes)
+        # Every route is labelled by its template, so /v2/models/{name}/infer is one series.
+        self.routes = PathSet(
+            [route for route in routes if "{" not in route], [route for route in routes if "{" in route]
+        )
         self.access_log = access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -73,7 +105,7 @@ class ObservabilityMiddleware:
         finally:
             metrics.HTTP_IN_FLIGHT.dec()
             elapsed = time.perf_counter() - started
-            route = path if path in self.routes else "other"
+            route = self.routes.match(path) or "other"
             method = scope["method"] if scope["method"] in _METHODS else "other"
             metrics.labelled(metrics.HTTP_REQUESTS, route, method, str(status)).inc()
             metrics.labelled(metrics.HTTP_LATENCY, route).observe(elapsed)
@@ -165,10 +197,10 @@ class LoadSheddingMiddleware:
     metrics requests are never refused, so probes keep answering under full load.
     """
 
-    def __init__(self, app: ASGIApp, max_pending: int, paths: Collection[str], retry_after: str) -> None:
+    def __init__(self, app: ASGIApp, max_pending: int, paths: PathSet, retry_after: str) -> None:
         self.app = app
         self.max_pending = max_pending
-        self.paths = frozenset(paths)
+        self.paths = paths
         self.retry_after = retry_after.encode()
         self.receiving = 0  # requests of this worker now waiting for body bytes from their client
 
@@ -198,9 +230,9 @@ class ApiKeyMiddleware:
     A request without a valid key costs a header lookup, however slowly it sends its body.
     """
 
-    def __init__(self, app: ASGIApp, paths: Collection[str], keys: KeyCheck) -> None:
+    def __init__(self, app: ASGIApp, paths: PathSet, keys: KeyCheck) -> None:
         self.app = app
-        self.paths = frozenset(paths)
+        self.paths = paths
         self.keys = keys
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -1,0 +1,138 @@
+"""The Open Inference Protocol (KServe V2) REST routes, thin adapters over the data plane.
+
+Errors are `{"error": ...}` as the protocol says: 400 for a malformed request or tensor, 404 for an
+unknown model or version, 503 while no model is loaded. Health answers carry no body: 200 is true,
+400 is false. Today the server holds one model, named DEFAULT_MODEL_NAME.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+
+from src.api.dataplane import DataPlane
+from src.api.inference_protocol import HEADER_LENGTH, encode_infer_response, parse_infer_request
+from src.api.model_state import ModelState
+from src.config import Settings
+from src.errors import InvalidInputError, ServiceError
+from src.model.predictor import Predictor
+
+router = APIRouter(prefix="/v2", tags=["open inference protocol"])
+SERVER_NAME = "ml-service"
+EXTENSIONS = ["binary_tensor_data"]
+
+
+class UnknownModelError(ServiceError):
+    """No model of that name or version: 404."""
+
+    status_code = 404
+
+
+def _protocol_error(error: ServiceError) -> JSONResponse:
+    # The JSON routes answer a rule broken with 422; the protocol says 400.
+    status = 400 if error.status_code == 422 else error.status_code
+    message = error.message
+    if isinstance(error, InvalidInputError) and error.loc:
+        message += f" (at {'.'.join(map(str, error.loc))})"
+    return JSONResponse({"error": message}, status_code=status)
+
+
+async def _guarded(work: Callable[[], Awaitable[Response]]) -> Response:
+    try:
+        return await work()
+    except ServiceError as error:
+        return _protocol_error(error)
+
+
+def _model(request: Request, name: str, version: str | None) -> Predictor:
+    settings: Settings = request.app.state.settings
+    if name != settings.default_model_name:
+        raise UnknownModelError(f"model '{name}' is not served here (models: {settings.default_model_name})")
+    state: ModelState = request.app.state.model_state
+    predictor = state.require()
+    if version is not None and version != predictor.version:
+        raise UnknownModelError(f"model '{name}' has no version '{version}' loaded (serving {predictor.version})")
+    return predictor
+
+
+def _metadata(name: str, predictor: Predictor) -> dict[str, Any]:
+    return {
+        "name": name,
+        "versions": [predictor.version],
+        "platform": "scikit-learn",
+        "inputs": [{"name": "text", "datatype": "BYTES", "shape": [-1]}],
+        "outputs": [
+            {"name": "label", "datatype": "BYTES", "shape": [-1]},
+            {"name": "probabilities", "datatype": "FP32", "shape": [-1, len(predictor.classes)]},
+        ],
+        "parameters": {"classes": predictor.classes, "engine": predictor.engine},
+    }
+
+
+@router.get("", summary="Server metadata")
+async def server_metadata() -> dict[str, Any]:
+    """The server's name, version and protocol extensions."""
+    from src.api.main import API_VERSION
+
+    return {"name": SERVER_NAME, "version": API_VERSION, "extensions": EXTENSIONS}
+
+
+@router.get("/health/live", summary="Server liveness")
+async def server_live() -> Response:
+    """200 while the process answers."""
+    return Response(status_code=200)
+
+
+@router.get("/health/ready", summary="Server readiness")
+async def server_ready(request: Request) -> Response:
+    """200 when every model is ready, 400 otherwise."""
+    state: ModelState = request.app.state.model_state
+    return Response(status_code=200 if state.predictor is not None else 400)
+
+
+@router.get("/models/{name}", summary="Model metadata")
+@router.get("/models/{name}/versions/{version}", summary="Model version metadata")
+async def model_metadata(request: Request, name: str, version: str | None = None) -> Response:
+    """The model's versions, its input and outputs, and the order of its classes."""
+
+    async def work() -> Response:
+        return JSONResponse(_metadata(name, _model(request, name, version)))
+
+    return await _guarded(work)
+
+
+@router.get("/models/{name}/ready", summary="Model readiness")
+@router.get("/models/{name}/versions/{version}/ready", summary="Model version readiness")
+async def model_ready(request: Request, name: str, version: str | None = None) -> Response:
+    """200 when the model is loaded and verified, 400 when not, 404 for an unknown model."""
+    try:
+        _model(request, name, version)
+    except UnknownModelError as error:
+        return _protocol_error(error)
+    except ServiceError:
+        return Response(status_code=400)
+    return Response(status_code=200)
+
+
+@router.post("/models/{name}/infer", summary="Infer")
+@router.post("/models/{name}/versions/{version}/infer", summary="Infer with a version")
+async def infer(request: Request, name: str, version: str | None = None) -> Response:
+    """Classify the BYTES tensor `text`; JSON or binary tensors (Inference-Header-Content-Length)."""
+
+    async def work() -> Response:
+        _model(request, name, version)  # 404 before reading the body
+        parsed = parse_infer_request(await request.body(), request.headers.get(HEADER_LENGTH))
+        plane: DataPlane = request.app.state.data_plane
+        plane.check_texts(parsed.texts, lambda index: ("inputs", 0, "data", index), ("inputs", 0, "shape"))
+        inference = await plane.infer(parsed.texts)
+        if version is not None and inference.model_version != version:
+            raise UnknownModelError(f"model '{name}' version '{version}' was replaced while this request ran")
+        body, headers = encode_infer_response(
+            parsed, name, inference.model_version, inference.classes, inference.results
+        )
+        return Response(body, headers=headers)
+
+    return await _guarded(work)
