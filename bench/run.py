@@ -223,6 +223,12 @@ def main() -> int:
         http["ml-service /predict/batch 256 short", "batch", 32] = measure(
             server, "/predict/batch", batch, 8, args.seconds, args.repeats
         )
+        v2_body = json.dumps(
+            {"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": [texts.short[0]]}]}
+        )
+        http["ml-service /v2/models/sentiment/infer short (JSON)", "v2", 32] = measure(
+            server, "/v2/models/sentiment/infer", v2_body, 32, args.seconds, args.repeats
+        )
 
     port = free_port()
     command = [sys.executable, "-m", "uvicorn", "src.api.main:app", "--host", "127.0.0.1", "--port", str(port),
@@ -289,6 +295,12 @@ def render(
         lines.append(
             f"| /predict long vs naive, c={c} | {long_ours.requests_per_s / long_naive.requests_per_s:.1f}x | |"
         )
+    v2 = http["ml-service /v2/models/sentiment/infer short (JSON)", "v2", 32]
+    plain_32 = http["ml-service /predict short", "short", 32]
+    lines.append(
+        f"| V2 infer vs /predict, short, c=32 | {v2.requests_per_s / plain_32.requests_per_s:.0%} of the req/s, "
+        f"{v2.cpu_us_per_request - plain_32.cpu_us_per_request:+.0f} µs CPU per request | reported |"
+    )
     explained = http["ml-service /predict short, explain=true", "explain", 32]
     plain = http["ml-service /predict short", "short", 32]
     lines.append(
