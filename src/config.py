@@ -9,6 +9,10 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# Model names become folder names and URL path segments: no separators, no leading dot.
+MODEL_NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
+DEFAULT_MODEL_NAME = "sentiment"
+
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 
 
@@ -17,11 +21,14 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
 
-    default_model_name: str = Field(default="sentiment", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-    """The name the served model answers to in the Open Inference Protocol (/v2/models/NAME)."""
+    default_model_name: str = Field(default=DEFAULT_MODEL_NAME, pattern=f"^{MODEL_NAME_PATTERN}$")
+    """The model that /predict, /predict/batch and /model serve, and that training publishes by default."""
 
     model_dir: Path = Path("models")
-    """Root of the model store: one folder per version and a CURRENT file naming the active one."""
+    """Root of the model store: MODEL_DIR/<name>/<version>/ per model and MODEL_DIR/<name>/CURRENT."""
+
+    required_models: str = ""
+    """Comma-separated models /health/ready waits for; empty: the default model; `*`: every model in the store."""
 
     bundled_model_dir: Path | None = None
     """A store served while MODEL_DIR has no published model (the image's built-in default model)."""

@@ -6,6 +6,7 @@ ServiceError                      base: message + status_code (500); a 413 for a
 ├── UnsupportedMediaTypeError     415: the body is not declared as JSON
 ├── UnauthorizedError             401: no API key where one is needed
 ├── ForbiddenError                403: a wrong API key, or admin endpoints with none configured
+├── UnknownModelError             404: no model of that name (or version) is served here
 ├── ModelNotReadyError            503: no verified model is loaded yet
 └── ModelStoreError               500: the model store cannot give a usable model
     ├── ModelNotFoundError        the store holds no published model (or not that version)
@@ -64,6 +65,12 @@ class ForbiddenError(ServiceError):
     """The API key is not one the service accepts."""
 
     status_code = 403
+
+
+class UnknownModelError(ServiceError):
+    """No model of that name, or not that version, is served by this server."""
+
+    status_code = 404
 
 
 class ModelNotReadyError(ServiceError):

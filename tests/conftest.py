@@ -11,7 +11,8 @@ from fastapi.testclient import TestClient
 from src.api.main import create_app
 from src.config import Settings
 from src.model.datasets import Dataset, load_bundled
-from src.model.store import ModelStore, StoredModel
+from src.model.registry import ModelRegistry
+from src.model.store import StoredModel
 from src.model.trainer import ModelTrainer
 
 
@@ -35,16 +36,38 @@ def trained(sample: Dataset) -> ModelTrainer:
 
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory: pytest.TempPathFactory, trained: ModelTrainer, sample: Dataset) -> Path:
-    """A model store holding the trained model as CURRENT (shared: tests must not change it)."""
+    """A store root holding the trained model as the default model's CURRENT (shared: tests must not change it)."""
     root = tmp_path_factory.mktemp("models")
     trained.save_model(root, dataset=sample)
+    return root
+
+
+SECOND_MODEL = "source"
+
+
+@pytest.fixture(scope="session")
+def source_trainer(sample: Dataset) -> ModelTrainer:
+    """A second, different classifier on real text: which kind of source a text reads like (3 classes)."""
+    kinds = {"imdb": "review", "rotten_tomatoes": "review", "tweets": "tweet"}
+    part = sample.where(lambda source: source in kinds).sample(3000, random_state=3)
+    return ModelTrainer().train(part.texts, [kinds[source] for source in part.sources])
+
+
+@pytest.fixture(scope="session")
+def two_models_dir(
+    tmp_path_factory: pytest.TempPathFactory, trained: ModelTrainer, source_trainer: ModelTrainer
+) -> Path:
+    """A store root with the default model and a second one named SECOND_MODEL (shared: do not change)."""
+    root = tmp_path_factory.mktemp("two-models")
+    trained.save_model(root)
+    source_trainer.save_model(root, name=SECOND_MODEL)
     return root
 
 
 @pytest.fixture(scope="session")
 def stored(model_dir: Path) -> StoredModel:
     """The trained model as the store loads it."""
-    return ModelStore(model_dir).load()
+    return ModelRegistry(model_dir).store().load()
 
 
 def make_settings(model_dir: Path, **overrides: object) -> Settings:
@@ -57,4 +80,11 @@ def make_settings(model_dir: Path, **overrides: object) -> Settings:
 def client(model_dir: Path) -> Iterator[TestClient]:
     """A client of an app serving the trained model, lifespan running."""
     with TestClient(create_app(make_settings(model_dir))) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def two_models_client(two_models_dir: Path) -> Iterator[TestClient]:
+    """A client of an app serving the default model and SECOND_MODEL, lifespan running."""
+    with TestClient(create_app(make_settings(two_models_dir))) as test_client:
         yield test_client

@@ -1,7 +1,8 @@
 """The data plane: the per-request work of a prediction, with no HTTP in it.
 
-Given texts and options it finds the model, checks the limits, scores (off the event loop when the
-work is large), observes the metrics and returns plain results, or raises the service's own errors.
+Given a model name (optionally a version), texts and options it finds the model, checks the limits,
+scores (off the event loop when the work is large), observes the metrics and returns plain results,
+or raises the service's own errors.
 Routes are thin adapters that parse a protocol's request and render these results (MLServer's
 handlers/dataplane.py is the model).
 """
@@ -16,7 +17,7 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 
 from src.api import metrics
-from src.api.model_state import ModelState
+from src.api.served_models import ServedModels
 from src.config import Settings
 from src.errors import InvalidInputError
 from src.model.predictor import Prediction, Predictor
@@ -33,8 +34,9 @@ Locator = Callable[[int], tuple[str | int, ...]]
 
 @dataclass(frozen=True)
 class Inference:
-    """The results for a request's texts, in order, and the model version (and its classes) that made them."""
+    """The results for a request's texts, in order, and the model (version, classes) that made them."""
 
+    model_name: str
     model_version: str
     classes: list[str]
     results: list[dict[str, Any]]
@@ -43,8 +45,8 @@ class Inference:
 class DataPlane:
     """Finds the model, checks limits, scores and observes: everything a route does but HTTP."""
 
-    def __init__(self, state: ModelState, settings: Settings) -> None:
-        self.state = state
+    def __init__(self, models: ServedModels, settings: Settings) -> None:
+        self.models = models
         self.settings = settings
 
     def check_texts(self, texts: Sequence[str], locate: Locator, batch_loc: tuple[str | int, ...]) -> None:
@@ -76,26 +78,44 @@ class DataPlane:
                     loc=locate(index),
                 )
 
-    async def infer(self, texts: Sequence[str], *, explain: bool = False, top_terms: int = 10) -> Inference:
-        """Score checked texts with the serving model; 503 (ModelNotReadyError) when there is none."""
-        predictor = self.state.require()
+    def predictor(self, model: str | None = None, version: str | None = None) -> Predictor:
+        """The predictor serving a model (the default one for None): 404 if unknown, 503 if not loaded."""
+        return self.models.require(model, version)
+
+    async def infer(
+        self,
+        texts: Sequence[str],
+        *,
+        model: str | None = None,
+        version: str | None = None,
+        explain: bool = False,
+        top_terms: int = 10,
+    ) -> Inference:
+        """Score checked texts with a model (the default one for None), and that version if one is named."""
+        name = model or self.models.default_name
+        predictor = self.models.require(name, version)
         if explain or sum(map(len, texts)) > INLINE_BATCH_CHARS:
-            results = await run_in_threadpool(score, predictor, texts, explain, top_terms)
+            results = await run_in_threadpool(score, predictor, texts, explain, top_terms, name)
         else:
-            results = score(predictor, texts, explain, top_terms)
-        return Inference(predictor.version, predictor.classes, results)
+            results = score(predictor, texts, explain, top_terms, name)
+        return Inference(name, predictor.version, predictor.classes, results)
 
 
-def _observe(predictions: Sequence[Prediction]) -> None:
+def _observe(model: str, predictions: Sequence[Prediction]) -> None:
+    confidence = metrics.labelled(metrics.CONFIDENCE, model)
+    tokens = metrics.labelled(metrics.INPUT_TOKENS, model)
+    oov = metrics.labelled(metrics.INPUT_OOV_RATIO, model)
     for prediction in predictions:
-        metrics.labelled(metrics.PREDICTIONS, prediction.label).inc()
-        metrics.CONFIDENCE.observe(prediction.confidence)
-        metrics.INPUT_TOKENS.observe(prediction.tokens)
-        metrics.INPUT_OOV_RATIO.observe(prediction.oov_rate)
+        metrics.labelled(metrics.PREDICTIONS, model, prediction.label).inc()
+        confidence.observe(prediction.confidence)
+        tokens.observe(prediction.tokens)
+        oov.observe(prediction.oov_rate)
 
 
-def score(predictor: Predictor, texts: Sequence[str], explain: bool, top_terms: int) -> list[dict[str, Any]]:
-    """One result per text, observed in the metrics; an explained text is weighed once for both."""
+def score(
+    predictor: Predictor, texts: Sequence[str], explain: bool, top_terms: int, model: str
+) -> list[dict[str, Any]]:
+    """One result per text, observed in the metrics under `model`; an explained text is weighed once for both."""
     if explain:
         explained = [predictor.predict_explained(text, top_terms) for text in texts]
         predictions = [prediction for prediction, _ in explained]
@@ -103,7 +123,7 @@ def score(predictor: Predictor, texts: Sequence[str], explain: bool, top_terms: 
     else:
         predictions = predictor.predict_batch(texts)
         extras = [{} for _ in predictions]
-    _observe(predictions)
+    _observe(model, predictions)
     return [
         {"label": p.label, "probabilities": p.probabilities, **extra}
         for p, extra in zip(predictions, extras, strict=True)

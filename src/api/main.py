@@ -1,8 +1,8 @@
 """The FastAPI application: `uvicorn src.api.main:app`.
 
-create_app() builds the app from Settings; the lifespan loads and verifies the model once, then
-watches the store for newly published versions. A missing or bad model leaves the process up and
-not ready (503 on /health/ready, the reason on /health), never crashed.
+create_app() builds the app from Settings; the lifespan finds the store's models and loads and
+verifies each once, then watches the store for new models and newly published versions. A missing or
+bad model leaves the process up and that model not ready (the reason on /health), never crashed.
 """
 
 from __future__ import annotations
@@ -29,12 +29,11 @@ from src.api.middleware import (
     ObservabilityMiddleware,
     PathSet,
 )
-from src.api.model_state import ModelState
-from src.api.routes import ROUTERS, docs, v2
-from src.api.routes.predict import DIRECT_ROUTES, PREDICTION_PATHS
+from src.api.routes import ROUTERS, docs, predict, v2
 from src.api.security import KeyCheck, parse_keys
+from src.api.served_models import ServedModels, parse_required
 from src.config import Settings, get_settings
-from src.model.store import ModelStore
+from src.model.registry import ModelRegistry
 
 API_VERSION = "1.0.0"
 # With API_KEYS set these need a key: the predictions, and the model's metadata (its data sources,
@@ -42,11 +41,18 @@ API_VERSION = "1.0.0"
 # and the playground page stay open.
 _V2_ROUTES = [route for route in v2.router.routes if isinstance(route, APIRoute)]
 KEYED_PATHS = PathSet(
-    [*PREDICTION_PATHS, "/model"],
-    [r.path for r in _V2_ROUTES if r.path.startswith("/v2/models/") and not r.path.endswith("/ready")],
+    [*predict.PREDICTION_PATHS, "/model", "/models"],
+    [
+        *predict.NAMED_PREDICTION_PATHS,
+        "/models/{name}",
+        *(r.path for r in _V2_ROUTES if r.path.startswith("/v2/models/") and not r.path.endswith("/ready")),
+    ],
 )
 # Refused first under overload: the routes that score.
-SHED_PATHS = PathSet(PREDICTION_PATHS, [r.path for r in _V2_ROUTES if "POST" in (r.methods or ())])
+SHED_PATHS = PathSet(
+    predict.PREDICTION_PATHS,
+    [*predict.NAMED_PREDICTION_PATHS, *(r.path for r in _V2_ROUTES if "POST" in (r.methods or ()))],
+)
 logger = logging.getLogger(__name__)
 
 
@@ -72,11 +78,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         warn_if_metrics_are_per_worker()
-        state = app.state.model_state
-        await asyncio.to_thread(state.load)
+        models = app.state.models
+        await asyncio.to_thread(models.load_all)
         watcher = None
         if settings.model_poll_seconds > 0:
-            watcher = asyncio.create_task(state.watch(settings.model_poll_seconds))
+            watcher = asyncio.create_task(models.watch(settings.model_poll_seconds))
         try:
             yield
         finally:
@@ -96,10 +102,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.prediction_keys = KeyCheck(parse_keys(settings.api_keys), required=False, setting="API_KEYS")
     app.state.admin_keys = KeyCheck(parse_keys(settings.admin_api_keys), required=True, setting="ADMIN_API_KEYS")
-    limit = settings.max_model_bytes
-    fallback = ModelStore(settings.bundled_model_dir, max_model_bytes=limit) if settings.bundled_model_dir else None
-    app.state.model_state = ModelState(ModelStore(settings.model_dir, max_model_bytes=limit), fallback)
-    app.state.data_plane = DataPlane(app.state.model_state, settings)
+    roots = [settings.model_dir, *([settings.bundled_model_dir] if settings.bundled_model_dir else [])]
+    registries = [
+        ModelRegistry(root, default_name=settings.default_model_name, max_model_bytes=settings.max_model_bytes)
+        for root in roots
+    ]
+    models = ServedModels(
+        registries, default_name=settings.default_model_name, required=parse_required(settings.required_models)
+    )
+    app.state.models = models
+    app.state.data_plane = DataPlane(models, settings)
     for router in ROUTERS:
         app.include_router(router)
     if settings.docs_enabled:
@@ -108,7 +120,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     routes = [route.path for router in ROUTERS for route in router.routes if isinstance(route, APIRoute)]
     # Outermost last: ids and metrics see everything; shedding and the key check happen before the body
     # is read.
-    app.add_middleware(DirectRoutesMiddleware, routes=DIRECT_ROUTES)
+    app.add_middleware(DirectRoutesMiddleware, routes={**predict.DIRECT_ROUTES, **v2.DIRECT_ROUTES})
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(ApiKeyMiddleware, paths=KEYED_PATHS, keys=app.state.prediction_keys)
     app.add_middleware(

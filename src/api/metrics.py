@@ -50,46 +50,54 @@ WORKER_RESTARTS = Counter(
     "Worker processes replaced by the supervisor, by reason (exited, crashed_at_startup, hung).",
     ["reason"],
 )
-PREDICTIONS = Counter("mlservice_predictions_total", "Texts classified, by predicted label.", ["label"])
+PREDICTIONS = Counter(
+    "mlservice_predictions_total", "Texts classified, by model and predicted label.", ["model", "label"]
+)
 CONFIDENCE = Histogram(
     "mlservice_prediction_confidence",
-    "Probability of the winning class.",
+    "Probability of the winning class, by model.",
+    ["model"],
     buckets=(0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0),
 )
 INPUT_TOKENS = Histogram(
     "mlservice_input_tokens",
-    "Words per text, as the model's tokenizer counts them.",
+    "Words per text, as the model's tokenizer counts them, by model.",
+    ["model"],
     buckets=(0, 1, 3, 10, 30, 100, 300, 1000, 3000, 10000),
 )
 INPUT_OOV_RATIO = Histogram(
     "mlservice_input_oov_ratio",
-    "Share of a text's words missing from the model's vocabulary (drift signal).",
+    "Share of a text's words missing from the model's vocabulary (drift signal), by model.",
+    ["model"],
     buckets=(0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0),
 )
 MODEL_INFO = Gauge(
     "mlservice_model_info",
-    "1 for the model version being served (with its scikit-learn version and scoring engine).",
-    ["version", "sklearn_version", "engine"],
+    "1 for each model's version being served (with its scikit-learn version and scoring engine).",
+    ["model", "version", "sklearn_version", "engine"],
     multiprocess_mode="livemax",
 )
 MODEL_LOADS = Counter(
     "mlservice_model_loads_total",
-    "Model load attempts, by kind (startup or reload) and outcome (success or failure).",
-    ["kind", "outcome"],
+    "Model load attempts, by model, kind (startup or reload) and outcome (success or failure).",
+    ["model", "kind", "outcome"],
 )
 MODEL_LOAD_DURATION = Gauge(
     "mlservice_model_load_duration_seconds",
-    "Duration of the last successful model load.",
+    "Duration of the model's last successful load.",
+    ["model"],
     multiprocess_mode="livemostrecent",
 )
 MODEL_LOAD_TIMESTAMP = Gauge(
     "mlservice_model_load_timestamp_seconds",
-    "Unix time of the last successful model load.",
+    "Unix time of the model's last successful load.",
+    ["model"],
     multiprocess_mode="livemax",
 )
 MODEL_READY = Gauge(
     "mlservice_model_ready",
-    "1 when the process serves a verified model, 0 when not ready (minimum over workers).",
+    "1 when the process serves a verified version of the model, 0 when not (minimum over workers).",
+    ["model"],
     multiprocess_mode="livemin",
 )
 

@@ -27,7 +27,7 @@ class PathSet:
 
     def __init__(self, paths: Collection[str] = (), templates: Collection[str] = ()) -> None:
         self.paths = frozenset(paths)
-        self.templates = [(template, _template_regex(template)) for template in templates]
+        self.templates = [(template, template_regex(template)) for template in templates]
 
     def match(self, path: str) -> str | None:
         """The path or template that `path` falls under, or None."""
@@ -42,8 +42,9 @@ class PathSet:
         return isinstance(path, str) and self.match(path) is not None
 
 
-def _template_regex(template: str) -> re.Pattern[str]:
-    return re.compile(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template)))
+def template_regex(template: str) -> re.Pattern[str]:
+    """/models/{name}/predict -> a regex whose named groups are the path parameters (one segment each)."""
+    return re.compile(re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template)))
 
 
 # Paths that do not count themselves in the request metrics.

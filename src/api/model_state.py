@@ -1,4 +1,7 @@
-"""The model a server process is serving, and how it changes: first load, reloads, the store watcher."""
+"""One model a server process serves, and how it changes: first load, reloads with retries.
+
+src/api/served_models.py holds one ModelState per model name and watches the store for all of them.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from dataclasses import dataclass
 import sklearn
 
 from src.api import metrics
+from src.config import DEFAULT_MODEL_NAME
 from src.errors import ModelNotReadyError, ModelStoreError
 from src.model.predictor import Predictor
 from src.model.store import METADATA_FILE, MODEL_FILE, ModelStore
@@ -38,16 +42,21 @@ class Rejection:
 
 
 class ModelState:
-    """Holds the serving Predictor; a reload swaps the whole object, so a request uses one version.
+    """Holds one model's serving Predictor; a reload swaps the whole object, so a request uses one version.
 
-    Models come from `store`; while it has no published model, from `fallback` (the image's default).
+    The model comes from the first of `stores` with a CURRENT version: the volume's store, then the
+    old single-model layout, then the image's built-in default (see ModelRegistry.stores).
     """
 
-    def __init__(self, store: ModelStore, fallback: ModelStore | None = None) -> None:
-        self.stores = [store] if fallback is None else [store, fallback]
+    def __init__(self, *stores: ModelStore, name: str = DEFAULT_MODEL_NAME) -> None:
+        if not stores:
+            raise ValueError("a model needs at least one store")
+        self.name = name
+        self.stores = list(stores)
         self.predictor: Predictor | None = None
         self.not_ready_reason: str | None = "the model has not been loaded yet"
         self.rejection: Rejection | None = None
+        metrics.MODEL_READY.labels(name).set(0)
 
     @property
     def rejected_version(self) -> str | None:
@@ -58,7 +67,7 @@ class ModelState:
         """The serving predictor, or ModelNotReadyError saying why there is none."""
         predictor = self.predictor
         if predictor is None:
-            raise ModelNotReadyError(f"no model is loaded: {self.not_ready_reason}")
+            raise ModelNotReadyError(f"model {self.name} is not loaded: {self.not_ready_reason}")
         return predictor
 
     def load(self, *, kind: str = "startup") -> bool:
@@ -75,29 +84,40 @@ class ModelState:
         except Exception as error:
             message = error.message if isinstance(error, ModelStoreError) else f"unusable model: {error!r}"
             self._remember_rejection(store, version)
-            metrics.MODEL_LOADS.labels(kind=kind, outcome="failure").inc()
+            metrics.MODEL_LOADS.labels(model=self.name, kind=kind, outcome="failure").inc()
             if self.predictor is None:
                 self.not_ready_reason = message
-                metrics.MODEL_READY.set(0)
-                logger.error("not ready: %s", message)
+                metrics.MODEL_READY.labels(self.name).set(0)
+                logger.error("model %s not ready: %s", self.name, message)
             else:
-                logger.error("kept model %s; the new one was rejected: %s", self.predictor.version, message)
+                logger.error(
+                    "model %s: kept version %s; the new one was rejected: %s",
+                    self.name,
+                    self.predictor.version,
+                    message,
+                )
             return False
         duration = time.perf_counter() - started
         self.rejection = None
         self._swap(predictor)
-        metrics.MODEL_LOADS.labels(kind=kind, outcome="success").inc()
-        metrics.MODEL_LOAD_DURATION.set(duration)
-        metrics.MODEL_LOAD_TIMESTAMP.set(time.time())
-        logger.info("serving model %s (%s engine), loaded in %.2f s", predictor.version, predictor.engine, duration)
+        metrics.MODEL_LOADS.labels(model=self.name, kind=kind, outcome="success").inc()
+        metrics.MODEL_LOAD_DURATION.labels(self.name).set(duration)
+        metrics.MODEL_LOAD_TIMESTAMP.labels(self.name).set(time.time())
+        logger.info(
+            "serving model %s version %s (%s engine), loaded in %.2f s",
+            self.name,
+            predictor.version,
+            predictor.engine,
+            duration,
+        )
         return True
 
     def _swap(self, predictor: Predictor) -> None:
         previous = self.predictor
         if previous is not None:
-            metrics.MODEL_INFO.labels(previous.version, sklearn.__version__, previous.engine).set(0)
-        metrics.MODEL_INFO.labels(predictor.version, sklearn.__version__, predictor.engine).set(1)
-        metrics.MODEL_READY.set(1)
+            metrics.MODEL_INFO.labels(self.name, previous.version, sklearn.__version__, previous.engine).set(0)
+        metrics.MODEL_INFO.labels(self.name, predictor.version, sklearn.__version__, predictor.engine).set(1)
+        metrics.MODEL_READY.labels(self.name).set(1)
         self.predictor = predictor
         self.not_ready_reason = None
 
@@ -135,7 +155,7 @@ class ModelState:
             served = self.predictor.version if self.predictor else None
             return current is not None and current != served and self._should_retry(current)
         except ModelStoreError as error:
-            logger.warning("cannot check the model store: %s", error.message)
+            logger.warning("model %s: cannot check the model store: %s", self.name, error.message)
             return False
 
     async def reload_if_changed(self, *, retry_rejected: bool = False) -> bool:
@@ -148,15 +168,6 @@ class ModelState:
         if not self.current_changed():
             return False
         return await asyncio.to_thread(self.load, kind="reload")
-
-    async def watch(self, interval: float) -> None:
-        """Poll the store every `interval` seconds and swap in a newly published model."""
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await self.reload_if_changed()
-            except Exception:  # the watcher must outlive any one bad check
-                logger.exception("model store check failed")
 
 
 def _signature(store: ModelStore, version: str | None) -> tuple[tuple[int, int], ...]:

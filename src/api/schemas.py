@@ -112,14 +112,37 @@ class BatchPredictResponse(BaseModel):
     model_version: str
 
 
+class ModelHealth(BaseModel):
+    """One model's state in this process."""
+
+    ready: bool
+    version: str | None
+    engine: str | None = Field(description="`compiled` (fast exact scorer) or `pipeline` (scikit-learn)")
+    reason: str | None = Field(description="why no version is loaded, when none is")
+    required: bool = Field(description="whether /health/ready waits for this model (REQUIRED_MODELS)")
+
+
 class HealthResponse(BaseModel):
-    """The process's state: whether a verified model is loaded, which one, and why not if not."""
+    """The process's state: `ok` when every required model is loaded; the default model's fields, then all."""
 
     status: str = Field(examples=["ok"])
     model_loaded: bool
     model_version: str | None
     engine: str | None = Field(description="`compiled` (fast exact scorer) or `pipeline` (scikit-learn)")
     reason: str | None = Field(description="why no model is loaded, when none is")
+    models: dict[str, ModelHealth] = Field(description="every model this process serves, by name")
+
+
+class ModelSummary(BaseModel):
+    """A served model: its name, whether it is ready, its version and classes."""
+
+    name: str
+    default: bool = Field(description="whether /predict and /predict/batch use this model")
+    ready: bool
+    version: str | None
+    classes: list[str]
+    engine: str | None
+    reason: str | None = Field(description="why no version is loaded, when none is")
 
 
 class ErrorResponse(BaseModel):

@@ -45,10 +45,10 @@ STALE_TEMP_SECONDS = 3600.0
 MAX_METADATA_BYTES = 4_000_000
 
 
-def check_version_name(version: str) -> str:
-    """The name itself if it can name a version folder; ModelNotFoundError otherwise."""
+def check_version_name(version: str, kind: str = "model version") -> str:
+    """The name itself if it can name a version (or model) folder; ModelNotFoundError otherwise."""
     if not _VERSION_NAME.fullmatch(version):
-        raise ModelNotFoundError(f"invalid model version name {version!r}")
+        raise ModelNotFoundError(f"invalid {kind} name {version!r}")
     return version
 
 
@@ -65,7 +65,7 @@ def _minor(version: str) -> str:
     return ".".join(version.split(".")[:2])
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -91,8 +91,13 @@ class ModelStore:
         self.max_model_bytes = max_model_bytes
 
     def new_version(self) -> str:
-        """A unique, time-ordered version name such as 20261126T041500Z-3f9a1c."""
-        return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+        """A unique, time-ordered version name such as 20261126T041500123Z-3f9a1c (to the millisecond).
+
+        Names sort in publishing order, which prune and roll back rely on; seconds alone left two
+        versions published within one second in random order.
+        """
+        now = datetime.now(UTC)
+        return f"{now:%Y%m%dT%H%M%S}{now.microsecond // 1000:03d}Z-{secrets.token_hex(3)}"
 
     def publish(
         self, pipeline: Pipeline, metadata: dict[str, Any], *, version: str | None = None, keep: int | None = None
@@ -120,9 +125,9 @@ class ModelStore:
                 "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             }
             _write_durably(staging / METADATA_FILE, json.dumps(full_metadata, indent=2).encode())
-            _fsync_dir(staging)
+            fsync_dir(staging)
             staging.rename(final)
-            _fsync_dir(self.root)
+            fsync_dir(self.root)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
@@ -174,7 +179,7 @@ class ModelStore:
         pointer = self.root / f"{_TEMP_PREFIX}{CURRENT_FILE}-{secrets.token_hex(4)}"
         _write_durably(pointer, f"{version}\n".encode())
         os.replace(pointer, self.root / CURRENT_FILE)  # noqa: PTH105 - the atomic rename is the point
-        _fsync_dir(self.root)
+        fsync_dir(self.root)
 
     def current_version(self) -> str | None:
         """The version CURRENT names, or None when nothing has been published."""

@@ -3,6 +3,7 @@
 python -m src.model.train_script                      # the bundled data, tuned by cross-validation
 python -m src.model.train_script --data reviews.csv   # your own CSV or JSONL (text + label)
 python -m src.model.train_script --if-missing         # only when the store has no model yet
+python -m src.model.train_script --name spam --data spam.csv   # another model, served beside the default
 
 Exit status: 0 published (or nothing to do), 2 bad input, 3 refused by the quality gate.
 """
@@ -19,12 +20,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from src.config import get_settings
-from src.errors import DatasetError
+from src.errors import DatasetError, ModelNotFoundError
 from src.model import quality_gate
 from src.model.behaviour import run_on_pipeline
 from src.model.cross_source import leave_one_source_out
 from src.model.datasets import Dataset, load_bundled, load_file
-from src.model.store import ModelStore
+from src.model.registry import ModelRegistry, check_model_name
 from src.model.trainer import DEFAULT_C, ModelTrainer
 
 EXIT_BAD_INPUT = 2
@@ -42,6 +43,13 @@ def _at_least_one(value: str) -> int:
     if number < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {number}")
     return number
+
+
+def _model_name(value: str) -> str:
+    try:
+        return check_model_name(value)
+    except ModelNotFoundError as error:
+        raise argparse.ArgumentTypeError(error.message) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -94,6 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     store = parser.add_argument_group("store")
     store.add_argument("--model-dir", type=Path, help="model store root (default: $MODEL_DIR, else ./models)")
+    store.add_argument(
+        "--name",
+        type=_model_name,
+        help="the model to publish, served at /models/NAME/... (default: $DEFAULT_MODEL_NAME, else sentiment)",
+    )
     store.add_argument("--if-missing", action="store_true", help="do nothing if the store already has a model")
     store.add_argument("--dry-run", action="store_true", help="train and evaluate, but publish nothing")
     store.add_argument(
@@ -131,10 +144,12 @@ def _weigher(args: argparse.Namespace) -> Callable[[Dataset], list[float] | None
 
 def run(args: argparse.Namespace) -> int:
     """Train, evaluate, gate and publish as the arguments say; returns the exit status."""
-    model_dir = args.model_dir or get_settings().model_dir
-    store = ModelStore(model_dir)
+    settings = get_settings()
+    model_dir = args.model_dir or settings.model_dir
+    name = args.name or settings.default_model_name
+    store = ModelRegistry(model_dir, default_name=settings.default_model_name).resolve(name)
     if args.if_missing and store.current_version() is not None:
-        logger.info("model store %s already has model %s; nothing to train", model_dir, store.current_version())
+        logger.info("model %s is published in %s (%s); nothing to train", name, store.root, store.current_version())
         return 0
     if not 0 < args.test_size < 1:
         raise DatasetError(f"--test-size must be between 0 and 1, not {args.test_size}")
@@ -202,9 +217,9 @@ def run(args: argparse.Namespace) -> int:
         "cross_source": cross_source.to_dict() if cross_source else None,
         "quality_gate": verdict.to_dict(),
     }
-    keep = args.keep_versions or get_settings().model_keep_versions
-    version = trainer.save_model(model_dir, dataset=dataset, evaluation=evaluation, extra=extra, keep=keep)
-    print(f"published model version {version} to {model_dir}")
+    keep = args.keep_versions or settings.model_keep_versions
+    version = trainer.save_model(model_dir, dataset=dataset, evaluation=evaluation, extra=extra, keep=keep, name=name)
+    print(f"published model {name} version {version} to {model_dir}")
     return 0
 
 

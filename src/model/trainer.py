@@ -17,7 +17,7 @@ from sklearn.pipeline import Pipeline
 from src.config import get_settings
 from src.model.datasets import Dataset
 from src.model.evaluation import Evaluation, evaluate_predictions
-from src.model.store import ModelStore
+from src.model.registry import ModelRegistry
 from src.model.text_features import TOKEN_PATTERN, NegationTfidfVectorizer
 
 logger = logging.getLogger(__name__)
@@ -191,10 +191,13 @@ class ModelTrainer:
         evaluation: Evaluation | None = None,
         extra: Mapping[str, Any] | None = None,
         keep: int | None = None,
+        name: str | None = None,
     ) -> str:
-        """Publish the trained Pipeline to the model store as its new CURRENT version; returns the version.
+        """Publish the trained Pipeline as model `name`'s new CURRENT version; returns the version.
 
-        With `keep`, only the newest `keep` versions (and CURRENT) stay in the store.
+        `model_dir` is the store's root (MODEL_DIR by default) and `name` the model (DEFAULT_MODEL_NAME
+        by default), so the version lands in MODEL_DIR/<name>/<version>. With `keep`, only the newest
+        `keep` versions (and CURRENT) stay in that model's store.
         """
         metadata: dict[str, Any] = {
             "classes": self.classes_ if hasattr(self, "classes_") else [],
@@ -204,13 +207,15 @@ class ModelTrainer:
             "evaluation": evaluation.to_dict() if evaluation else None,
             **(extra or {}),
         }
-        store = ModelStore(model_dir or self.model_dir or _default_model_dir())
+        store = _registry(model_dir or self.model_dir).store(name)
         return store.publish(self._fitted(), metadata, keep=keep)
 
     @classmethod
-    def load_model(cls, model_dir: str | Path | None = None, version: str | None = None) -> ModelTrainer:
+    def load_model(
+        cls, model_dir: str | Path | None = None, version: str | None = None, *, name: str | None = None
+    ) -> ModelTrainer:
         """A trainer holding a verified model from the store (CURRENT unless a version is named)."""
-        stored = ModelStore(model_dir or _default_model_dir()).load(version)
+        stored = _registry(model_dir).resolve(name).load(version)
         trainer = cls(**_constructor_params(stored.metadata.get("params", {})), model_dir=model_dir)
         trainer.pipeline_ = stored.pipeline
         trainer.classes_ = [str(label) for label in stored.pipeline.classes_]
@@ -231,5 +236,6 @@ def _constructor_params(saved: Mapping[str, Any]) -> dict[str, Any]:
     return params
 
 
-def _default_model_dir() -> Path:
-    return get_settings().model_dir
+def _registry(model_dir: str | Path | None) -> ModelRegistry:
+    settings = get_settings()
+    return ModelRegistry(model_dir or settings.model_dir, default_name=settings.default_model_name)

@@ -10,10 +10,18 @@ from src.model.predictor import Predictor
 
 
 def test_prediction_routes_are_served_directly_and_still_documented(client: TestClient) -> None:
-    assert set(DIRECT_ROUTES) == {("POST", "/predict"), ("POST", "/predict/batch")}
+    assert set(DIRECT_ROUTES) == {
+        ("POST", "/predict"),
+        ("POST", "/predict/batch"),
+        ("POST", "/models/{name}/predict"),
+        ("POST", "/models/{name}/predict/batch"),
+    }
     paths = client.get("/openapi.json").json()["paths"]
-    assert "requestBody" in paths["/predict"]["post"]
-    assert "requestBody" in paths["/predict/batch"]["post"]
+    for path in ("/predict", "/predict/batch", "/models/{name}/predict", "/models/{name}/predict/batch"):
+        assert "requestBody" in paths[path]["post"]
+    named = paths["/models/{name}/predict"]["post"]
+    assert [p["name"] for p in named["parameters"]] == ["name"]
+    assert "404" in named["responses"]
 
 
 def test_a_bug_is_a_500_without_internals_and_logged_with_the_request_id(

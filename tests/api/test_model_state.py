@@ -11,6 +11,7 @@ import pytest
 from src.api.model_state import RETRY_FIRST_SECONDS, RETRY_MAX_SECONDS, ModelState, Rejection
 from src.model.datasets import Dataset
 from src.model.predictor import Predictor
+from src.model.registry import ModelRegistry
 from src.model.store import METADATA_FILE, MODEL_FILE, ModelStore, StoredModel
 from src.model.trainer import ModelTrainer
 
@@ -18,7 +19,7 @@ from src.model.trainer import ModelTrainer
 def _store_with_model(tmp_path: Path, sample: Dataset) -> tuple[ModelStore, ModelTrainer]:
     small = sample.sample(800, random_state=1)
     trainer = ModelTrainer().train(small.texts, small.labels)
-    store = ModelStore(tmp_path)
+    store = ModelRegistry(tmp_path).store()
     trainer.save_model(tmp_path)
     return store, trainer
 
@@ -41,7 +42,7 @@ def test_a_bad_new_version_is_rejected_once_and_the_old_one_keeps_serving(tmp_pa
     state.load()
     serving = state.require().version
     bad = trainer.save_model(tmp_path)
-    meta = tmp_path / bad / METADATA_FILE
+    meta = store.root / bad / METADATA_FILE
     meta.write_text(json.dumps({**json.loads(meta.read_text()), "sha256": "0" * 64}))
     assert not asyncio.run(state.reload_if_changed())
     assert state.require().version == serving
@@ -53,7 +54,7 @@ def test_a_bad_new_version_is_rejected_once_and_the_old_one_keeps_serving(tmp_pa
 
 
 def test_model_published_after_start_is_picked_up(tmp_path: Path, sample: Dataset) -> None:
-    state = ModelState(ModelStore(tmp_path))
+    state = ModelState(ModelRegistry(tmp_path).store())
     assert not state.load()
     assert state.predictor is None
     assert "no model" in str(state.not_ready_reason)
@@ -64,7 +65,7 @@ def test_model_published_after_start_is_picked_up(tmp_path: Path, sample: Datase
 
 def test_fallback_store_serves_until_the_main_store_has_a_model(tmp_path: Path, sample: Dataset) -> None:
     bundled, trainer = _store_with_model(tmp_path / "bundled", sample)
-    state = ModelState(ModelStore(tmp_path / "volume"), bundled)
+    state = ModelState(ModelRegistry(tmp_path / "volume").store(), bundled)
     assert state.load()
     assert state.require().version == bundled.current_version()
     published = trainer.save_model(tmp_path / "volume")
@@ -79,7 +80,7 @@ def test_a_rejected_version_is_retried_when_its_files_are_fixed_or_after_a_delay
     stayed rejected for ever. Now a change of its files, or the backoff delay, brings a retry."""
     store, _ = _store_with_model(tmp_path, sample)
     version = store.current_version()
-    model_file = tmp_path / str(version) / MODEL_FILE
+    model_file = store.root / str(version) / MODEL_FILE
     hidden = model_file.with_name("model.skops.away")
     model_file.rename(hidden)
     state = ModelState(store)

@@ -42,11 +42,11 @@ def test_two_workers_count_every_request_whichever_answers(model_dir: Path, tmp_
             assert metric_value(request(server.url("/metrics")).body.decode(), PREDICT_200) == sent
         exposition = request(server.url("/metrics")).body.decode()
         predicted = sum(
-            metric_value(exposition, f'mlservice_predictions_total{{label="{label}"}}')
+            metric_value(exposition, f'mlservice_predictions_total{{label="{label}",model="sentiment"}}')
             for label in ("negative", "positive")
         )
         assert predicted == sent
-        assert metric_value(exposition, "mlservice_model_ready") == 1
+        assert metric_value(exposition, 'mlservice_model_ready{model="sentiment"}') == 1
         linted = subprocess.run(
             [shutil.which("promtool") or "promtool", "check", "metrics"],
             input=exposition,

@@ -170,7 +170,7 @@ def test_hot_reload_under_load_and_rejected_models(sample: Dataset, tmp_path: Pa
         untrusted.fit(tiny.texts, tiny.labels)
         untrusted_version = other.publish(untrusted, {})
         shutil.move(str(other.root / untrusted_version), str(root / ".tmp-untrusted"))
-        failures = 'mlservice_model_loads_total{kind="reload",outcome="failure"}'
+        failures = 'mlservice_model_loads_total{kind="reload",model="sentiment",outcome="failure"}'
         for rejected_so_far, folder in enumerate((corrupt, wrong_sha, old_sklearn, root / ".tmp-untrusted")):
             _publish_bad(store, folder)
             expected = 2 * (rejected_so_far + 1)  # both workers try it and refuse it

@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from src.api.main import create_app
-from src.model.store import ModelStore
+from src.model.registry import ModelRegistry
 from src.model.train_script import main
 from tests.conftest import make_settings
 
@@ -27,7 +27,7 @@ def default_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def metadata(default_store: Path) -> dict[str, Any]:
-    return ModelStore(default_store).load().metadata
+    return ModelRegistry(default_store).store().load().metadata
 
 
 def test_behaviour_suite_pass_rates(metadata: dict[str, Any]) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from src.model.datasets import Dataset
-from src.model.store import ModelStore
+from src.model.registry import ModelRegistry
 from src.model.train_script import EXIT_REFUSED_BY_GATE, main
 
 QUICK = ["--no-tune", "--no-cross-source"]
@@ -35,8 +35,8 @@ def shuffled_csv(tmp_path_factory: pytest.TempPathFactory, bundled: Dataset) -> 
 def test_worse_is_refused_better_is_published_and_force_overrides(
     tmp_path: Path, shuffled_csv: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    store = ModelStore(tmp_path / "store")
-    args = ["--model-dir", str(store.root), *QUICK]
+    store = ModelRegistry(tmp_path / "store").store()
+    args = ["--model-dir", str(tmp_path / "store"), *QUICK]
 
     assert main(["--sample", "3000", *args]) == 0
     first = store.current_version()
@@ -78,13 +78,16 @@ def test_a_model_with_other_labels_is_not_comparable(tmp_path: Path, capsys: pyt
     )
     assert main(["--data", str(topics), "--model-dir", str(store_dir), *QUICK]) == EXIT_REFUSED_BY_GATE
     assert "predicts other labels (negative, positive): not comparable" in capsys.readouterr().err
+    # Under a name of its own it is another model, gated against nothing but itself.
+    assert main(["--data", str(topics), "--model-dir", str(store_dir), "--name", "topics", *QUICK]) == 0
+    assert ModelRegistry(store_dir).names() == ["sentiment", "topics"]
 
 
 def test_an_unloadable_current_model_does_not_block_a_new_one(tmp_path: Path) -> None:
-    store = ModelStore(tmp_path / "store")
-    assert main(["--sample", "2000", "--model-dir", str(store.root), *QUICK]) == 0
+    store = ModelRegistry(tmp_path / "store").store()
+    assert main(["--sample", "2000", "--model-dir", str(tmp_path / "store"), *QUICK]) == 0
     broken = store.current_version()
     (store.root / str(broken) / "model.skops").write_bytes(b"not a model")
-    assert main(["--sample", "2000", "--model-dir", str(store.root), *QUICK]) == 0
+    assert main(["--sample", "2000", "--model-dir", str(tmp_path / "store"), *QUICK]) == 0
     gate = store.read_metadata(str(store.current_version()))["quality_gate"]
     assert "CURRENT cannot be loaded" in gate["reason"]

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from src.model.store import ModelStore
+from src.model.registry import ModelRegistry
 from src.model.train_script import main
 
 
@@ -30,20 +30,20 @@ def test_trains_on_a_users_csv_and_publishes(tmp_path: Path, capsys: pytest.Capt
     assert "accuracy:" in out
     assert "confusion matrix" in out
     assert "cv macro-F1" in out
-    stored = ModelStore(store_dir).load()
+    stored = ModelRegistry(store_dir).store().load()
     assert stored.metadata["dataset"]["id"] == "file:reviews.csv"
     assert stored.metadata["evaluation"]["accuracy"] > 0.9
     assert stored.metadata["tuning"]["folds"] == 2
-    assert f"published model version {stored.version}" in out
+    assert f"published model sentiment version {stored.version}" in out
 
 
 def test_if_missing_keeps_an_existing_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = write_reviews(tmp_path / "reviews.csv")
     common = ["--data", str(data), "--text-column", "review", "--label-column", "sentiment", "--no-tune"]
     assert main([*common, "--model-dir", str(tmp_path / "s")]) == 0
-    before = ModelStore(tmp_path / "s").versions()
+    before = ModelRegistry(tmp_path / "s").store().versions()
     assert main([*common, "--model-dir", str(tmp_path / "s"), "--if-missing"]) == 0
-    assert ModelStore(tmp_path / "s").versions() == before
+    assert ModelRegistry(tmp_path / "s").store().versions() == before
 
 
 def test_dry_run_publishes_nothing(tmp_path: Path) -> None:
@@ -92,8 +92,8 @@ def test_metadata_records_the_data_and_scores(tmp_path: Path) -> None:
     data = write_reviews(tmp_path / "reviews.jsonl.csv")
     main(["--data", str(data), "--text-column", "review", "--label-column", "sentiment", "--no-tune",
           "--model-dir", str(tmp_path / "s")])  # fmt: skip
-    version = ModelStore(tmp_path / "s").current_version()
-    metadata = json.loads((tmp_path / "s" / str(version) / "metadata.json").read_text())
+    version = ModelRegistry(tmp_path / "s").store().current_version()
+    metadata = json.loads((tmp_path / "s" / "sentiment" / str(version) / "metadata.json").read_text())
     for key in (
         "sha256",
         "sklearn_version",
@@ -106,3 +106,28 @@ def test_metadata_records_the_data_and_scores(tmp_path: Path) -> None:
     ):
         assert metadata[key], key
     assert len(metadata["dataset"]["sha256"]) == 64
+
+
+def test_a_named_model_is_published_beside_the_default(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = write_reviews(tmp_path / "reviews.csv")
+    common = ["--data", str(data), "--text-column", "review", "--label-column", "sentiment", "--no-tune"]
+    assert main([*common, "--model-dir", str(tmp_path / "s")]) == 0
+    assert main([*common, "--model-dir", str(tmp_path / "s"), "--name", "reviews"]) == 0
+    registry = ModelRegistry(tmp_path / "s")
+    assert registry.names() == ["reviews", "sentiment"]
+    assert registry.store("reviews").current_version() is not None
+    assert "published model reviews version" in capsys.readouterr().out
+    # --if-missing asks about the named model only.
+    assert main([*common, "--model-dir", str(tmp_path / "s"), "--name", "other", "--if-missing"]) == 0
+    assert registry.names() == ["other", "reviews", "sentiment"]
+
+
+@pytest.mark.parametrize("name", ["../up", ".hidden", "a/b", "x" * 65])
+def test_a_bad_model_name_is_refused_before_training(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--name", name, "--model-dir", str(tmp_path / "s")])
+    assert exited.value.code == 2
+    assert "invalid model name" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()

@@ -28,8 +28,8 @@ def test_seed_interface_train_then_save(tmp_path: Path, sample: Dataset, monkeyp
         version = trainer.save_model()
     finally:
         get_settings.cache_clear()
-    assert (tmp_path / version / "model.skops").is_file()
-    assert (tmp_path / "CURRENT").read_text().strip() == version
+    assert (tmp_path / "sentiment" / version / "model.skops").is_file()
+    assert (tmp_path / "sentiment" / "CURRENT").read_text().strip() == version
 
 
 def test_pipeline_is_tfidf_then_logistic_regression(trained: ModelTrainer) -> None:
@@ -122,5 +122,8 @@ def test_three_classes_train_and_round_trip(tmp_path: Path) -> None:
     trainer.save_model(tmp_path)
     loaded = ModelTrainer.load_model(tmp_path)
     assert loaded.classes_ == trainer.classes_
+    named = trainer.save_model(tmp_path, name="moods")
+    assert ModelTrainer.load_model(tmp_path, name="moods").classes_ == trainer.classes_
+    assert (tmp_path / "moods" / named / "model.skops").is_file()
     assert loaded.min_df == 1
     assert loaded.predict(["wonderful", "awful", "table"]) == trainer.predict(["wonderful", "awful", "table"])

@@ -1,4 +1,4 @@
-"""Predictions: one text, or a batch of texts.
+"""Predictions: one text, or a batch of texts, by the default model or by a model named in the path.
 
 These two routes are the hot path, so they take the raw Request and return a ready Response: the
 body is validated by pydantic-core straight from bytes, and no FastAPI dependency or response-model
@@ -31,14 +31,25 @@ router = APIRouter(
 )
 
 PREDICTION_PATHS = ("/predict", "/predict/batch")
+NAMED_PREDICTION_PATHS = ("/models/{name}/predict", "/models/{name}/predict/batch")
+_MODEL_NAME_PARAMETER = {
+    "name": "name",
+    "in": "path",
+    "required": True,
+    "description": "the model's name, as `GET /models` lists it",
+    "schema": {"type": "string"},
+}
 
 
 RequestModel = TypeVar("RequestModel", bound=BaseModel)
 
 
-def _body_schema(model: type[BaseModel]) -> dict[str, Any]:
+def _body_schema(model: type[BaseModel], *, named: bool = False) -> dict[str, Any]:
     schema = {"schema": model.model_json_schema()}
-    return {"requestBody": {"required": True, "content": {"application/json": schema}}}
+    extra: dict[str, Any] = {"requestBody": {"required": True, "content": {"application/json": schema}}}
+    if named:
+        extra["parameters"] = [_MODEL_NAME_PARAMETER]
+    return extra
 
 
 async def _parse(request: Request, model: type[RequestModel]) -> RequestModel:
@@ -56,32 +67,70 @@ def _json(content: dict[str, Any]) -> Response:
     return Response(json.dumps(content, separators=(",", ":")), media_type="application/json")
 
 
-@router.post(
-    "/predict", summary="Classify one text", response_model=PredictResponse, openapi_extra=_body_schema(PredictRequest)
-)
 async def predict(request: Request) -> Response:
     """The label, the probability of each class, and the model version."""
     body = await _parse(request, PredictRequest)
     plane: DataPlane = request.app.state.data_plane
+    model = request.path_params.get("name")
+    plane.models.get(model)  # an unknown model is a 404 before the text is looked at
     plane.check_texts([body.text], lambda _: ("body", "text"), ("body", "text"))
-    inference = await plane.infer([body.text], explain=body.explain, top_terms=body.top_terms)
+    inference = await plane.infer([body.text], model=model, explain=body.explain, top_terms=body.top_terms)
     return _json({**inference.results[0], "model_version": inference.model_version})
 
 
-@router.post(
-    "/predict/batch",
-    summary="Classify many texts",
-    response_model=BatchPredictResponse,
-    openapi_extra=_body_schema(BatchPredictRequest),
-)
 async def predict_batch(request: Request) -> Response:
     """One result per text, in the order sent."""
     body = await _parse(request, BatchPredictRequest)
     plane: DataPlane = request.app.state.data_plane
+    model = request.path_params.get("name")
+    plane.models.get(model)
     plane.check_texts(body.texts, lambda index: ("body", "texts", index), ("body", "texts"))
-    inference = await plane.infer(body.texts, explain=body.explain, top_terms=body.top_terms)
+    inference = await plane.infer(body.texts, model=model, explain=body.explain, top_terms=body.top_terms)
     return _json({"predictions": inference.results, "model_version": inference.model_version})
 
 
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorResponse, "description": "No model of that name is served"}
+}
+router.add_api_route(
+    "/predict",
+    predict,
+    methods=["POST"],
+    summary="Classify one text (default model)",
+    response_model=PredictResponse,
+    openapi_extra=_body_schema(PredictRequest),
+)
+router.add_api_route(
+    "/predict/batch",
+    predict_batch,
+    methods=["POST"],
+    summary="Classify many texts (default model)",
+    response_model=BatchPredictResponse,
+    openapi_extra=_body_schema(BatchPredictRequest),
+)
+router.add_api_route(
+    "/models/{name}/predict",
+    predict,
+    methods=["POST"],
+    summary="Classify one text with a named model",
+    response_model=PredictResponse,
+    responses=_NOT_FOUND,
+    openapi_extra=_body_schema(PredictRequest, named=True),
+)
+router.add_api_route(
+    "/models/{name}/predict/batch",
+    predict_batch,
+    methods=["POST"],
+    summary="Classify many texts with a named model",
+    response_model=BatchPredictResponse,
+    responses=_NOT_FOUND,
+    openapi_extra=_body_schema(BatchPredictRequest, named=True),
+)
+
 # Served by DirectRoutesMiddleware without FastAPI's per-request machinery (see src/api/direct_routes.py).
-DIRECT_ROUTES = {("POST", "/predict"): predict, ("POST", "/predict/batch"): predict_batch}
+DIRECT_ROUTES = {
+    ("POST", "/predict"): predict,
+    ("POST", "/predict/batch"): predict_batch,
+    ("POST", "/models/{name}/predict"): predict,
+    ("POST", "/models/{name}/predict/batch"): predict_batch,
+}

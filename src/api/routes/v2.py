@@ -1,8 +1,9 @@
 """The Open Inference Protocol (KServe V2) REST routes, thin adapters over the data plane.
 
 Errors are `{"error": ...}` as the protocol says: 400 for a malformed request or tensor, 404 for an
-unknown model or version, 503 while no model is loaded. Health answers carry no body: 200 is true,
-400 is false. Today the server holds one model, named DEFAULT_MODEL_NAME.
+unknown model or version, 503 while the model is not loaded. Health answers carry no body: 200 is
+true, 400 is false. Every model the server serves is a V2 model of the same name; a version named in
+the path must be the one serving now.
 """
 
 from __future__ import annotations
@@ -15,20 +16,13 @@ from fastapi.responses import JSONResponse
 
 from src.api.dataplane import DataPlane
 from src.api.inference_protocol import HEADER_LENGTH, encode_infer_response, parse_infer_request
-from src.api.model_state import ModelState
-from src.config import Settings
-from src.errors import InvalidInputError, ServiceError
+from src.api.served_models import ServedModels
+from src.errors import InvalidInputError, ServiceError, UnknownModelError
 from src.model.predictor import Predictor
 
 router = APIRouter(prefix="/v2", tags=["open inference protocol"])
 SERVER_NAME = "ml-service"
 EXTENSIONS = ["binary_tensor_data"]
-
-
-class UnknownModelError(ServiceError):
-    """No model of that name or version: 404."""
-
-    status_code = 404
 
 
 def _protocol_error(error: ServiceError) -> JSONResponse:
@@ -48,14 +42,8 @@ async def _guarded(work: Callable[[], Awaitable[Response]]) -> Response:
 
 
 def _model(request: Request, name: str, version: str | None) -> Predictor:
-    settings: Settings = request.app.state.settings
-    if name != settings.default_model_name:
-        raise UnknownModelError(f"model '{name}' is not served here (models: {settings.default_model_name})")
-    state: ModelState = request.app.state.model_state
-    predictor = state.require()
-    if version is not None and version != predictor.version:
-        raise UnknownModelError(f"model '{name}' has no version '{version}' loaded (serving {predictor.version})")
-    return predictor
+    plane: DataPlane = request.app.state.data_plane
+    return plane.predictor(name, version)
 
 
 def _metadata(name: str, predictor: Predictor) -> dict[str, Any]:
@@ -88,9 +76,9 @@ async def server_live() -> Response:
 
 @router.get("/health/ready", summary="Server readiness")
 async def server_ready(request: Request) -> Response:
-    """200 when every model is ready, 400 otherwise."""
-    state: ModelState = request.app.state.model_state
-    return Response(status_code=200 if state.predictor is not None else 400)
+    """200 when every required model is ready (the rule of /health/ready), 400 otherwise."""
+    models: ServedModels = request.app.state.models
+    return Response(status_code=400 if models.not_ready() else 200)
 
 
 @router.get("/models/{name}", summary="Model metadata")
@@ -117,22 +105,42 @@ async def model_ready(request: Request, name: str, version: str | None = None) -
     return Response(status_code=200)
 
 
-@router.post("/models/{name}/infer", summary="Infer")
-@router.post("/models/{name}/versions/{version}/infer", summary="Infer with a version")
-async def infer(request: Request, name: str, version: str | None = None) -> Response:
+def _path_parameters(*names: str) -> dict[str, Any]:
+    return {
+        "parameters": [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}} for name in names]
+    }
+
+
+async def infer(request: Request) -> Response:
     """Classify the BYTES tensor `text`; JSON or binary tensors (Inference-Header-Content-Length)."""
+    name: str = request.path_params["name"]
+    version: str | None = request.path_params.get("version")
 
     async def work() -> Response:
-        _model(request, name, version)  # 404 before reading the body
-        parsed = parse_infer_request(await request.body(), request.headers.get(HEADER_LENGTH))
         plane: DataPlane = request.app.state.data_plane
+        plane.predictor(name, version)  # 404 or 503 before reading the body
+        parsed = parse_infer_request(await request.body(), request.headers.get(HEADER_LENGTH))
         plane.check_texts(parsed.texts, lambda index: ("inputs", 0, "data", index), ("inputs", 0, "shape"))
-        inference = await plane.infer(parsed.texts)
-        if version is not None and inference.model_version != version:
-            raise UnknownModelError(f"model '{name}' version '{version}' was replaced while this request ran")
+        inference = await plane.infer(parsed.texts, model=name, version=version)
         body, headers = encode_infer_response(
             parsed, name, inference.model_version, inference.classes, inference.results
         )
         return Response(body, headers=headers)
 
     return await _guarded(work)
+
+
+# The hot route takes the raw Request, so DirectRoutesMiddleware can call it without FastAPI's routing.
+router.add_api_route(
+    "/models/{name}/infer", infer, methods=["POST"], summary="Infer", openapi_extra=_path_parameters("name")
+)
+router.add_api_route(
+    "/models/{name}/versions/{version}/infer",
+    infer,
+    methods=["POST"],
+    summary="Infer with a version",
+    openapi_extra=_path_parameters("name", "version"),
+)
+DIRECT_ROUTES = {
+    ("POST", route): infer for route in ("/v2/models/{name}/infer", "/v2/models/{name}/versions/{version}/infer")
+}

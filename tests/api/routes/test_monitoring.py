@@ -27,10 +27,12 @@ def test_metrics_count_requests_by_route_and_status(client: TestClient) -> None:
     assert 'route="/metrics"' not in after
     assert "mlservice_http_request_duration_seconds_bucket" in after
     predicted = sum(
-        _value(after, f'mlservice_predictions_total{{label="{label}"}}') for label in ("negative", "positive")
+        _value(after, f'mlservice_predictions_total{{label="{label}",model="sentiment"}}')
+        for label in ("negative", "positive")
     )
     predicted_before = sum(
-        _value(before, f'mlservice_predictions_total{{label="{label}"}}') for label in ("negative", "positive")
+        _value(before, f'mlservice_predictions_total{{label="{label}",model="sentiment"}}')
+        for label in ("negative", "positive")
     )
     assert predicted - predicted_before == 3
     assert "mlservice_input_oov_ratio_bucket" in after

@@ -5,6 +5,7 @@ from fastapi.testclient import TestClient
 
 from src.model.predictor import Predictor
 from src.model.store import StoredModel
+from tests.conftest import SECOND_MODEL
 
 
 def test_predict_returns_label_probabilities_and_version(client: TestClient, stored: StoredModel) -> None:
@@ -66,3 +67,35 @@ def test_explain_adds_exact_shares_and_default_stays_lean(client: TestClient, st
 def test_batch_explain(client: TestClient) -> None:
     body = client.post("/predict/batch", json={"texts": ["great", "awful"], "explain": True}).json()
     assert [p["explanation"]["towards"]["positive"][:1] != [] for p in body["predictions"]] == [True, False]
+
+
+def test_named_models_answer_with_their_own_classes(two_models_client: TestClient) -> None:
+    tweet = "@jess omg cant wait for tonight!!! lol"
+    review = "The director's pacing drags in the second act, though the lead performance is superb."
+    named = two_models_client.post(f"/models/{SECOND_MODEL}/predict/batch", json={"texts": [review, tweet]})
+    assert named.status_code == 200
+    assert [p["label"] for p in named.json()["predictions"]] == ["review", "tweet"]
+    default = two_models_client.post("/models/sentiment/predict", json={"text": review}).json()
+    assert default == two_models_client.post("/predict", json={"text": review}).json()
+    assert set(default["probabilities"]) == {"negative", "positive"}
+    explained = two_models_client.post(f"/models/{SECOND_MODEL}/predict", json={"text": tweet, "explain": True})
+    assert explained.json()["explanation"]["terms"]
+
+
+def test_named_model_errors(two_models_client: TestClient) -> None:
+    missing = two_models_client.post("/models/topics/predict", json={"text": "fine"})
+    assert missing.status_code == 404
+    assert "no model named 'topics'" in missing.json()["detail"]
+    invalid = two_models_client.post(f"/models/{SECOND_MODEL}/predict", json={"txt": "fine"})
+    assert invalid.status_code == 422
+    assert two_models_client.post("/models/a/b/predict", json={"text": "x"}).status_code == 404
+    metrics = two_models_client.get("/metrics").text
+    assert 'route="/models/{name}/predict",status="404"' in metrics
+
+
+def test_predictions_are_counted_per_model(two_models_client: TestClient) -> None:
+    two_models_client.post(f"/models/{SECOND_MODEL}/predict", json={"text": "lol"})
+    metrics = two_models_client.get("/metrics").text
+    assert f'mlservice_predictions_total{{label="tweet",model="{SECOND_MODEL}"}}' in metrics
+    assert f'mlservice_model_ready{{model="{SECOND_MODEL}"}} 1.0' in metrics
+    assert 'mlservice_model_ready{model="sentiment"} 1.0' in metrics

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from src.api.main import create_app
-from tests.conftest import make_settings
+from tests.conftest import SECOND_MODEL, make_settings
 
 TEXTS = ["A wonderful, moving film.", "Dull, boring and far too long."]
 
@@ -142,7 +142,7 @@ def test_not_ready_and_keys(tmp_path: Path, model_dir: Path) -> None:
         assert empty.get("/v2/models/sentiment/ready").status_code == 400
         response = empty.post("/v2/models/sentiment/infer", json={"inputs": []})
         assert response.status_code == 503
-        assert "no model is loaded" in response.json()["error"]
+        assert "model sentiment is not loaded" in response.json()["error"]
     with TestClient(create_app(make_settings(model_dir, api_keys="k"))) as keyed:
         request = {"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["fine"]}]}
         assert keyed.post("/v2/models/sentiment/infer", json=request).status_code == 401
@@ -156,3 +156,17 @@ def test_infer_is_counted_under_its_route_template(client: TestClient) -> None:
     assert client.post("/v2/models/sentiment/infer", json=request).status_code == 200
     exposition = client.get("/metrics").text
     assert 'route="/v2/models/{name}/infer"' in exposition
+
+
+def test_each_model_is_a_v2_model(two_models_client: TestClient) -> None:
+    metadata = two_models_client.get(f"/v2/models/{SECOND_MODEL}").json()
+    assert metadata["parameters"]["classes"] == ["review", "tweet"]
+    assert metadata["outputs"][1]["shape"] == [-1, 2]
+    tensor = {"name": "text", "datatype": "BYTES", "shape": [1], "data": ["lol cant wait"]}
+    answer = two_models_client.post(f"/v2/models/{SECOND_MODEL}/infer", json={"inputs": [tensor]}).json()
+    assert answer["model_name"] == SECOND_MODEL
+    assert answer["outputs"][0]["data"] == ["tweet"]
+    version = metadata["versions"][0]
+    pinned = two_models_client.post(f"/v2/models/{SECOND_MODEL}/versions/{version}/infer", json={"inputs": [tensor]})
+    assert pinned.json()["model_version"] == version
+    assert two_models_client.get(f"/v2/models/{SECOND_MODEL}/versions/{version}/ready").status_code == 200

@@ -1,0 +1,123 @@
+"""Every model a server process serves, by name: each loaded, verified, reloaded and ready on its own.
+
+The models are the default one (DEFAULT_MODEL_NAME), the ones REQUIRED_MODELS names, and every model
+with a published version in the store; a model published while the server runs is found at the next
+poll. One model failing to load leaves the others serving. Readiness (the rule /health/ready
+applies): every required model serves a verified version; REQUIRED_MODELS is the default model
+unless set, `*` means every model found.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from src.api.model_state import ModelState
+from src.errors import ModelStoreError, UnknownModelError
+from src.model.predictor import Predictor
+from src.model.registry import ModelRegistry
+
+logger = logging.getLogger(__name__)
+
+EVERY_MODEL = "*"
+
+
+def parse_required(value: str) -> list[str]:
+    """REQUIRED_MODELS as a list of names (`*` stays as it is)."""
+    return [name.strip() for name in value.split(",") if name.strip()]
+
+
+class ServedModels:
+    """The process's ModelStates by name, found in one or more stores (the volume, then the image's)."""
+
+    def __init__(self, registries: Sequence[ModelRegistry], *, default_name: str, required: Sequence[str] = ()) -> None:
+        if not registries:
+            raise ValueError("serving needs at least one model store")
+        self.registries = list(registries)
+        self.default_name = default_name
+        self.every_model_required = EVERY_MODEL in required
+        self.required = [name for name in required if name != EVERY_MODEL] or [default_name]
+        self.models: dict[str, ModelState] = {}
+        for name in [default_name, *self.required]:
+            self._add(name)
+
+    @property
+    def default(self) -> ModelState:
+        """The default model's state: what /predict and /model serve."""
+        return self.models[self.default_name]
+
+    def _add(self, name: str) -> ModelState:
+        state = self.models.get(name)
+        if state is None:
+            stores = [store for registry in self.registries for store in registry.stores(name)]
+            state = self.models[name] = ModelState(*stores, name=name)
+        return state
+
+    def discover(self) -> list[str]:
+        """Add every model the stores hold that is not served yet; returns the new names."""
+        found: set[str] = set()
+        for registry in self.registries:
+            try:
+                found.update(registry.names())
+            except ModelStoreError as error:
+                logger.warning("cannot list models in %s: %s", registry.root, error.message)
+        new = sorted(found - self.models.keys())
+        for name in new:
+            self._add(name)
+        if new:
+            logger.info("found models %s", ", ".join(new))
+        return new
+
+    def load_all(self) -> None:
+        """Find the models and load each (start-up); a failure leaves that one model not ready."""
+        self.discover()
+        for state in list(self.models.values()):
+            state.load()
+
+    def get(self, name: str | None = None) -> ModelState:
+        """The state of a model by name (the default model for None); UnknownModelError (404) otherwise."""
+        state = self.models.get(name or self.default_name)
+        if state is None:
+            raise UnknownModelError(
+                f"no model named {name!r} is served here (models: {', '.join(sorted(self.models))})"
+            )
+        return state
+
+    def require(self, name: str | None = None, version: str | None = None) -> Predictor:
+        """The predictor serving a model (and that exact version, if named): 404 if unknown, 503 if not loaded."""
+        predictor = self.get(name).require()
+        if version is not None and version != predictor.version:
+            raise UnknownModelError(
+                f"model {name or self.default_name!r} has no version {version!r} loaded (serving {predictor.version})"
+            )
+        return predictor
+
+    def required_names(self) -> list[str]:
+        """The models readiness waits for."""
+        return sorted(self.models) if self.every_model_required else self.required
+
+    def not_ready(self) -> dict[str, str]:
+        """The required models that serve nothing, each with the reason."""
+        return {
+            name: self.models[name].not_ready_reason or "not loaded"
+            for name in self.required_names()
+            if self.models[name].predictor is None
+        }
+
+    async def reload_if_changed(self, *, retry_rejected: bool = False) -> dict[str, bool]:
+        """Find new models and load every changed CURRENT; returns, per model, whether a new version serves."""
+        self.discover()
+        return {
+            name: await state.reload_if_changed(retry_rejected=retry_rejected)
+            for name, state in list(self.models.items())
+        }
+
+    async def watch(self, interval: float) -> None:
+        """Poll the store every `interval` seconds: new models, newly published versions."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.reload_if_changed()
+            except Exception:  # the watcher must outlive any one bad check
+                logger.exception("model store check failed")

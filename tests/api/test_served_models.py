@@ -1,0 +1,119 @@
+"""Several models in one process: each loaded, reloaded and ready on its own; the readiness rule."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from src.api.main import create_app
+from src.api.served_models import ServedModels, parse_required
+from src.errors import UnknownModelError
+from src.model.registry import ModelRegistry
+from src.model.store import METADATA_FILE, ModelStore
+from src.model.trainer import ModelTrainer
+from tests.conftest import SECOND_MODEL, make_settings
+
+
+@pytest.fixture
+def root(tmp_path: Path, two_models_dir: Path) -> Path:
+    """A private copy of the two-model store, free to break."""
+    shutil.copytree(two_models_dir, tmp_path / "models")
+    return tmp_path / "models"
+
+
+def _served(root: Path, required: str = "") -> ServedModels:
+    models = ServedModels([ModelRegistry(root)], default_name="sentiment", required=parse_required(required))
+    models.load_all()
+    return models
+
+
+def _break_current(root: Path, name: str) -> None:
+    store = ModelRegistry(root).store(name)
+    metadata = store.root / str(store.current_version()) / METADATA_FILE
+    metadata.write_text(json.dumps({**json.loads(metadata.read_text()), "sha256": "0" * 64}))
+
+
+def test_every_model_in_the_store_is_served(root: Path) -> None:
+    models = _served(root)
+    assert sorted(models.models) == ["sentiment", SECOND_MODEL]
+    assert models.require().classes == ["negative", "positive"]
+    assert models.require(SECOND_MODEL).classes == ["review", "tweet"]
+    assert models.not_ready() == {}
+    with pytest.raises(UnknownModelError, match="models: sentiment, source"):
+        models.require("topics")
+
+
+def test_one_bad_model_leaves_the_others_serving(root: Path) -> None:
+    _break_current(root, SECOND_MODEL)
+    models = _served(root)
+    assert models.require().version
+    assert models.get(SECOND_MODEL).predictor is None
+    assert "sha256" in str(models.get(SECOND_MODEL).not_ready_reason)
+    assert models.not_ready() == {}  # not required: the pod stays ready for the default model
+    strict = _served(root, required="*")
+    assert list(strict.not_ready()) == [SECOND_MODEL]
+    named = _served(root, required=f"sentiment, {SECOND_MODEL}")
+    assert list(named.not_ready()) == [SECOND_MODEL]
+
+
+def test_a_required_model_that_is_not_published_keeps_the_server_not_ready(root: Path) -> None:
+    models = _served(root, required="topics")
+    assert models.required_names() == ["topics"]
+    assert "no model has been published" in models.not_ready()["topics"]
+    assert models.require().version  # the default model serves all the same
+
+
+def test_a_model_published_while_serving_is_found_at_the_next_check(root: Path, trained: ModelTrainer) -> None:
+    models = _served(root)
+    version = trained.save_model(root, name="late")
+    changed = asyncio.run(models.reload_if_changed())
+    assert changed["late"] is True
+    assert models.require("late").version == version
+    assert changed["sentiment"] is False
+
+
+def test_the_old_layout_serves_beside_new_models(tmp_path: Path, trained: ModelTrainer) -> None:
+    old = ModelStore(tmp_path).publish(trained.pipeline_, {"classes": trained.classes_})
+    trained.save_model(tmp_path, name="reviews")
+    models = _served(tmp_path)
+    assert sorted(models.models) == ["reviews", "sentiment"]
+    assert models.require().version == old
+
+
+def test_the_images_store_serves_a_model_the_volume_lacks(root: Path, tmp_path: Path, trained: ModelTrainer) -> None:
+    volume = tmp_path / "volume"
+    models = ServedModels([ModelRegistry(volume), ModelRegistry(root)], default_name="sentiment")
+    models.load_all()
+    assert models.require(SECOND_MODEL).version == ModelRegistry(root).store(SECOND_MODEL).current_version()
+    published = trained.save_model(volume)
+    assert asyncio.run(models.reload_if_changed())["sentiment"]
+    assert models.require().version == published
+
+
+def test_health_and_ready_report_each_model(root: Path) -> None:
+    _break_current(root, SECOND_MODEL)
+    with TestClient(create_app(make_settings(root))) as client:
+        health = client.get("/health").json()
+        assert health["status"] == "ok"
+        assert health["models"]["sentiment"]["ready"] is True
+        assert health["models"][SECOND_MODEL] == {
+            "ready": False,
+            "version": None,
+            "engine": None,
+            "reason": health["models"][SECOND_MODEL]["reason"],
+            "required": False,
+        }
+        assert client.get("/health/ready").status_code == 200
+        assert client.post(f"/models/{SECOND_MODEL}/predict", json={"text": "hi"}).status_code == 503
+        assert client.get(f"/v2/models/{SECOND_MODEL}/ready").status_code == 400
+    with TestClient(create_app(make_settings(root, required_models="*"))) as client:
+        ready = client.get("/health/ready")
+        assert ready.status_code == 503
+        assert ready.json()["detail"].startswith(f"model {SECOND_MODEL}: ")
+        assert client.get("/v2/health/ready").status_code == 400
+        assert client.get("/health").json()["status"] == "not_ready"
