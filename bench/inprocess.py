@@ -16,8 +16,9 @@ import skops.io
 
 from src.model.datasets import Dataset, load_bundled
 from src.model.predictor import Predictor
+from src.model.registry import ModelRegistry
 from src.model.serialization import TRUSTED_TYPES
-from src.model.store import ModelStore, StoredModel
+from src.model.store import StoredModel
 
 
 @dataclass(frozen=True)
@@ -98,12 +99,12 @@ def parity(stored: StoredModel, texts: Sequence[str]) -> float:
 
 def load_seconds(model_dir: Path) -> tuple[float, int]:
     """Seconds to load, verify and compile the CURRENT model, and its file size in bytes."""
-    store = ModelStore(model_dir)
+    store = ModelRegistry(model_dir).resolve()
     started = time.perf_counter()
     stored = store.load()
     Predictor(stored)
     elapsed = time.perf_counter() - started
-    return elapsed, (model_dir / stored.version / "model.skops").stat().st_size
+    return elapsed, (store.root / stored.version / "model.skops").stat().st_size
 
 
 def dict_format_load_seconds(stored: StoredModel) -> tuple[float, int]:
@@ -132,7 +133,7 @@ class Figures:
 
 def run(model_dir: Path) -> Figures:
     """Every in-process figure."""
-    stored = ModelStore(model_dir).load()
+    stored = ModelRegistry(model_dir).resolve().load()
     data = load_bundled()
     texts = bench_texts(data)
     rng = np.random.default_rng(0)

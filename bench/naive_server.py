@@ -12,10 +12,10 @@ from typing import Any
 from fastapi import FastAPI
 from pydantic import BaseModel
 
-from src.model.store import ModelStore
+from src.model.registry import ModelRegistry
 
 app = FastAPI()
-_pipeline = ModelStore(os.environ.get("MODEL_DIR", "models")).load().pipeline
+_pipeline = ModelRegistry(os.environ.get("MODEL_DIR", "models")).resolve().load().pipeline
 
 
 class Review(BaseModel):

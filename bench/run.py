@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -24,6 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import inprocess
+from src.model.datasets import load_bundled
+from src.model.registry import ModelRegistry
+from src.model.trainer import ModelTrainer
 
 ROOT = Path(__file__).resolve().parents[1]
 WRK_SCRIPT = ROOT / "bench" / "wrk.lua"
@@ -195,10 +199,7 @@ def main() -> int:
     common = {"MODEL_DIR": str(model_dir), "MODEL_POLL_SECONDS": "0", "LOG_LEVEL": "warning"}
 
     def record(server: Server) -> None:
-        info[server.name] = {
-            "cold_start_s": server.cold_start_s,
-            "rss_mib": [round(rss_mib(pid)) for pid in server.workers()],
-        }
+        record_info(server, info)
 
     port = free_port()
     service_env = {**common, "HOST": "127.0.0.1", "PORT": str(port), "WORKERS": str(args.workers),
@@ -251,10 +252,104 @@ def main() -> int:
             http["naive /predict short", "short", c] = measure(server, "/predict", short, c, args.seconds, args.repeats)
             http["naive /predict long", "long", c] = measure(server, "/predict", long, c, args.seconds, args.repeats)
 
-    report = render(figures, http, info, args)
+    single = single_worker(model_dir, short, args, info)
+
+    report = render(figures, http, info, args, single)
     args.output.write_text(report)
     print(report)
     return 0
+
+
+def two_model_store(model_dir: Path, root: Path) -> str:
+    """A store root with the default model (copied) and a second real classifier; the second's name."""
+    source = ModelRegistry(model_dir).resolve()
+    target = ModelRegistry(root).store()
+    target.root.mkdir(parents=True)
+    version = str(source.current_version())
+    shutil.copytree(source.root / version, target.root / version)
+    target.activate(version)
+    kinds = {"imdb": "review", "rotten_tomatoes": "review", "tweets": "tweet"}
+    part = load_bundled().where(lambda s: s in kinds).sample(5000, random_state=1)
+    ModelTrainer().train(part.texts, [kinds[s] for s in part.sources]).save_model(root, name="kinds")
+    return "kinds"
+
+
+SINGLE_CONNECTIONS = 16
+
+
+def single_worker(
+    model_dir: Path, short: str, args: argparse.Namespace, info: dict[str, dict[str, object]]
+) -> dict[str, Measurement]:
+    """Server CPU per request with one worker: ml-service (one model, two models) against the bare limit."""
+    results: dict[str, Measurement] = {}
+    c = SINGLE_CONNECTIONS
+    v2_body = json.dumps(
+        {"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": [json.loads(short)["text"]]}]}
+    )
+    with tempfile.TemporaryDirectory(prefix="bench-two-models-") as folder:
+        second = two_model_store(model_dir, Path(folder) / "models")
+        stores = {"1 model": model_dir, "2 models": Path(folder) / "models"}
+        for label, store in stores.items():
+            port = free_port()
+            env = {"MODEL_DIR": str(store), "MODEL_POLL_SECONDS": "0", "LOG_LEVEL": "warning", "HOST": "127.0.0.1",
+                   "PORT": str(port), "WORKERS": "1", "PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(prefix="bench-m-")}  # fmt: skip
+            name = f"ml-service, 1 worker, {label}"
+            with serve(name, [sys.executable, "-m", "src.serve"], env, port, "/health/ready") as server:
+                record_info(server, info)
+                print(f"{name} ...", flush=True)
+                results[f"{label} /predict"] = measure(server, "/predict", short, c, args.seconds, args.repeats)
+                if label == "1 model":
+                    results[f"{label} V2 infer"] = measure(
+                        server, "/v2/models/sentiment/infer", v2_body, c, args.seconds, args.repeats
+                    )
+                else:
+                    results[f"{label} /models/{second}/predict"] = measure(
+                        server, f"/models/{second}/predict", short, c, args.seconds, args.repeats
+                    )
+    port = free_port()
+    command = [sys.executable, "-m", "uvicorn", "bench.bare_server:app", "--host", "127.0.0.1", "--port", str(port),
+               "--workers", "1", "--http", "httptools", "--no-access-log", "--log-level", "warning"]  # fmt: skip
+    with serve("bare ASGI limit, 1 worker", command, {"MODEL_DIR": str(model_dir)}, port, "/") as server:
+        record_info(server, info)
+        print("bare ASGI limit ...", flush=True)
+        results["bare ASGI /predict"] = measure(server, "/predict", short, c, args.seconds, args.repeats)
+    return results
+
+
+def record_info(server: Server, info: dict[str, dict[str, object]]) -> None:
+    """Cold start and resident memory per worker of a server, for the report."""
+    info[server.name] = {
+        "cold_start_s": server.cold_start_s,
+        "rss_mib": [round(rss_mib(pid)) for pid in server.workers()],
+    }
+
+
+def render_single(single: dict[str, Measurement]) -> list[str]:
+    """The one-worker section: server CPU per request against the bare limit, one and two models."""
+    bare = single["bare ASGI /predict"].cpu_us_per_request
+    lines = [
+        "",
+        f"## One worker: server CPU per request against the bare limit (short text, wrk c={SINGLE_CONNECTIONS})",
+        "",
+        "The bare limit is `bench/bare_server.py`: an ASGI callable under the same uvicorn, with the same",
+        "compiled scorer and no framework. Share = bare CPU / this CPU (100% would be no overhead at all).",
+        "",
+        "| configuration | req/s | server CPU µs/req | share of the bare limit | target |",
+        "|---|---:|---:|---:|---|",
+    ]
+    targets = {"1 model /predict": ">= 50%", "1 model V2 infer": ">= 40%"}
+    for name, m in single.items():
+        share = bare / m.cpu_us_per_request if m.cpu_us_per_request else 0.0
+        lines.append(
+            f"| {name} | {m.requests_per_s:,.0f} | {m.cpu_us_per_request:,.0f} | {share:.0%} | {targets.get(name, '')} |"
+        )
+    one, two = single["1 model /predict"], single["2 models /predict"]
+    lines += [
+        "",
+        f"Two models loaded vs one, /predict: {two.cpu_us_per_request:,.0f} vs {one.cpu_us_per_request:,.0f} µs CPU "
+        f"per request ({two.cpu_us_per_request / one.cpu_us_per_request - 1:+.0%}; target: no more).",
+    ]
+    return lines
 
 
 def render(
@@ -262,6 +357,7 @@ def render(
     http: dict[tuple[str, str, int], Measurement],
     info: dict[str, dict[str, object]],
     args: argparse.Namespace,
+    single: dict[str, Measurement],
 ) -> str:
     """The markdown report."""
     lines = [
@@ -315,6 +411,7 @@ def render(
     lines.append(
         f"| batch endpoint texts/s vs in-process compiled | {served:,.0f} / {in_process:,.0f} = {served / in_process:.0%} | >= 50% |"
     )
+    lines += render_single(single)
     lines += ["", "## Servers", "", "| server | cold start to ready, s | RSS per worker, MiB |", "|---|---:|---|"]
     for name, values in info.items():
         lines.append(f"| {name} | {values['cold_start_s']:.2f} | {values['rss_mib']} |")

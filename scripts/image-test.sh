@@ -128,7 +128,7 @@ chown "$user" "$workdir/models"
 buildah "${STORAGE[@]}" run --isolation chroot --user "$user" --volume "$workdir/models:/models" "$container" -- \
   python -m src.model.train_script --sample 2000 --no-tune --model-dir /models >"$workdir/train.log" 2>&1 \
   || { tail -20 "$workdir/train.log"; exit 1; }
-published=$(cat "$workdir/models/CURRENT")
+published=$(cat "$workdir/models/sentiment/CURRENT")
 echo "published $published to a volume; starting with it mounted read-only at /models"
 start_server --volume "$workdir/models:/models:ro"
 now=$(served_version)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from tests.conftest import SECOND_MODEL
 from tests.e2e.servers import ROOT, free_port, request, running_server, uvicorn_command
 
 pytestmark = pytest.mark.e2e
@@ -65,6 +66,34 @@ def test_positive_text_shows_label_bars_and_highlighted_words(page: Page, base_u
     expect(page.locator("#version")).not_to_be_empty()
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "playground.png"), full_page=True)
+
+
+def test_one_model_shows_no_picker(page: Page, base_url: str) -> None:
+    page.goto(base_url + "/")
+    page.get_by_label("Text to analyse").fill("Fine.")
+    page.get_by_role("button", name="Analyse").click()
+    expect(page.locator("#model-name")).to_have_text("sentiment")
+    expect(page.get_by_label("Model")).to_be_hidden()
+
+
+def test_the_user_picks_a_model_when_there_are_several(page: Page, two_models_dir: Path, tmp_path: Path) -> None:
+    port = free_port()
+    env = {"MODEL_DIR": str(two_models_dir), "MODEL_POLL_SECONDS": "0"}
+    with running_server(uvicorn_command(port), port, env, tmp_path) as server:
+        page.goto(server.base_url + "/")
+        picker = page.get_by_label("Model")
+        expect(picker).to_be_visible()
+        expect(picker).to_have_value("sentiment")
+        page.get_by_label("Text to analyse").fill("omg cant wait for tonight lol!!! @jess")
+        page.get_by_role("button", name="Analyse").click()
+        expect(page.locator("#label")).to_have_text("positive")
+        picker.select_option(SECOND_MODEL)
+        page.get_by_role("button", name="Analyse").click()
+        expect(page.locator("#label")).to_have_text("tweet")
+        expect(page.locator("#model-name")).to_have_text(SECOND_MODEL)
+        expect(page.get_by_role("meter", name="review probability")).to_be_visible()
+        expect(page.locator("#towards")).to_have_text("tweet")
+        expect(page.locator("#highlighted .towards-positive").first).to_be_visible()
 
 
 def test_empty_text_shows_an_error_in_words(page: Page, base_url: str) -> None:
@@ -124,5 +153,6 @@ def test_api_docs_render_from_the_service_alone(page: Page, base_url: str) -> No
     page.on("request", lambda req: outside.append(req.url) if not req.url.startswith(base_url) else None)
     page.goto(base_url + "/docs")
     expect(page.locator(".opblock-summary-path").first).to_be_visible(timeout=15_000)
-    expect(page.get_by_text("/predict/batch")).to_be_visible()
+    expect(page.get_by_text("/predict/batch", exact=True)).to_be_visible()
+    expect(page.get_by_text("/models/{name}/predict", exact=True)).to_be_visible()
     assert outside == []

@@ -22,6 +22,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MaxAbsScaler
 
 from src.model.datasets import Dataset
+from src.model.registry import ModelRegistry
 from src.model.store import METADATA_FILE, MODEL_FILE, ModelStore
 from src.model.trainer import ModelTrainer
 from tests.e2e.servers import (
@@ -143,7 +144,7 @@ def test_hot_reload_under_load_and_rejected_models(sample: Dataset, tmp_path: Pa
     small = sample.sample(1500, random_state=3)
     trainer = ModelTrainer().train(small.texts, small.labels)
     old = trainer.save_model(root)
-    store = ModelStore(root)
+    store = ModelRegistry(root).store()
     port = free_port()
     env = production_env(root, port, tmp_path, MODEL_POLL_SECONDS="0.5")
     with running_server(production_command(), port, env, tmp_path) as server, Load(server.url("/predict")) as load:
@@ -169,9 +170,9 @@ def test_hot_reload_under_load_and_rejected_models(sample: Dataset, tmp_path: Pa
         tiny = small.sample(200, random_state=1)
         untrusted.fit(tiny.texts, tiny.labels)
         untrusted_version = other.publish(untrusted, {})
-        shutil.move(str(other.root / untrusted_version), str(root / ".tmp-untrusted"))
+        shutil.move(str(other.root / untrusted_version), str(store.root / ".tmp-untrusted"))
         failures = 'mlservice_model_loads_total{kind="reload",model="sentiment",outcome="failure"}'
-        for rejected_so_far, folder in enumerate((corrupt, wrong_sha, old_sklearn, root / ".tmp-untrusted")):
+        for rejected_so_far, folder in enumerate((corrupt, wrong_sha, old_sklearn, store.root / ".tmp-untrusted")):
             _publish_bad(store, folder)
             expected = 2 * (rejected_so_far + 1)  # both workers try it and refuse it
             wait_until(
@@ -193,7 +194,7 @@ def test_hot_reload_under_load_and_rejected_models(sample: Dataset, tmp_path: Pa
     rejected = metric_value(exposition, failures)
     assert rejected == 8  # four bad versions, each refused by both workers
     log = server.log()
-    for reason in ("does not match the sha256", "scikit-learn 1.3.2", "untrusted types", "kept model"):
+    for reason in ("does not match the sha256", "scikit-learn 1.3.2", "untrusted types", "kept version"):
         assert reason in log, reason
     print(  # noqa: T201
         f"\nhot reload: {len(load.results)} requests under load, 0 failed; new version served "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import signal
 import subprocess
 import sys
@@ -9,7 +10,19 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.servers import ROOT, free_port, request, running_server, uvicorn_command
+from src.model.datasets import Dataset
+from src.model.store import ModelStore
+from src.model.trainer import ModelTrainer
+from tests.e2e.servers import (
+    ROOT,
+    free_port,
+    production_command,
+    production_env,
+    request,
+    running_server,
+    uvicorn_command,
+    wait_until,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -30,7 +43,7 @@ def trained_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert "behaviour suite v1.0: 245 cases" in result.stdout
     assert "leave-one-source-out" in result.stdout
     assert "quality gate: PASS" in result.stdout
-    assert "published model version" in result.stdout
+    assert "published model sentiment version" in result.stdout
     # progress on the slow steps
     assert "tuning by 2-fold cross-validation" in result.stderr
     assert "leave-one-source-out evaluation: done" in result.stderr
@@ -77,3 +90,63 @@ def test_empty_store_serves_not_ready(tmp_path: Path) -> None:
         assert "no model has been published" in ready.json()["detail"]
         assert request(server.url("/predict"), body={"text": "good"}).status == 503
     assert "not ready: no model has been published" in server.log()
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def test_a_model_trained_while_serving_is_served_beside_the_default(
+    trained_store: Path, sample: Dataset, tmp_path: Path
+) -> None:
+    """A user's CSV, the real CLI with --name, the production server finding it at its next poll."""
+    kinds = {"imdb": "review", "rotten_tomatoes": "review", "tweets": "tweet"}
+    part = sample.where(lambda source: source in kinds).sample(2000, random_state=4)
+    data = tmp_path / "kinds.csv"
+    with data.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "kind"])
+        writer.writerows((text, kinds[source]) for text, source in zip(part.texts, part.sources, strict=True))
+    port = free_port()
+    env = production_env(trained_store, port, tmp_path, MODEL_POLL_SECONDS="1")
+    with running_server(production_command(), port, env, tmp_path) as server:
+        default = request(server.url("/predict"), body={"text": "Superb!"}).json()
+        trained = _run(
+            "src.model.train_script", "--data", str(data), "--label-column", "kind", "--name", "kinds",
+            "--no-cross-source", "--model-dir", str(trained_store),
+        )  # fmt: skip
+        assert trained.returncode == 0, trained.stderr[-2000:]
+        assert "behaviour suite: skipped" in trained.stdout
+
+        def served() -> bool:
+            return all(
+                request(server.url("/models/kinds/predict"), body={"text": "lol"}).status == 200 for _ in range(6)
+            )
+
+        wait_until(served, 20, "both workers serving the new model")
+        listed = {m["name"]: m for m in request(server.url("/models")).json()}
+        assert listed["kinds"]["classes"] == ["review", "tweet"]
+        tweet = request(server.url("/models/kinds/predict"), body={"text": "omg cant wait lol!!! @jess"}).json()
+        assert tweet["label"] == "tweet"
+        again = request(server.url("/predict"), body={"text": "Superb!"}).json()
+        assert again == default  # the default model is untouched
+        listing = _run("src.model.store_cli", "--model-dir", str(trained_store), "list")
+        assert "kinds: " in listing.stdout
+        assert "sentiment: " in listing.stdout
+
+
+def test_the_old_layout_serves_and_migrates_under_a_running_server(trained: ModelTrainer, tmp_path: Path) -> None:
+    """A store published before named models: served as the default model, moved while serving, no blip."""
+    root = tmp_path / "models"
+    old = ModelStore(root).publish(trained.pipeline_, {"classes": trained.classes_})
+    port = free_port()
+    env = production_env(root, port, tmp_path, MODEL_POLL_SECONDS="0.2")
+    with running_server(production_command(), port, env, tmp_path) as server:
+        assert request(server.url("/health")).json()["model_version"] == old
+        moved = _run("src.model.store_cli", "--model-dir", str(root), "migrate")
+        assert moved.returncode == 0, moved.stderr
+        statuses = [request(server.url("/predict"), body={"text": "Superb!"}).status for _ in range(40)]
+        assert statuses == [200] * 40
+        assert request(server.url("/predict"), body={"text": "Superb!"}).json()["model_version"] == old
+    assert (root / "sentiment" / old).is_dir()
+    assert "rejected" not in server.log()

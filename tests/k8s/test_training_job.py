@@ -55,4 +55,4 @@ def test_the_job_publishes_only_after_its_init_container_prepared_the_store(host
     subprocess.run(command, check=True, timeout=30)  # as root, as the init container runs
     published = train_as(user, group, hostpath_store)
     assert published.returncode == 0, published.stderr[-2000:]
-    assert (hostpath_store / "CURRENT").is_file()
+    assert (hostpath_store / "sentiment" / "CURRENT").is_file()

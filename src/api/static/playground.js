@@ -1,5 +1,6 @@
 "use strict";
-// The playground: calls POST /predict with explain=true and shows label, probabilities and why.
+// The playground: calls POST /predict (or /models/NAME/predict, picked from GET /models when the
+// server has several models) with explain=true and shows label, probabilities and why.
 (function () {
   const form = document.getElementById("form");
   const text = document.getElementById("text");
@@ -8,6 +9,40 @@
   const result = document.getElementById("result");
   const keyRow = document.getElementById("key-row");
   const apiKey = document.getElementById("api-key");
+  const modelRow = document.getElementById("model-row");
+  const model = document.getElementById("model");
+  let defaultModel = null;
+
+  function headers() {
+    const values = { "Content-Type": "application/json" };
+    if (apiKey.value) values["X-API-Key"] = apiKey.value;
+    return values;
+  }
+
+  // The picker appears only when the server serves more than one model (GET /models may need the key).
+  async function loadModels() {
+    const response = await fetch("/models", { headers: headers() }).catch(() => null);
+    if (!response || !response.ok) return;
+    const models = await response.json();
+    defaultModel = (models.find((m) => m.default) || {}).name || null;
+    if (models.length < 2) return;
+    const chosen = model.value;
+    model.replaceChildren();
+    for (const entry of models) {
+      const option = document.createElement("option");
+      option.value = entry.name;
+      option.textContent = entry.name + (entry.default ? " (default)" : "") + (entry.ready ? "" : " (not ready)");
+      option.disabled = !entry.ready;
+      option.selected = chosen ? entry.name === chosen : entry.default;
+      model.append(option);
+    }
+    modelRow.hidden = false;
+  }
+
+  function predictUrl() {
+    if (modelRow.hidden || !model.value || model.value === defaultModel) return "/predict";
+    return "/models/" + encodeURIComponent(model.value) + "/predict";
+  }
 
   function showError(message) {
     error.textContent = message;
@@ -35,10 +70,12 @@
     return word.normalize("NFD").replace(/[\u0300-\u036f]/g, "").toLowerCase();
   }
 
-  function highlight(container, source, terms) {
+  // A binary model explains its second class's score (its first class is the other way); a model with
+  // more classes shows what pushed towards, or away from, the predicted class.
+  function highlight(container, source, terms, towards) {
     const share = new Map();
     for (const term of terms) {
-      if (!term.term.includes(" ")) share.set(term.term, term.contributions.positive ?? 0);
+      if (!term.term.includes(" ")) share.set(term.term, term.contributions[towards] ?? 0);
     }
     const largest = Math.max(1e-9, ...Array.from(share.values(), Math.abs));
     container.replaceChildren();
@@ -51,7 +88,7 @@
         span.textContent = match[0];
         span.className = value > 0 ? "towards-positive" : "towards-negative";
         span.style.setProperty("--strength", (0.15 + 0.6 * Math.abs(value) / largest).toFixed(2));
-        span.title = (value > 0 ? "towards positive: +" : "towards negative: ") + value.toFixed(3);
+        span.title = (value > 0 ? "towards " + towards + ": +" : "away from " + towards + ": ") + value.toFixed(3);
         container.append(span);
       } else {
         container.append(match[0]);
@@ -86,7 +123,12 @@
       row.append(name, track, value);
       bars.append(row);
     }
-    highlight(document.getElementById("highlighted"), source, body.explanation ? body.explanation.terms : []);
+    const classes = Object.keys(body.probabilities);
+    const towards = classes.length === 2 ? classes[1] : body.label;
+    document.getElementById("towards").textContent = towards;
+    document.getElementById("against").textContent = classes.length === 2 ? classes[0] : "other classes";
+    highlight(document.getElementById("highlighted"), source, body.explanation ? body.explanation.terms : [], towards);
+    document.getElementById("model-name").textContent = modelRow.hidden ? defaultModel || "default" : model.value;
     document.getElementById("version").textContent = body.model_version;
     error.hidden = true;
     result.hidden = false;
@@ -102,10 +144,9 @@
     }
     submit.disabled = true;
     try {
-      const headers = { "Content-Type": "application/json" };
-      if (apiKey.value) headers["X-API-Key"] = apiKey.value;
-      const response = await fetch("/predict", {
-        method: "POST", headers, body: JSON.stringify({ text: source, explain: true }),
+      if (defaultModel === null) await loadModels(); // again once a key has been entered
+      const response = await fetch(predictUrl(), {
+        method: "POST", headers: headers(), body: JSON.stringify({ text: source, explain: true }),
       });
       const body = await response.json().catch(() => null);
       if (!response.ok) showError(describe(response.status, body));
@@ -118,6 +159,7 @@
   }
 
   form.addEventListener("submit", analyse);
+  loadModels();
   text.addEventListener("keydown", (event) => {
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) form.requestSubmit();
   });
