@@ -98,6 +98,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=API_VERSION,
         summary="Sentiment analysis with a TF-IDF + logistic-regression model.",
         lifespan=lifespan,
+        # FastAPI's native OpenTelemetry asks the global providers on every request (~10 µs); the
+        # service's telemetry is its Prometheus metrics and request ids.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.prediction_keys = KeyCheck(parse_keys(settings.api_keys), required=False, setting="API_KEYS")

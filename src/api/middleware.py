@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import itertools
 import json
 import logging
 import re
@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from src.api import error_handlers, metrics
+from src.api.protocol import pending_requests
 from src.api.security import KeyCheck
 from src.errors import ServiceError
 
@@ -127,13 +128,19 @@ class ObservabilityMiddleware:
         access_logger.info(json.dumps(line))
 
 
+# Ids need to be unique, not secret: a random prefix per process and a counter (secrets.token_hex per
+# request read the kernel's random source every time, 3% of a worker's CPU at full load).
+_ID_PREFIX = secrets.token_hex(8)
+_id_counter = itertools.count(1)
+
+
 def _request_id(scope: Scope) -> str:
     for name, value in scope["headers"]:
         if name == b"x-request-id":
             candidate: str = value.decode("latin-1")
             if _CLIENT_REQUEST_ID.fullmatch(candidate):
                 return candidate
-    return secrets.token_hex(16)
+    return f"{_ID_PREFIX}{next(_id_counter):016x}"
 
 
 class BodyLimitMiddleware:
@@ -209,7 +216,7 @@ class LoadSheddingMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if scope["path"] in self.paths and len(asyncio.all_tasks()) - self.receiving > self.max_pending:
+        if scope["path"] in self.paths and self._overloaded():
             metrics.REQUESTS_SHED.inc()
             detail = f"overloaded: more than {self.max_pending} requests queued (MAX_PENDING_REQUESTS); retry later"
             await send_json_error(send, 503, detail, [(b"retry-after", self.retry_after)])
@@ -223,6 +230,12 @@ class LoadSheddingMiddleware:
                 self.receiving -= 1
 
         await self.app(scope, counted_receive, send)
+
+    def _overloaded(self) -> bool:
+        # The quick count may still hold requests that just finished (their tasks leave uvicorn's set
+        # a loop turn later); only a count past the limit is checked exactly.
+        limit = self.max_pending + self.receiving
+        return pending_requests() > limit and pending_requests(exact=True) > limit
 
 
 class ApiKeyMiddleware:
