@@ -1,0 +1,52 @@
+"""The KServe example: the runtime and the InferenceService agree, and the runtime's container, run
+as the manifest says, serves the InferenceService's model over the Open Inference Protocol."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.e2e.servers import free_port, production_command, request, running_server
+from tests.k8s.tools import ROOT
+
+OVERLAY = ROOT / "k8s-overlays" / "kserve"
+
+
+def _load(name: str) -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load((OVERLAY / name).read_text())
+    return document
+
+
+def test_the_inference_service_uses_the_runtime() -> None:
+    runtime, service = _load("servingruntime.yaml"), _load("inferenceservice.yaml")
+    model = service["spec"]["predictor"]["model"]
+    assert model["runtime"] == runtime["metadata"]["name"]
+    assert model["modelFormat"]["name"] in [f["name"] for f in runtime["spec"]["supportedModelFormats"]]
+    assert model["protocolVersion"] in runtime["spec"]["protocolVersions"]
+    assert model["storageUri"] == "pvc://model-pvc/"  # the claim k8s/persistence.yaml makes
+    assert "name: model-pvc" in (ROOT / "k8s" / "persistence.yaml").read_text()
+
+
+@pytest.mark.e2e
+def test_the_runtime_container_serves_the_inference_service(two_models_dir: Path, tmp_path: Path) -> None:
+    runtime, service = _load("servingruntime.yaml"), _load("inferenceservice.yaml")
+    (container,) = runtime["spec"]["containers"]
+    env = {item["name"]: item["value"] for item in container["env"]}
+    assert env["MODEL_DIR"] == "/mnt/models"  # where KServe mounts the storageUri; here, a real store
+    (port_spec,) = container["ports"]
+    assert env["PORT"] == str(port_spec["containerPort"])
+    port = free_port()
+    env.update(MODEL_DIR=str(two_models_dir), PORT=str(port), HOST="127.0.0.1", WORKERS="1")
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(tmp_path / "metrics")
+    with running_server(production_command(), port, env, tmp_path) as server:
+        for probe in ("readinessProbe", "livenessProbe"):
+            assert request(server.url(container[probe]["httpGet"]["path"])).status == 200
+        name = service["metadata"]["name"]
+        assert request(server.url(f"/v2/models/{name}/ready")).status == 200
+        body = {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": ["A wonderful film."]}]}
+        answer = request(server.url(f"/v2/models/{name}/infer"), body=body).json()
+        assert answer["model_name"] == name
+        assert answer["outputs"][0]["data"] == ["positive"]
