@@ -8,6 +8,7 @@ pass runs per request. The OpenAPI contract is still declared from the same sche
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request, Response
@@ -92,45 +93,32 @@ async def predict_batch(request: Request) -> Response:
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorResponse, "description": "No model of that name is served"}
 }
-router.add_api_route(
-    "/predict",
-    predict,
-    methods=["POST"],
-    summary="Classify one text (default model)",
-    response_model=PredictResponse,
-    openapi_extra=_body_schema(PredictRequest),
-)
-router.add_api_route(
-    "/predict/batch",
-    predict_batch,
-    methods=["POST"],
-    summary="Classify many texts (default model)",
-    response_model=BatchPredictResponse,
-    openapi_extra=_body_schema(BatchPredictRequest),
-)
-router.add_api_route(
-    "/models/{name}/predict",
-    predict,
-    methods=["POST"],
-    summary="Classify one text with a named model",
-    response_model=PredictResponse,
-    responses=_NOT_FOUND,
-    openapi_extra=_body_schema(PredictRequest, named=True),
-)
-router.add_api_route(
-    "/models/{name}/predict/batch",
-    predict_batch,
-    methods=["POST"],
-    summary="Classify many texts with a named model",
-    response_model=BatchPredictResponse,
-    responses=_NOT_FOUND,
-    openapi_extra=_body_schema(BatchPredictRequest, named=True),
-)
+# (path, handler, request, response, summary): the default model's routes and every model's by name.
+_ROUTES: list[tuple[str, Callable[[Request], Awaitable[Response]], type[BaseModel], type[BaseModel], str]] = [
+    ("/predict", predict, PredictRequest, PredictResponse, "Classify one text"),
+    ("/predict/batch", predict_batch, BatchPredictRequest, BatchPredictResponse, "Classify many texts"),
+]
+for path, handler, request_model, response_model, summary in _ROUTES:
+    router.add_api_route(
+        path,
+        handler,
+        methods=["POST"],
+        summary=f"{summary} (default model)",
+        response_model=response_model,
+        openapi_extra=_body_schema(request_model),
+    )
+    router.add_api_route(
+        f"/models/{{name}}{path}",
+        handler,
+        methods=["POST"],
+        summary=f"{summary} with a named model",
+        response_model=response_model,
+        responses=_NOT_FOUND,
+        openapi_extra=_body_schema(request_model, named=True),
+    )
 
 # Served by DirectRoutesMiddleware without FastAPI's per-request machinery (see src/api/direct_routes.py).
 DIRECT_ROUTES = {
-    ("POST", "/predict"): predict,
-    ("POST", "/predict/batch"): predict_batch,
-    ("POST", "/models/{name}/predict"): predict,
-    ("POST", "/models/{name}/predict/batch"): predict_batch,
+    **{("POST", path): handler for path, handler, *_ in _ROUTES},
+    **{("POST", f"/models/{{name}}{path}"): handler for path, handler, *_ in _ROUTES},
 }
