@@ -110,6 +110,10 @@ def test_a_hung_worker_is_killed_and_replaced(model_dir: Path, tmp_path: Path) -
     env = production_env(model_dir, port, tmp_path, WORKER_TIMEOUT_SECONDS="2")
     with running_server(production_command(), port, env, tmp_path) as server:
         workers = wait_until(lambda: (c := child_pids(server.process.pid)) and len(c) >= 2 and c, 20, "2 workers")
+        # Both workers serving (new connections land on either), then past their first heartbeat: a worker
+        # stopped while still loading its model is in its start-up grace period, not hung.
+        wait_until(lambda: all(request(server.url("/health/ready")).status == 200 for _ in range(12)), 30, "ready")
+        time.sleep(1.5)
         victim = min(workers)
         os.kill(victim, signal.SIGSTOP)
         started = time.monotonic()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import shutil
 import signal
 import subprocess
 import sys
@@ -107,20 +108,24 @@ def test_a_model_trained_while_serving_is_served_beside_the_default(
         writer = csv.writer(handle)
         writer.writerow(["text", "kind"])
         writer.writerows((text, kinds[source]) for text, source in zip(part.texts, part.sources, strict=True))
+    store = tmp_path / "models"
+    shutil.copytree(trained_store, store)
     port = free_port()
-    env = production_env(trained_store, port, tmp_path, MODEL_POLL_SECONDS="1")
+    env = production_env(store, port, tmp_path, MODEL_POLL_SECONDS="1")
     with running_server(production_command(), port, env, tmp_path) as server:
         default = request(server.url("/predict"), body={"text": "Superb!"}).json()
         trained = _run(
             "src.model.train_script", "--data", str(data), "--label-column", "kind", "--name", "kinds",
-            "--no-cross-source", "--model-dir", str(trained_store),
+            "--no-cross-source", "--model-dir", str(store),
         )  # fmt: skip
         assert trained.returncode == 0, trained.stderr[-2000:]
         assert "behaviour suite: skipped" in trained.stdout
 
-        def served() -> bool:
+        def served() -> bool:  # each request is a new connection, which either worker may take
             return all(
-                request(server.url("/models/kinds/predict"), body={"text": "lol"}).status == 200 for _ in range(6)
+                request(server.url("/models/kinds/predict"), body={"text": "lol"}).status == 200
+                and "kinds" in {m["name"] for m in request(server.url("/models")).json()}
+                for _ in range(12)
             )
 
         wait_until(served, 20, "both workers serving the new model")
@@ -130,7 +135,7 @@ def test_a_model_trained_while_serving_is_served_beside_the_default(
         assert tweet["label"] == "tweet"
         again = request(server.url("/predict"), body={"text": "Superb!"}).json()
         assert again == default  # the default model is untouched
-        listing = _run("src.model.store_cli", "--model-dir", str(trained_store), "list")
+        listing = _run("src.model.store_cli", "--model-dir", str(store), "list")
         assert "kinds: " in listing.stdout
         assert "sentiment: " in listing.stdout
 
