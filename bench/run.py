@@ -393,6 +393,10 @@ def render(
         )
     v2 = http["ml-service /v2/models/sentiment/infer short (JSON)", "v2", 32]
     plain_32 = http["ml-service /predict short", "short", 32]
+    naive_32 = http["naive /predict short", "short", 32]
+    lines.append(
+        f"| V2 infer (JSON) vs naive /predict, short, c=32 | {v2.requests_per_s / naive_32.requests_per_s:.1f}x | reported |"
+    )
     lines.append(
         f"| V2 infer vs /predict, short, c=32 | {v2.requests_per_s / plain_32.requests_per_s:.0%} of the req/s, "
         f"{v2.cpu_us_per_request - plain_32.cpu_us_per_request:+.0f} µs CPU per request | reported |"
