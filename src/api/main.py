@@ -13,11 +13,12 @@ import logging
 import multiprocessing
 import os
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from src.api import error_handlers
+from src.api import API_VERSION, error_handlers, route_policy
 from src.api.dataplane import DataPlane
 from src.api.direct_routes import DirectRoutesMiddleware
 from src.api.error_handlers import RETRY_AFTER_SECONDS
@@ -27,7 +28,6 @@ from src.api.middleware import (
     BodyLimitMiddleware,
     LoadSheddingMiddleware,
     ObservabilityMiddleware,
-    PathSet,
 )
 from src.api.routes import ROUTERS, docs, predict, v2
 from src.api.security import KeyCheck, parse_keys
@@ -35,24 +35,13 @@ from src.api.served_models import ServedModels, parse_required
 from src.config import Settings, get_settings
 from src.model.registry import ModelRegistry
 
-API_VERSION = "1.0.0"
-# With API_KEYS set these need a key: the predictions, and the model's metadata (its data sources,
-# hashes and evaluation are not for everyone). Probes, metrics (in-cluster, behind a NetworkPolicy)
-# and the playground page stay open.
-_V2_ROUTES = [route for route in v2.router.routes if isinstance(route, APIRoute)]
-KEYED_PATHS = PathSet(
-    [*predict.PREDICTION_PATHS, "/model", "/models"],
-    [
-        *predict.NAMED_PREDICTION_PATHS,
-        "/models/{name}",
-        *(r.path for r in _V2_ROUTES if r.path.startswith("/v2/models/") and not r.path.endswith("/ready")),
-    ],
-)
-# Refused first under overload: the routes that score.
-SHED_PATHS = PathSet(
-    predict.PREDICTION_PATHS,
-    [*predict.NAMED_PREDICTION_PATHS, *(r.path for r in _V2_ROUTES if "POST" in (r.methods or ()))],
-)
+# With API_KEYS set, the routes that say so need a key: the predictions, and the models' metadata (their
+# data sources, hashes and evaluation are not for everyone); the scoring routes are shed first under
+# overload. Each route declares it (src/api/route_policy.py). Probes, metrics (in-cluster, behind a
+# NetworkPolicy) and the playground page stay open.
+_ROUTES = [route for router in (*ROUTERS, docs.router) for route in router.routes if isinstance(route, APIRoute)]
+KEYED_PATHS = route_policy.paths(_ROUTES, route_policy.KEYED)
+SHED_PATHS = route_policy.paths(_ROUTES, route_policy.SHED)
 logger = logging.getLogger(__name__)
 
 
@@ -120,6 +109,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.docs_enabled:
         app.include_router(docs.router)
     error_handlers.install(app)
+    if app.state.prediction_keys.enabled:
+        default_openapi = app.openapi
+
+        def openapi_with_keys() -> dict[str, Any]:
+            return route_policy.document_keys(default_openapi())
+
+        app.openapi = openapi_with_keys  # type: ignore[method-assign]
     routes = [route.path for router in ROUTERS for route in router.routes if isinstance(route, APIRoute)]
     # Outermost last: ids and metrics see everything; shedding and the key check happen before the body
     # is read.

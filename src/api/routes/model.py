@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 
 from src.api.deps import ModelsDep
+from src.api.route_policy import policy
 from src.api.schemas import ErrorResponse, ModelSummary
 from src.model.predictor import Predictor
 
@@ -46,13 +47,13 @@ async def reload_model(_: Annotated[None, Depends(require_admin)], models: Model
     return {**report[models.default_name], "models": report}
 
 
-@router.get("/model", summary="Metadata of the default model")
+@router.get("/model", summary="Metadata of the default model", openapi_extra=policy(keyed=True))
 async def model_metadata(models: ModelsDep) -> dict[str, Any]:
     """What the store recorded when the default model was published, plus how it is being scored."""
     return _metadata(models.require())
 
 
-@router.get("/models", summary="The served models")
+@router.get("/models", summary="The served models", openapi_extra=policy(keyed=True))
 async def list_models(models: ModelsDep) -> list[ModelSummary]:
     """Every model this server serves, the default one marked; a model not ready says why."""
     summaries = []
@@ -76,6 +77,7 @@ async def list_models(models: ModelsDep) -> list[ModelSummary]:
     "/models/{name}",
     summary="Metadata of a named model",
     responses={404: {"model": ErrorResponse, "description": "No model of that name is served"}},
+    openapi_extra=policy(keyed=True),
 )
 async def named_model_metadata(name: str, models: ModelsDep) -> dict[str, Any]:
     """What the store recorded when the model was published, plus how it is being scored."""

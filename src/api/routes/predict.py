@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
 from src.api.dataplane import DataPlane
+from src.api.route_policy import policy
 from src.api.schemas import BatchPredictRequest, BatchPredictResponse, ErrorResponse, PredictRequest, PredictResponse
 from src.errors import UnsupportedMediaTypeError
 
@@ -31,8 +32,6 @@ router = APIRouter(
     },
 )
 
-PREDICTION_PATHS = ("/predict", "/predict/batch")
-NAMED_PREDICTION_PATHS = ("/models/{name}/predict", "/models/{name}/predict/batch")
 _MODEL_NAME_PARAMETER = {
     "name": "name",
     "in": "path",
@@ -50,7 +49,7 @@ def _body_schema(model: type[BaseModel], *, named: bool = False) -> dict[str, An
     extra: dict[str, Any] = {"requestBody": {"required": True, "content": {"application/json": schema}}}
     if named:
         extra["parameters"] = [_MODEL_NAME_PARAMETER]
-    return extra
+    return policy(keyed=True, shed=True, **extra)
 
 
 async def _parse(request: Request, model: type[RequestModel]) -> RequestModel:

@@ -14,8 +14,10 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
+from src.api import API_VERSION
 from src.api.dataplane import DataPlane
 from src.api.inference_protocol import HEADER_LENGTH, encode_infer_response, parse_infer_request
+from src.api.route_policy import policy
 from src.api.served_models import ServedModels
 from src.errors import InvalidInputError, ServiceError, UnknownModelError
 from src.model.predictor import Predictor
@@ -63,8 +65,6 @@ def _metadata(name: str, predictor: Predictor) -> dict[str, Any]:
 @router.get("", summary="Server metadata")
 async def server_metadata() -> dict[str, Any]:
     """The server's name, version and protocol extensions."""
-    from src.api.main import API_VERSION
-
     return {"name": SERVER_NAME, "version": API_VERSION, "extensions": EXTENSIONS}
 
 
@@ -81,8 +81,8 @@ async def server_ready(request: Request) -> Response:
     return Response(status_code=400 if models.not_ready() else 200)
 
 
-@router.get("/models/{name}", summary="Model metadata")
-@router.get("/models/{name}/versions/{version}", summary="Model version metadata")
+@router.get("/models/{name}", summary="Model metadata", openapi_extra=policy(keyed=True))
+@router.get("/models/{name}/versions/{version}", summary="Model version metadata", openapi_extra=policy(keyed=True))
 async def model_metadata(request: Request, name: str, version: str | None = None) -> Response:
     """The model's versions, its input and outputs, and the order of its classes."""
 
@@ -105,10 +105,9 @@ async def model_ready(request: Request, name: str, version: str | None = None) -
     return Response(status_code=200)
 
 
-def _path_parameters(*names: str) -> dict[str, Any]:
-    return {
-        "parameters": [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}} for name in names]
-    }
+def _infer_extras(*names: str) -> dict[str, Any]:
+    parameters = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}} for name in names]
+    return policy(keyed=True, shed=True, parameters=parameters)
 
 
 async def infer(request: Request) -> Response:
@@ -132,14 +131,14 @@ async def infer(request: Request) -> Response:
 
 # The hot route takes the raw Request, so DirectRoutesMiddleware can call it without FastAPI's routing.
 router.add_api_route(
-    "/models/{name}/infer", infer, methods=["POST"], summary="Infer", openapi_extra=_path_parameters("name")
+    "/models/{name}/infer", infer, methods=["POST"], summary="Infer", openapi_extra=_infer_extras("name")
 )
 router.add_api_route(
     "/models/{name}/versions/{version}/infer",
     infer,
     methods=["POST"],
     summary="Infer with a version",
-    openapi_extra=_path_parameters("name", "version"),
+    openapi_extra=_infer_extras("name", "version"),
 )
 DIRECT_ROUTES = {
     ("POST", route): infer for route in ("/v2/models/{name}/infer", "/v2/models/{name}/versions/{version}/infer")

@@ -1,0 +1,55 @@
+"""Route policy comes from the routes: the key check, shedding and the OpenAPI security all agree."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from src.api.main import KEYED_PATHS, SHED_PATHS, create_app
+from src.api.route_policy import KEYED, SHED
+from tests.conftest import SECOND_MODEL, make_settings
+
+SCORING = {
+    "/predict",
+    "/predict/batch",
+    "/models/{name}/predict",
+    "/models/{name}/predict/batch",
+    "/v2/models/{name}/infer",
+    "/v2/models/{name}/versions/{version}/infer",
+}
+METADATA = {"/model", "/models", "/models/{name}", "/v2/models/{name}", "/v2/models/{name}/versions/{version}"}
+
+
+def _flagged(schema: dict[str, object], flag: str) -> set[str]:
+    paths = schema["paths"]
+    assert isinstance(paths, dict)
+    return {path for path, operations in paths.items() for op in operations.values() if op.get(flag)}
+
+
+def test_the_routes_declare_exactly_the_expected_policy(client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()
+    assert _flagged(schema, KEYED) == SCORING | METADATA
+    assert _flagged(schema, SHED) == SCORING
+    assert {p for p in SCORING | METADATA if p in KEYED_PATHS} == SCORING | METADATA
+    assert {p for p in SCORING if p in SHED_PATHS} == SCORING
+    for open_path in ("/health", "/health/ready", "/metrics", "/v2/health/ready", "/v2/models/{name}/ready", "/"):
+        assert open_path not in KEYED_PATHS
+    assert "securitySchemes" not in schema.get("components", {})  # keys are off: nothing to document
+
+
+def test_with_keys_every_keyed_operation_is_documented_and_enforced(two_models_dir: Path) -> None:
+    with TestClient(create_app(make_settings(two_models_dir, api_keys="k1"))) as client:
+        schema = client.get("/openapi.json").json()
+        assert schema["components"]["securitySchemes"]["ApiKey"]["name"] == "X-API-Key"
+        secured = {
+            path for path, operations in schema["paths"].items() for op in operations.values() if op.get("security")
+        }
+        assert secured == SCORING | METADATA
+        for template in sorted(SCORING | METADATA):
+            path = template.replace("{name}", SECOND_MODEL).replace("{version}", "v1")
+            method = "POST" if template in SCORING else "GET"
+            answer = client.request(method, path, content=b"{}", headers={"Content-Type": "application/json"})
+            assert answer.status_code == 401, (template, answer.status_code)
+        assert client.get(f"/v2/models/{SECOND_MODEL}/ready").status_code == 200
+        assert client.get("/health/ready").status_code == 200
