@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     model_dir: Path = Path("models")
     """Root of the model store: MODEL_DIR/<name>/<version>/ per model and MODEL_DIR/<name>/CURRENT."""
 
+    max_models: int = Field(default=8, ge=1, le=256)
+    """Most models one server loads (each costs its size in memory in every worker); past it, more are logged."""
+
     required_models: str = ""
     """Comma-separated models /health/ready waits for; empty: the default model; `*`: every model in the store."""
 

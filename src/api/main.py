@@ -100,7 +100,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         for root in roots
     ]
     models = ServedModels(
-        registries, default_name=settings.default_model_name, required=parse_required(settings.required_models)
+        registries,
+        default_name=settings.default_model_name,
+        required=parse_required(settings.required_models),
+        max_models=settings.max_models,
     )
     app.state.models = models
     app.state.data_plane = DataPlane(models, settings)

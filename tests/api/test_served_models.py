@@ -117,3 +117,23 @@ def test_health_and_ready_report_each_model(root: Path) -> None:
         assert ready.json()["detail"].startswith(f"model {SECOND_MODEL}: ")
         assert client.get("/v2/health/ready").status_code == 400
         assert client.get("/health").json()["status"] == "not_ready"
+
+
+def test_models_past_max_models_are_logged_not_loaded(
+    tmp_path: Path, two_models_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Ten copies of the default model grew one process from 156 to 865 MiB: an unbounded store ends in
+    the pod's memory limit with every model down. Past MAX_MODELS the rest wait, named in the log."""
+    root = tmp_path / "models"
+    shutil.copytree(two_models_dir, root)
+    source = root / SECOND_MODEL
+    for index in range(4):
+        shutil.copytree(source, root / f"extra{index}")
+    models = ServedModels([ModelRegistry(root)], default_name="sentiment", required=["extra3"], max_models=3)
+    with caplog.at_level("WARNING"):
+        models.load_all()
+        models.discover()  # again at the next poll: logged once
+    assert sorted(models.models) == ["extra0", "extra3", "sentiment"]  # default and required first
+    skipped = [r.getMessage() for r in caplog.records if "not served" in r.getMessage()]
+    assert len(skipped) == 3
+    assert all("(MAX_MODELS)" in message for message in skipped)
