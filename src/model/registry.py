@@ -28,9 +28,15 @@ _MODEL_NAME = re.compile(MODEL_NAME_PATTERN)
 
 
 def check_model_name(name: str) -> str:
-    """The name itself if it can name a model; ModelNotFoundError otherwise."""
+    """The name itself if it can name a model; ModelNotFoundError otherwise.
+
+    CURRENT is refused: in a store still in the old layout, MODEL_DIR/CURRENT is the default model's
+    pointer, and a model folder of that name would hide it.
+    """
     if not _MODEL_NAME.fullmatch(name):
         raise ModelNotFoundError(f"invalid model name {name!r}: letters, digits, '.', '_' and '-', at most 64")
+    if name.upper() == CURRENT_FILE:
+        raise ModelNotFoundError(f"invalid model name {name!r}: {CURRENT_FILE} names the old layout's pointer")
     return name
 
 
@@ -119,7 +125,9 @@ class ModelRegistry:
 
 
 def _is_model_folder(entry: Path) -> bool:
-    if not entry.is_dir() or entry.name.startswith(".") or not _MODEL_NAME.fullmatch(entry.name):
+    if not entry.is_dir() or entry.name.startswith(".") or entry.name.upper() == CURRENT_FILE:
+        return False
+    if not _MODEL_NAME.fullmatch(entry.name):
         return False
     if (entry / METADATA_FILE).exists():  # a version of the old layout
         return False

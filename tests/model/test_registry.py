@@ -65,7 +65,7 @@ def test_migrate_refuses_when_the_new_layout_has_a_model(tmp_path: Path, trained
         ModelRegistry(tmp_path).migrate()
 
 
-@pytest.mark.parametrize("name", ["../elsewhere", ".hidden", "a/b", "", "x" * 65, "CURRENT/.."])
+@pytest.mark.parametrize("name", ["../elsewhere", ".hidden", "a/b", "", "x" * 65, "CURRENT/..", "CURRENT", "current"])
 def test_bad_model_names_are_refused(tmp_path: Path, name: str) -> None:
     with pytest.raises(ModelNotFoundError, match="invalid model name"):
         ModelRegistry(tmp_path).store(name)
