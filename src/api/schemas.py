@@ -102,7 +102,7 @@ class PredictionResult(BaseModel):
 class PredictResponse(PredictionResult):
     """One text's prediction, with the model version that made it."""
 
-    model_version: str = Field(examples=["20261126T041500Z-3f9a1c"])
+    model_version: str = Field(examples=["20261126T041500123Z-3f9a1c"])
 
 
 class BatchPredictResponse(BaseModel):
