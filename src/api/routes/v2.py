@@ -122,7 +122,7 @@ async def infer(request: Request) -> Response:
         plane.check_texts(parsed.texts, lambda index: ("inputs", 0, "data", index), ("inputs", 0, "shape"))
         inference = await plane.infer(parsed.texts, model=name, version=version)
         body, headers = encode_infer_response(
-            parsed, name, inference.model_version, inference.classes, inference.results
+            parsed, inference.model_name, inference.model_version, inference.classes, inference.results
         )
         return Response(body, headers=headers)
 
