@@ -99,3 +99,9 @@ def test_predictions_are_counted_per_model(two_models_client: TestClient) -> Non
     assert f'mlservice_predictions_total{{label="tweet",model="{SECOND_MODEL}"}}' in metrics
     assert f'mlservice_model_ready{{model="{SECOND_MODEL}"}} 1.0' in metrics
     assert 'mlservice_model_ready{model="sentiment"} 1.0' in metrics
+
+
+def test_an_unknown_model_name_is_not_echoed_at_length(two_models_client: TestClient) -> None:
+    answer = two_models_client.post("/models/" + "x" * 10_000 + "/predict", json={"text": "fine"})
+    assert answer.status_code == 404
+    assert len(answer.text) < 300
