@@ -105,7 +105,7 @@ class ServedModels:
         state = self.models.get(name or self.default_name)
         if state is None:
             raise UnknownModelError(
-                f"no model named {name!r} is served here (models: {', '.join(sorted(self.models))})"
+                f"no model named {(name or '')[:80]!r} is served here (models: {', '.join(sorted(self.models))})"
             )
         return state
 
