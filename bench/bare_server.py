@@ -13,8 +13,8 @@ import os
 
 from starlette.types import Receive, Scope, Send
 
-from src.model.compiled import CompiledScorer
-from src.model.registry import ModelRegistry
+from src.serving.compiled import CompiledScorer
+from src.store.registry import ModelRegistry
 
 _pipeline = ModelRegistry(os.environ.get("MODEL_DIR", "models")).resolve().load().pipeline
 _scorer = CompiledScorer(_pipeline)

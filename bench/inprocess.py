@@ -15,10 +15,10 @@ import numpy as np
 import skops.io
 
 from src.model.datasets import Dataset, load_bundled
-from src.model.predictor import Predictor
-from src.model.registry import ModelRegistry
-from src.model.serialization import TRUSTED_TYPES
-from src.model.store import StoredModel
+from src.serving.predictor import Predictor
+from src.store.registry import ModelRegistry
+from src.store.serialization import TRUSTED_TYPES
+from src.store.store import StoredModel
 
 
 @dataclass(frozen=True)

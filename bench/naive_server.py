@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import FastAPI
 from pydantic import BaseModel
 
-from src.model.registry import ModelRegistry
+from src.store.registry import ModelRegistry
 
 app = FastAPI()
 _pipeline = ModelRegistry(os.environ.get("MODEL_DIR", "models")).resolve().load().pipeline

@@ -26,8 +26,8 @@ from pathlib import Path
 
 from bench import inprocess
 from src.model.datasets import load_bundled
-from src.model.registry import ModelRegistry
 from src.model.trainer import ModelTrainer
+from src.store.registry import ModelRegistry
 
 ROOT = Path(__file__).resolve().parents[1]
 WRK_SCRIPT = ROOT / "bench" / "wrk.lua"

@@ -11,9 +11,9 @@ from fastapi.testclient import TestClient
 from src.api.main import create_app
 from src.config import Settings
 from src.model.datasets import Dataset, load_bundled
-from src.model.registry import ModelRegistry
-from src.model.store import StoredModel
 from src.model.trainer import ModelTrainer
+from src.store.registry import ModelRegistry
+from src.store.store import StoredModel
 
 
 @pytest.fixture(scope="session")

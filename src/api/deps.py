@@ -9,7 +9,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from src.api.served_models import ServedModels
+from src.serving.served_models import ServedModels
 
 
 async def get_models(request: Request) -> ServedModels:

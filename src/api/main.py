@@ -19,21 +19,22 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from src.api import API_VERSION, error_handlers, route_policy
-from src.api.dataplane import DataPlane
 from src.api.direct_routes import DirectRoutesMiddleware
 from src.api.error_handlers import RETRY_AFTER_SECONDS
-from src.api.logs import configure_logging
 from src.api.middleware import (
     ApiKeyMiddleware,
     BodyLimitMiddleware,
     LoadSheddingMiddleware,
     ObservabilityMiddleware,
 )
-from src.api.routes import ROUTERS, docs, predict, v2
+from src.api.routes import ROUTERS, docs, predict
 from src.api.security import KeyCheck, parse_keys
-from src.api.served_models import ServedModels, parse_required
+from src.api.v2 import routes as v2
 from src.config import Settings, get_settings
-from src.model.registry import ModelRegistry
+from src.logs import configure_logging
+from src.serving.dataplane import DataPlane
+from src.serving.served_models import ServedModels, parse_required
+from src.store.registry import ModelRegistry
 
 # With API_KEYS set, the routes that say so need a key: the predictions, and the models' metadata (their
 # data sources, hashes and evaluation are not for everyone); the scoring routes are shed first under

@@ -13,10 +13,11 @@ from collections.abc import Collection
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from src.api import error_handlers, metrics
-from src.api.protocol import pending_requests
+from src import metrics
+from src.api import error_handlers
 from src.api.security import KeyCheck
 from src.errors import ServiceError
+from src.server.connection_guard import pending_requests
 
 
 class PathSet:

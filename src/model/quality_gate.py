@@ -18,7 +18,7 @@ from sklearn.pipeline import Pipeline
 from src.errors import ModelNotFoundError, ModelStoreError, ModelVerificationError
 from src.model.behaviour import run_on_pipeline
 from src.model.datasets import Dataset
-from src.model.store import ModelStore
+from src.store.store import ModelStore
 
 F1_TOLERANCE = 0.01
 BEHAVIOUR_TOLERANCE = 0.02

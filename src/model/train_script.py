@@ -25,8 +25,8 @@ from src.model import quality_gate
 from src.model.behaviour import run_on_pipeline
 from src.model.cross_source import leave_one_source_out
 from src.model.datasets import Dataset, load_bundled, load_file
-from src.model.registry import ModelRegistry, check_model_name
 from src.model.trainer import DEFAULT_C, ModelTrainer
+from src.store.registry import ModelRegistry, check_model_name
 
 EXIT_BAD_INPUT = 2
 EXIT_REFUSED_BY_GATE = 3

@@ -17,8 +17,8 @@ from sklearn.pipeline import Pipeline
 from src.config import get_settings
 from src.model.datasets import Dataset
 from src.model.evaluation import Evaluation, evaluate_predictions
-from src.model.registry import ModelRegistry
 from src.model.text_features import TOKEN_PATTERN, NegationTfidfVectorizer
+from src.store.registry import ModelRegistry
 
 logger = logging.getLogger(__name__)
 

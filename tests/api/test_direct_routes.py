@@ -6,7 +6,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from src.api.routes.predict import DIRECT_ROUTES
-from src.model.predictor import Predictor
+from src.serving.predictor import Predictor
 
 
 def test_prediction_routes_are_served_directly_and_still_documented(client: TestClient) -> None:

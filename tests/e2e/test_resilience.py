@@ -22,9 +22,9 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MaxAbsScaler
 
 from src.model.datasets import Dataset
-from src.model.registry import ModelRegistry
-from src.model.store import METADATA_FILE, MODEL_FILE, ModelStore
 from src.model.trainer import ModelTrainer
+from src.store.registry import ModelRegistry
+from src.store.store import METADATA_FILE, MODEL_FILE, ModelStore
 from tests.e2e.servers import (
     free_port,
     metric_value,

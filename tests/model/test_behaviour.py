@@ -11,8 +11,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
 from src.model.behaviour import Case, applies_to, load_suite, parse_suite, run_on_pipeline, run_suite
-from src.model.predictor import Predictor
-from src.model.store import StoredModel
+from src.serving.predictor import Predictor
+from src.store.store import StoredModel
 
 DOMAINS = {
     "products",

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from src.model.datasets import Dataset
-from src.model.registry import ModelRegistry
 from src.model.train_script import EXIT_REFUSED_BY_GATE, main
+from src.store.registry import ModelRegistry
 
 QUICK = ["--no-tune", "--no-cross-source"]
 

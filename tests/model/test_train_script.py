@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from src.model.registry import ModelRegistry
 from src.model.train_script import main
+from src.store.registry import ModelRegistry
 
 
 def write_reviews(path: Path, rows: int = 120) -> Path:

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from src.api.deps import ModelsDep
 from src.api.error_handlers import RETRY_AFTER_SECONDS
 from src.api.schemas import HealthResponse, ModelHealth
-from src.api.served_models import ServedModels
+from src.serving.served_models import ServedModels
 
 router = APIRouter(prefix="/health", tags=["health"])
 

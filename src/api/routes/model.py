@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from src.api.deps import ModelsDep
 from src.api.route_policy import policy
 from src.api.schemas import ErrorResponse, ModelSummary
-from src.model.predictor import Predictor
+from src.serving.predictor import Predictor
 
 router = APIRouter(tags=["model"])
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import Response
 
-from src.api import metrics
+from src import metrics
 
 router = APIRouter(tags=["monitoring"])
 

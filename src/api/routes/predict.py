@@ -15,10 +15,10 @@ from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
-from src.api.dataplane import DataPlane
 from src.api.route_policy import policy
 from src.api.schemas import BatchPredictRequest, BatchPredictResponse, ErrorResponse, PredictRequest, PredictResponse
 from src.errors import UnsupportedMediaTypeError
+from src.serving.dataplane import DataPlane
 
 router = APIRouter(
     tags=["predict"],

@@ -5,7 +5,7 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from src.api.main import create_app
-from src.model.store import StoredModel
+from src.store.store import StoredModel
 from tests.conftest import SECOND_MODEL, make_settings
 
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from src.model.predictor import Predictor
-from src.model.store import StoredModel
+from src.serving.predictor import Predictor
+from src.store.store import StoredModel
 from tests.conftest import SECOND_MODEL
 
 

@@ -7,11 +7,11 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
 from src.errors import ServiceError
-from src.model.compiled import CompiledScorer
 from src.model.datasets import Dataset
-from src.model.explanation import explain
-from src.model.predictor import Predictor
-from src.model.store import StoredModel
+from src.serving.compiled import CompiledScorer
+from src.serving.explanation import explain
+from src.serving.predictor import Predictor
+from src.store.store import StoredModel
 
 TOLERANCE = 1e-9
 

@@ -1,6 +1,6 @@
 """One model a server process serves, and how it changes: first load, reloads with retries.
 
-src/api/served_models.py holds one ModelState per model name and watches the store for all of them.
+src/serving/served_models.py holds one ModelState per model name and watches the store for all of them.
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from dataclasses import dataclass
 
 import sklearn
 
-from src.api import metrics
+from src import metrics
 from src.config import DEFAULT_MODEL_NAME
 from src.errors import ModelNotReadyError, ModelStoreError
-from src.model.predictor import Predictor
-from src.model.store import METADATA_FILE, MODEL_FILE, ModelStore
+from src.serving.predictor import Predictor
+from src.store.store import METADATA_FILE, MODEL_FILE, ModelStore
 
 logger = logging.getLogger(__name__)
 

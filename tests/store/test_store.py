@@ -13,8 +13,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MaxAbsScaler
 
 from src.errors import ModelNotFoundError, ModelVerificationError
-from src.model import store as store_module
-from src.model.store import CURRENT_FILE, METADATA_FILE, MODEL_FILE, ModelStore
+from src.store import store as store_module
+from src.store.store import CURRENT_FILE, METADATA_FILE, MODEL_FILE, ModelStore
 
 TEXTS = ["good film", "great acting", "bad plot", "awful film", "lovely", "terrible"]
 LABELS = ["positive", "positive", "negative", "negative", "positive", "negative"]
@@ -153,7 +153,7 @@ def test_interrupted_publish_leaves_the_old_model_active(
     elif crash_point == "rename":
         monkeypatch.setattr(Path, "rename", crash)
     else:
-        monkeypatch.setattr("src.model.store.os.replace", crash)
+        monkeypatch.setattr("src.store.store.os.replace", crash)
     with pytest.raises(Crash):
         store.publish(tiny_pipeline(), {})
     monkeypatch.undo()

@@ -14,10 +14,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MaxAbsScaler
 
-from src.model.compiled import CompiledScorer, UnsupportedPipelineError
 from src.model.datasets import Dataset
-from src.model.store import StoredModel
 from src.model.text_features import TOKEN_PATTERN, NegationTfidfVectorizer
+from src.serving.compiled import CompiledScorer, UnsupportedPipelineError
+from src.store.store import StoredModel
 
 TOLERANCE = 1e-9
 

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from src.api.model_state import RETRY_FIRST_SECONDS, RETRY_MAX_SECONDS, ModelState, Rejection
 from src.model.datasets import Dataset
-from src.model.predictor import Predictor
-from src.model.registry import ModelRegistry
-from src.model.store import METADATA_FILE, MODEL_FILE, ModelStore, StoredModel
 from src.model.trainer import ModelTrainer
+from src.serving.model_state import RETRY_FIRST_SECONDS, RETRY_MAX_SECONDS, ModelState, Rejection
+from src.serving.predictor import Predictor
+from src.store.registry import ModelRegistry
+from src.store.store import METADATA_FILE, MODEL_FILE, ModelStore, StoredModel
 
 
 def _store_with_model(tmp_path: Path, sample: Dataset) -> tuple[ModelStore, ModelTrainer]:

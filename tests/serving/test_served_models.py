@@ -11,11 +11,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from src.api.main import create_app
-from src.api.served_models import ServedModels, parse_required
 from src.errors import UnknownModelError
-from src.model.registry import ModelRegistry
-from src.model.store import METADATA_FILE, ModelStore
 from src.model.trainer import ModelTrainer
+from src.serving.served_models import ServedModels, parse_required
+from src.store.registry import ModelRegistry
+from src.store.store import METADATA_FILE, ModelStore
 from tests.conftest import SECOND_MODEL, make_settings
 
 

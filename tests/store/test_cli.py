@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from src.model.registry import ModelRegistry
-from src.model.store import METADATA_FILE, ModelStore
-from src.model.store_cli import main
 from src.model.trainer import ModelTrainer
+from src.store.cli import main
+from src.store.registry import ModelRegistry
+from src.store.store import METADATA_FILE, ModelStore
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from src.api import metrics
+from src import metrics
 
 logger = logging.getLogger(__name__)
 

@@ -16,11 +16,11 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
-from src.api import metrics
-from src.api.served_models import ServedModels
+from src import metrics
 from src.config import Settings
 from src.errors import InvalidInputError
-from src.model.predictor import Prediction, Predictor
+from src.serving.predictor import Prediction, Predictor
+from src.serving.served_models import ServedModels
 
 # A batch with more characters than this, or explained, is scored off the event loop, so health
 # checks stay prompt.

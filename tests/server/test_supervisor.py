@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from src import serve
 from src.config import Settings
+from src.server import supervisor as serve
 
 
 @pytest.mark.parametrize(

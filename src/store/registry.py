@@ -19,8 +19,8 @@ from pathlib import Path
 
 from src.config import DEFAULT_MODEL_NAME, MODEL_NAME_PATTERN
 from src.errors import ModelNotFoundError, ModelStoreError
-from src.model.serialization import DEFAULT_MAX_MODEL_BYTES
-from src.model.store import CURRENT_FILE, METADATA_FILE, ModelStore, fsync_dir
+from src.store.serialization import DEFAULT_MAX_MODEL_BYTES
+from src.store.store import CURRENT_FILE, METADATA_FILE, ModelStore, fsync_dir
 
 logger = logging.getLogger(__name__)
 

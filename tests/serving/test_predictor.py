@@ -10,8 +10,8 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
-from src.model.predictor import Predictor
-from src.model.store import StoredModel
+from src.serving.predictor import Predictor
+from src.store.store import StoredModel
 
 TEXTS = ["a wonderful film", "a dreadful film", "!!!", "qqqzzz great", "not good at all"]
 

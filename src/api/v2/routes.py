@@ -15,12 +15,12 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from src.api import API_VERSION
-from src.api.dataplane import DataPlane
-from src.api.inference_protocol import HEADER_LENGTH, encode_infer_response, parse_infer_request
 from src.api.route_policy import policy
-from src.api.served_models import ServedModels
+from src.api.v2.codec import HEADER_LENGTH, encode_infer_response, parse_infer_request
 from src.errors import InvalidInputError, ServiceError, UnknownModelError
-from src.model.predictor import Predictor
+from src.serving.dataplane import DataPlane
+from src.serving.predictor import Predictor
+from src.serving.served_models import ServedModels
 
 router = APIRouter(prefix="/v2", tags=["open inference protocol"])
 SERVER_NAME = "ml-service"

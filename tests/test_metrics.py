@@ -10,7 +10,7 @@ from tests.e2e.servers import ROOT
 
 FORKING = """
 import os, sys
-from src.api import metrics
+from src import metrics
 metrics.REQUESTS_SHED.inc()
 child = os.fork()
 if child == 0:

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 
-from src.api.dataplane import DataPlane
-from src.api.served_models import ServedModels
 from src.errors import InvalidInputError, ModelNotReadyError, UnknownModelError
-from src.model.registry import ModelRegistry
+from src.serving.dataplane import DataPlane
+from src.serving.served_models import ServedModels
+from src.store.registry import ModelRegistry
 from tests.conftest import make_settings
 
 

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from src.errors import ServiceError
-from src.model.compiled import CompiledScorer, TermWeights, UnsupportedPipelineError
-from src.model.explanation import Explanation, explain
-from src.model.store import StoredModel
+from src.serving.compiled import CompiledScorer, TermWeights, UnsupportedPipelineError
+from src.serving.explanation import Explanation, explain
+from src.store.store import StoredModel
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@
 Publishing writes a version into a hidden temporary folder, renames it into place, then replaces
 CURRENT with os.replace, so a crash at any point leaves the previous model active and readable, and
 two publishers racing each leave a complete version with CURRENT naming one of them.
-The file format (skops, trusted types, compact vocabulary) is src/model/serialization.py's.
+The file format (skops, trusted types, compact vocabulary) is src/store/serialization.py's.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import sklearn
 from sklearn.pipeline import Pipeline
 
 from src.errors import ModelNotFoundError, ModelStoreError, ModelVerificationError
-from src.model.serialization import DEFAULT_MAX_MODEL_BYTES, UnusableModelError, dump_pipeline, load_pipeline
+from src.store.serialization import DEFAULT_MAX_MODEL_BYTES, UnusableModelError, dump_pipeline, load_pipeline
 
 logger = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
-from src.model.serialization import UnusableModelError, dump_pipeline, load_pipeline
 from src.model.text_features import NegationTfidfVectorizer
+from src.store.serialization import UnusableModelError, dump_pipeline, load_pipeline
 
 TEXTS = ["good film", "great acting", "bad plot", "awful film"]
 LABELS = ["positive", "positive", "negative", "negative"]

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from src.errors import ModelNotFoundError, ModelStoreError
-from src.model.registry import ModelRegistry
-from src.model.store import CURRENT_FILE, ModelStore
 from src.model.trainer import ModelTrainer
+from src.store.registry import ModelRegistry
+from src.store.store import CURRENT_FILE, ModelStore
 
 
 def _legacy_store(root: Path, trained: ModelTrainer, versions: int = 2) -> list[str]:

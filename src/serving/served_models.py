@@ -13,10 +13,10 @@ import asyncio
 import logging
 from collections.abc import Sequence
 
-from src.api.model_state import ModelState
 from src.errors import ModelStoreError, UnknownModelError
-from src.model.predictor import Predictor
-from src.model.registry import ModelRegistry
+from src.serving.model_state import ModelState
+from src.serving.predictor import Predictor
+from src.store.registry import ModelRegistry
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ import skops.io
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import Pipeline
 
-from src.model.pipeline_checks import UnsupportedModelError, check_pipeline
+from src.store.pipeline_checks import UnsupportedModelError, check_pipeline
 
 DEFAULT_MAX_MODEL_BYTES = 50_000_000
 
@@ -128,7 +128,7 @@ def check_archive(data: bytes, max_bytes: int) -> None:
 
 def load_pipeline(data: bytes, max_bytes: int = DEFAULT_MAX_MODEL_BYTES) -> Pipeline:
     """The Pipeline in skops bytes: size limits first, then TRUSTED_TYPES before loading anything,
-    then the loaded Pipeline's parameters (src/model/pipeline_checks.py)."""
+    then the loaded Pipeline's parameters (src/store/pipeline_checks.py)."""
     check_archive(data, max_bytes)
     try:
         untrusted = sorted(_types_in_file(data) - set(TRUSTED_TYPES))

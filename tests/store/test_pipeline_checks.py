@@ -17,8 +17,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
 from src.errors import ModelNotFoundError, ModelVerificationError
-from src.model.pipeline_checks import UnsupportedModelError, check_pipeline
-from src.model.store import CURRENT_FILE, METADATA_FILE, MODEL_FILE, ModelStore
+from src.store.pipeline_checks import UnsupportedModelError, check_pipeline
+from src.store.store import CURRENT_FILE, METADATA_FILE, MODEL_FILE, ModelStore
 
 TEXTS = ["good film", "great acting", "bad plot", "awful film", "lovely", "terrible"]
 LABELS = ["positive", "positive", "negative", "negative", "positive", "negative"]
@@ -62,7 +62,7 @@ def test_a_zip_bomb_is_refused_before_it_is_inflated(tmp_path: Path) -> None:
     # In a fresh process, so its peak memory is this load's alone.
     script = (
         "import resource, sys\n"
-        "from src.model.store import ModelStore\n"
+        "from src.store.store import ModelStore\n"
         "from src.errors import ModelVerificationError\n"
         "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
         "try:\n"

@@ -1,0 +1,302 @@
+"""The production server: `python -m src.serve`.
+
+One uvicorn worker process per available CPU (container-aware), each listening on its own socket
+bound with SO_REUSEPORT, so the kernel spreads connections evenly across workers; with one shared
+socket (`uvicorn --workers`), keep-alive connections were seen to pile onto one worker. This
+supervisor restarts a worker that dies, keeps the Prometheus multiprocess directory clean, and on
+SIGTERM or SIGINT stops the workers gracefully: they stop accepting, finish in-flight requests
+within GRACEFUL_TIMEOUT_SECONDS, and exit.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import multiprocessing
+import os
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.process import BaseProcess
+from multiprocessing.sharedctypes import Synchronized
+from pathlib import Path
+from types import FrameType
+
+from src.config import Settings, get_settings
+from src.logs import configure_logging
+
+logger = logging.getLogger(__name__)
+
+_RESTART_DELAY_SECONDS = 0.5
+_MAX_RESTART_DELAY_SECONDS = 60.0
+_QUICK_FAILURE_SECONDS = 10.0  # a worker that dies sooner than this after starting is crash-looping
+_STARTUP_GRACE_SECONDS = 60.0  # model loading before the first heartbeat
+
+
+def cgroup_cpu_limit(root: Path = Path("/sys/fs/cgroup")) -> float | None:
+    """The CPU quota of this container in cores (cgroup v2 or v1), or None when there is none."""
+    try:
+        quota, period = (root / "cpu.max").read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        quota_us = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
+        period_us = int((root / "cpu" / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return None
+    return quota_us / period_us if quota_us > 0 and period_us > 0 else None
+
+
+def available_cpus() -> int:
+    """CPUs this process may use: its affinity mask, capped by the cgroup quota (rounded up)."""
+    cpus = len(os.sched_getaffinity(0))
+    limit = cgroup_cpu_limit()
+    if limit is not None:
+        cpus = min(cpus, max(1, math.ceil(limit)))
+    return max(1, cpus)
+
+
+def worker_count(settings: Settings) -> int:
+    """WORKERS when set, else one per available CPU."""
+    return settings.workers or available_cpus()
+
+
+def prepare_metrics_dir() -> tuple[Path, bool]:
+    """An empty PROMETHEUS_MULTIPROC_DIR (made if unset), exported before any worker imports the client;
+    and whether this process made it (and so removes it at exit)."""
+    configured = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    path = Path(configured) if configured else Path(tempfile.mkdtemp(prefix="ml-service-metrics-"))
+    path.mkdir(parents=True, exist_ok=True)
+    for entry in path.iterdir():  # counts of a previous run must not leak into this one
+        if entry.is_dir():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
+    return path, not configured
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Raise OSError if anything listens on host:port.
+
+    Binding without SO_REUSEPORT fails on a port in use; the workers' own SO_REUSEPORT sockets
+    would instead share it silently with, say, another ml-service left running.
+    """
+    with socket.socket(_family(host), socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port))
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening socket that the other workers bind too (SO_REUSEPORT): the kernel spreads connections."""
+    sock = socket.socket(_family(host), socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    return sock
+
+
+def stop_with_parent(parent: int, interval: float = 1.0) -> threading.Thread:
+    """SIGTERM this process (a graceful stop) once `parent` is gone: a supervisor killed with SIGKILL
+    cannot stop its workers, and they must not linger holding the port."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        logger.warning("supervisor %d is gone; stopping worker %d", parent, os.getpid())
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    watcher = threading.Thread(target=watch, name="parent-watch", daemon=True)
+    watcher.start()
+    return watcher
+
+
+def run_worker(settings: Settings, heartbeat: Synchronized[float] | None = None) -> None:
+    """One worker process: its own socket, one uvicorn server, until SIGTERM or the supervisor's end.
+
+    Its event loop writes the time into `heartbeat` every second; a loop that stops doing so is hung.
+    """
+    import uvicorn
+
+    from src.server import connection_guard as protocol
+
+    stop_with_parent(os.getppid())
+    protocol.configure(
+        header_timeout=settings.header_timeout_seconds,
+        body_timeout=settings.body_timeout_seconds,
+        max_header_bytes=settings.max_header_bytes,
+        max_headers=settings.max_header_count,
+        max_connections=settings.max_connections_per_worker,
+    )
+    sock = bind_socket(settings.host, settings.port)
+
+    async def beat() -> None:
+        if heartbeat is not None:
+            heartbeat.value = time.monotonic()
+
+    config = uvicorn.Config(
+        "src.api.main:app",
+        loop="uvloop",
+        http=protocol.GuardedHttpToolsProtocol,
+        callback_notify=beat,
+        timeout_notify=1,
+        lifespan="on",
+        access_log=False,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=int(settings.graceful_timeout_seconds),
+        timeout_keep_alive=settings.keep_alive_seconds,
+        backlog=2048,
+    )
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+@dataclass
+class Slot:
+    """One worker position: its process, heartbeat, and how its recent starts went."""
+
+    heartbeat: Synchronized[float]
+    process: BaseProcess | None = None
+    started_at: float = 0.0
+    quick_failures: int = 0  # consecutive deaths soon after start: a crash loop
+    restart_at: float | None = None
+
+
+class Supervisor:
+    """Starts the workers, replaces any that dies or hangs, and stops them all on a signal.
+
+    A worker counts as hung when its event loop has not written its heartbeat for
+    WORKER_TIMEOUT_SECONDS (a SIGSTOP, a request stuck in a C extension): it is killed and replaced,
+    as gunicorn's arbiter does. A worker that dies soon after starting is restarted after a delay
+    that doubles each time (0.5 s up to 60 s), with an error log and a metric, instead of spinning.
+    """
+
+    def __init__(self, settings: Settings, workers: int, target: Callable[..., None] | None = None) -> None:
+        self.settings = settings
+        self.workers = workers
+        self.target = target or run_worker  # what each worker process runs: (settings, heartbeat)
+        self.context = multiprocessing.get_context("spawn")
+        self.slots: list[Slot] = []
+        self.stopping = False
+
+    @property
+    def processes(self) -> list[BaseProcess]:
+        """The worker processes now running or last started."""
+        return [slot.process for slot in self.slots if slot.process is not None]
+
+    def _start(self, slot: Slot) -> None:
+        # Until the worker's loop runs (model loading takes seconds), it counts as alive for a grace period.
+        slot.heartbeat.value = time.monotonic() + _STARTUP_GRACE_SECONDS
+        process = self.context.Process(target=self.target, args=(self.settings, slot.heartbeat), daemon=False)
+        process.start()
+        slot.process, slot.started_at, slot.restart_at = process, time.monotonic(), None
+        logger.info("started worker %s", process.pid)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.stopping = True
+
+    def _replace(self, slot: Slot, reason: str) -> None:
+        process = slot.process
+        assert process is not None
+        # Imported here: prometheus_client must first see PROMETHEUS_MULTIPROC_DIR (prepare_metrics_dir).
+        from prometheus_client import multiprocess
+
+        from src import metrics
+
+        if process.pid is not None:
+            multiprocess.mark_process_dead(process.pid)  # type: ignore[no-untyped-call]
+        quick = time.monotonic() - slot.started_at < _QUICK_FAILURE_SECONDS
+        slot.quick_failures = slot.quick_failures + 1 if quick else 0
+        if slot.quick_failures >= 2:
+            reason = "crashed_at_startup"
+        delay = min(_MAX_RESTART_DELAY_SECONDS, _RESTART_DELAY_SECONDS * 2 ** max(0, slot.quick_failures - 1))
+        metrics.WORKER_RESTARTS.labels(reason=reason).inc()
+        log = logger.error if reason != "exited" or slot.quick_failures else logger.warning
+        log(
+            "worker %s %s (exit code %s, %d quick failures in a row); starting a new one in %.1f s",
+            process.pid,
+            reason.replace("_", " "),
+            process.exitcode,
+            slot.quick_failures,
+            delay,
+        )
+        slot.process = None
+        slot.restart_at = time.monotonic() + delay
+
+    def _check(self) -> None:
+        now = time.monotonic()
+        for slot in self.slots:
+            process = slot.process
+            if process is None:
+                if slot.restart_at is not None and now >= slot.restart_at:
+                    self._start(slot)
+                continue
+            if not process.is_alive():
+                self._replace(slot, "exited")
+            elif now - slot.heartbeat.value > self.settings.worker_timeout_seconds:
+                logger.error(
+                    "worker %s has not answered for %.0f s (WORKER_TIMEOUT_SECONDS); killing it",
+                    process.pid,
+                    now - slot.heartbeat.value,
+                )
+                process.kill()
+                process.join(5)
+                self._replace(slot, "hung")
+
+    def run(self) -> int:
+        """Supervise until SIGTERM or SIGINT; returns the exit status."""
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        check_port_free(self.settings.host, self.settings.port)
+        self.slots = [Slot(self.context.Value("d", 0.0)) for _ in range(self.workers)]
+        for slot in self.slots:
+            self._start(slot)
+        logger.info("serving on http://%s:%d with %d workers", self.settings.host, self.settings.port, self.workers)
+        while not self.stopping:
+            time.sleep(0.2)
+            self._check()
+        return self._stop()
+
+    def _stop(self) -> int:
+        logger.info("stopping %d workers", len(self.processes))
+        for process in self.processes:
+            if process.is_alive() and process.pid is not None:
+                os.kill(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + self.settings.graceful_timeout_seconds + 5
+        for process in self.processes:
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                logger.warning("worker %s did not stop in time; killing it", process.pid)
+                process.kill()
+                process.join()
+        return 0
+
+
+def main() -> int:
+    """Entry point of the production server."""
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    metrics_dir, made_here = prepare_metrics_dir()
+    try:
+        return Supervisor(settings, worker_count(settings)).run()
+    except OSError as error:
+        logger.error("cannot listen on %s:%d: %s", settings.host, settings.port, error.strerror)
+        return 1
+    finally:
+        if made_here:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""The model store from the command line: list, promote, roll back, prune, migrate.
+
+python -m src.store.cli list                      # every model, its versions and their figures
+python -m src.store.cli promote sentiment VERSION # verify VERSION, then make it CURRENT
+python -m src.store.cli rollback sentiment        # CURRENT back to the version before it
+python -m src.store.cli prune sentiment --keep 3  # delete all but the newest 3 (never CURRENT)
+python -m src.store.cli migrate                   # move the old single-model layout to MODEL_DIR/<default>/
+
+Running servers follow CURRENT on their next poll (MODEL_POLL_SECONDS), or at once on POST /model/reload.
+Exit status: 0 done, 2 refused (a one-line reason on standard error).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from src.config import get_settings
+from src.errors import ModelStoreError
+from src.store.registry import ModelRegistry
+from src.store.store import ModelStore
+
+EXIT_REFUSED = 2
+
+
+def _figure(value: Any) -> str:
+    return f"{value:.3f}" if isinstance(value, int | float) else "-"
+
+
+def _version_line(store: ModelStore, version: str, current: str | None) -> str:
+    try:
+        metadata = store.read_metadata(version)
+    except ModelStoreError as error:
+        return f"  {version}  unreadable: {error.message}"
+    evaluation = metadata.get("evaluation") or {}
+    behaviour = metadata.get("behaviour") or {}
+    marker = "*" if version == current else " "
+    return (
+        f"{marker} {version}  created {metadata.get('created_at', '-'):<25}"
+        f"  accuracy {_figure(evaluation.get('accuracy'))}"
+        f"  macro-F1 {_figure(evaluation.get('macro_f1'))}  behaviour {_figure(behaviour.get('pass_rate'))}"
+        f"  classes {','.join(map(str, metadata.get('classes', []))) or '-'}"
+    )
+
+
+def list_models(registry: ModelRegistry) -> list[str]:
+    """The report `list` prints: each model, where it lives, and its versions (* marks CURRENT)."""
+    lines = []
+    for name in registry.names():
+        store = registry.resolve(name)
+        current = store.current_version()
+        layout = " (old single-model layout; see `migrate`)" if store.root == registry.root else ""
+        lines.append(f"{name}: {store.root}{layout}, CURRENT {current or '-'}")
+        lines.extend(_version_line(store, version, current) for version in store.versions())
+    return lines or [f"no models in {registry.root}"]
+
+
+def promote(registry: ModelRegistry, name: str, version: str) -> str:
+    """Verify a version (hash, scikit-learn version, trusted types), then make it CURRENT."""
+    store = registry.resolve(name)
+    store.load(version)
+    store.activate(version)
+    return f"{name}: CURRENT is now {version}"
+
+
+def rollback(registry: ModelRegistry, name: str) -> str:
+    """Point CURRENT at the newest version older than it, verified first."""
+    store = registry.resolve(name)
+    current = store.current_version()
+    if current is None:
+        raise ModelStoreError(f"model {name} has no CURRENT version to roll back from")
+    older = [version for version in store.versions() if version < current]
+    if not older:
+        raise ModelStoreError(f"model {name} has no version older than {current}")
+    return promote(registry, name, older[-1])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of the store tool."""
+    parser = argparse.ArgumentParser(prog="python -m src.store.cli", description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--model-dir", type=Path, help="model store root (default: $MODEL_DIR, else ./models)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("list", help="every model, its versions and their evaluation figures")
+    promote_parser = commands.add_parser("promote", help="verify a version, then make it CURRENT")
+    promote_parser.add_argument("name")
+    promote_parser.add_argument("version")
+    rollback_parser = commands.add_parser("rollback", help="make the version before CURRENT current again")
+    rollback_parser.add_argument("name")
+    prune_parser = commands.add_parser("prune", help="delete old versions (never CURRENT)")
+    prune_parser.add_argument("name")
+    prune_parser.add_argument("--keep", type=int, default=None, help="versions to keep (default: $MODEL_KEEP_VERSIONS)")
+    commands.add_parser("migrate", help="move the old single-model layout into MODEL_DIR/<default model>/")
+    return parser
+
+
+def run(args: argparse.Namespace) -> list[str]:
+    """Carry out one command; the lines to print."""
+    settings = get_settings()
+    registry = ModelRegistry(
+        args.model_dir or settings.model_dir,
+        default_name=settings.default_model_name,
+        max_model_bytes=settings.max_model_bytes,
+    )
+    if args.command == "list":
+        return list_models(registry)
+    if args.command == "promote":
+        return [promote(registry, args.name, args.version)]
+    if args.command == "rollback":
+        return [rollback(registry, args.name)]
+    if args.command == "prune":
+        keep = args.keep or settings.model_keep_versions
+        removed = registry.resolve(args.name).prune(keep)
+        return [f"{args.name}: removed {len(removed)} versions" + (f": {', '.join(removed)}" if removed else "")]
+    moved = registry.migrate()
+    return [f"moved {len(moved)} versions into {registry.store().root}"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: one-line errors and exit status 2 for anything refused."""
+    args = build_parser().parse_args(argv)
+    try:
+        lines = run(args)
+    except (ModelStoreError, ValueError) as error:
+        print(f"error: {getattr(error, 'message', error)}", file=sys.stderr)
+        return EXIT_REFUSED
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
