@@ -12,6 +12,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 # Model names become folder names and URL path segments: no separators, no leading dot.
 MODEL_NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
 DEFAULT_MODEL_NAME = "sentiment"
+# The defaults that code outside Settings also needs (a store opened by a test or a script).
+DEFAULT_MAX_MODEL_BYTES = 50_000_000
 
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 
@@ -100,7 +102,7 @@ class Settings(BaseSettings):
     docs_enabled: bool = True
     """Serve the interactive API documentation at /docs (from the image; the schema is always at /openapi.json)."""
 
-    max_model_bytes: int = Field(default=50_000_000, ge=1_000_000)
+    max_model_bytes: int = Field(default=DEFAULT_MAX_MODEL_BYTES, ge=1_000_000)
     """Largest model file loaded; its zip members may declare at most 4x this. Checked before reading."""
 
     model_keep_versions: int = Field(default=5, ge=1)

@@ -1,37 +1,61 @@
-"""Domain errors, each carrying the HTTP status a client should see.
+"""Domain errors, each carrying the HTTP status a client should see; built from fields, not sentences.
 
-ServiceError                      base: message + status_code (500); a 413 for a body over
-│                                 MAX_BODY_BYTES comes from the body-limit middleware, before any parsing
-├── InvalidInputError             422: the request breaks a rule of the API
+ServiceError                      base: message + status_code (500); `retry_after` for a 503
+├── BadRequestError               400: a request that breaks its protocol (V2 tensors, framing)
+├── InvalidInputError             422: a field breaks a rule; `loc` names where (V2 answers it 400)
 ├── UnsupportedMediaTypeError     415: the body is not declared as JSON
+├── PayloadTooLargeError          413: a body over MAX_BODY_BYTES
 ├── UnauthorizedError             401: no API key where one is needed
 ├── ForbiddenError                403: a wrong API key, or admin endpoints with none configured
-├── UnknownModelError             404: no model of that name (or version) is served here
-├── ModelNotReadyError            503: no verified model is loaded yet
+├── UnknownModelError             404: no model of that name is served here
+├── UnknownVersionError           404: the model serves another version than the one named
+├── NotExplainableError           501: the model's engine gives no explanations
+├── ServiceUnavailableError       503 with Retry-After
+│   ├── ModelNotReadyError        no verified version of the model is loaded yet
+│   └── OverloadedError           the worker has more requests queued than MAX_PENDING_REQUESTS
 └── ModelStoreError               500: the model store cannot give a usable model
-    ├── ModelNotFoundError        the store holds no published model (or not that version)
+    ├── ModelNotFoundError        404: the store holds no published model (or not that version)
     └── ModelVerificationError    a stored model failed a check: hash, versions, trusted types
 DatasetError                      training data cannot be used (not an HTTP error)
+
+A client's input is echoed in a message only through `quoted()`, so an error is never larger than
+what the service chooses to say.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
+
+ECHO_LIMIT = 80
+RETRY_AFTER_SECONDS = 5
+
+
+def quoted(value: object, limit: int = ECHO_LIMIT) -> str:
+    """`repr` of a client's value, cut to `limit` characters (a 5,000-character name is not echoed whole)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
 class ServiceError(Exception):
     """An error with a message safe to show a client and the HTTP status that goes with it."""
 
     status_code = 500
+    retry_after: int | None = None
 
-    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+    def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
-        if status_code is not None:
-            self.status_code = status_code
 
     @property
     def detail(self) -> object:
         """The `detail` of the JSON error body."""
         return self.message
+
+
+class BadRequestError(ServiceError):
+    """The request breaks its protocol's encoding (a V2 tensor, framing)."""
+
+    status_code = 400
 
 
 class InvalidInputError(ServiceError):
@@ -54,6 +78,20 @@ class UnsupportedMediaTypeError(ServiceError):
 
     status_code = 415
 
+    def __init__(self, content_type: str) -> None:
+        super().__init__(
+            f"Content-Type must be application/json, not {quoted(content_type) if content_type else 'missing'}"
+        )
+
+
+class PayloadTooLargeError(ServiceError):
+    """The request body is over the limit."""
+
+    status_code = 413
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"request body is larger than the limit of {limit} bytes (MAX_BODY_BYTES)")
+
 
 class UnauthorizedError(ServiceError):
     """The request needs an API key and carries none."""
@@ -68,15 +106,51 @@ class ForbiddenError(ServiceError):
 
 
 class UnknownModelError(ServiceError):
-    """No model of that name, or not that version, is served by this server."""
+    """No model of that name is served by this server."""
 
     status_code = 404
 
+    def __init__(self, name: str, served: Iterable[str]) -> None:
+        super().__init__(f"no model named {quoted(name)} is served here (models: {', '.join(sorted(served))})")
+        self.name = name
 
-class ModelNotReadyError(ServiceError):
-    """No verified model is loaded, so nothing can be predicted yet."""
+
+class UnknownVersionError(UnknownModelError):
+    """The model is served, but not in the version asked for."""
+
+    def __init__(self, name: str, version: str, serving: str) -> None:
+        ServiceError.__init__(self, f"model {name!r} has no version {quoted(version)} loaded (serving {serving})")
+        self.name = name
+
+
+class NotExplainableError(ServiceError):
+    """The model is scored by an engine that gives no explanations."""
+
+    status_code = 501
+
+    def __init__(self, name: str, version: str) -> None:
+        super().__init__(f"model {name} version {version} is served through scikit-learn, which gives no explanations")
+
+
+class ServiceUnavailableError(ServiceError):
+    """Nothing can be answered now; the client should retry after `retry_after` seconds."""
 
     status_code = 503
+    retry_after = RETRY_AFTER_SECONDS
+
+
+class ModelNotReadyError(ServiceUnavailableError):
+    """No verified version of the model is loaded, so nothing can be predicted with it yet."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"model {name} is not loaded: {reason}")
+
+
+class OverloadedError(ServiceUnavailableError):
+    """The worker already has more requests waiting than it takes."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"overloaded: more than {limit} requests queued (MAX_PENDING_REQUESTS); retry later")
 
 
 class ModelStoreError(ServiceError):

@@ -16,34 +16,21 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
 
-from src.api import API_VERSION, error_handlers, route_policy
-from src.api.direct_routes import DirectRoutesMiddleware
-from src.api.error_handlers import RETRY_AFTER_SECONDS
-from src.api.middleware import (
-    ApiKeyMiddleware,
-    BodyLimitMiddleware,
-    LoadSheddingMiddleware,
-    ObservabilityMiddleware,
-)
-from src.api.routes import ROUTERS, docs, predict
+from src.api import API_VERSION, error_responses
+from src.api.middleware import ObservabilityMiddleware, PolicyMiddleware
+from src.api.routes import ROUTERS, docs
+from src.api.routing import RouteTable, document_keys
 from src.api.security import KeyCheck, parse_keys
-from src.api.v2 import routes as v2
 from src.config import Settings, get_settings
 from src.logs import configure_logging
 from src.serving.dataplane import DataPlane
 from src.serving.served_models import ServedModels, parse_required
+from src.serving.text_rules import TextLimits
 from src.store.registry import ModelRegistry
 
-# With API_KEYS set, the routes that say so need a key: the predictions, and the models' metadata (their
-# data sources, hashes and evaluation are not for everyone); the scoring routes are shed first under
-# overload. Each route declares it (src/api/route_policy.py). Probes, metrics (in-cluster, behind a
-# NetworkPolicy) and the playground page stay open.
-_ROUTES = [route for router in (*ROUTERS, docs.router) for route in router.routes if isinstance(route, APIRoute)]
-KEYED_PATHS = route_policy.paths(_ROUTES, route_policy.KEYED)
-SHED_PATHS = route_policy.paths(_ROUTES, route_policy.SHED)
 logger = logging.getLogger(__name__)
+app: FastAPI  # built on first use, by __getattr__ below
 
 
 def warn_if_metrics_are_per_worker() -> None:
@@ -96,44 +83,42 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.prediction_keys = KeyCheck(parse_keys(settings.api_keys), required=False, setting="API_KEYS")
     app.state.admin_keys = KeyCheck(parse_keys(settings.admin_api_keys), required=True, setting="ADMIN_API_KEYS")
     roots = [settings.model_dir, *([settings.bundled_model_dir] if settings.bundled_model_dir else [])]
-    registries = [
-        ModelRegistry(root, default_name=settings.default_model_name, max_model_bytes=settings.max_model_bytes)
-        for root in roots
-    ]
     models = ServedModels(
-        registries,
+        [ModelRegistry.from_settings(settings, root) for root in roots],
         default_name=settings.default_model_name,
         required=parse_required(settings.required_models),
         max_models=settings.max_models,
     )
     app.state.models = models
-    app.state.data_plane = DataPlane(models, settings)
-    for router in ROUTERS:
+    app.state.data_plane = DataPlane(models, TextLimits.from_settings(settings))
+    routers = [*ROUTERS, *([docs.router] if settings.docs_enabled else [])]
+    for router in routers:
         app.include_router(router)
-    if settings.docs_enabled:
-        app.include_router(docs.router)
-    error_handlers.install(app)
+    error_responses.install(app)
+    app.state.routes = routes = RouteTable(route for router in routers for route in router.routes)
     if app.state.prediction_keys.enabled:
         default_openapi = app.openapi
 
         def openapi_with_keys() -> dict[str, Any]:
-            return route_policy.document_keys(default_openapi())
+            return document_keys(default_openapi())
 
         app.openapi = openapi_with_keys  # type: ignore[method-assign]
-    routes = [route.path for router in ROUTERS for route in router.routes if isinstance(route, APIRoute)]
-    # Outermost last: ids and metrics see everything; shedding and the key check happen before the body
-    # is read.
-    app.add_middleware(DirectRoutesMiddleware, routes={**predict.DIRECT_ROUTES, **v2.DIRECT_ROUTES})
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(ApiKeyMiddleware, paths=KEYED_PATHS, keys=app.state.prediction_keys)
+    # Outermost last: the route is matched, and the request given an id and measured, before its
+    # route's policy (shedding, key, body limit) is applied and a direct route is dispatched.
     app.add_middleware(
-        LoadSheddingMiddleware,
+        PolicyMiddleware,
         max_pending=settings.max_pending_requests,
-        paths=SHED_PATHS,
-        retry_after=RETRY_AFTER_SECONDS,
+        max_body_bytes=settings.max_body_bytes,
+        keys=app.state.prediction_keys,
     )
     app.add_middleware(ObservabilityMiddleware, routes=routes, access_log=settings.access_log)
     return app
 
 
-app = create_app()
+def __getattr__(name: str) -> FastAPI:
+    """`src.api.main:app`, the seed's `uvicorn src.api.main:app`, built on first use (not at import)."""
+    if name == "app":
+        global app
+        app = create_app()
+        return app
+    raise AttributeError(name)

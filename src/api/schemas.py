@@ -6,27 +6,17 @@ default) and never coerce types: `{"text": 5}` is a 422, not the text "5".
 
 from __future__ import annotations
 
-import re
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-# A character that is white space neither to Python nor to JSON Schema (ECMA-262) regexes; the
-# schema publishes the same rule the validator applies, so clients can check it before sending.
-NON_BLANK = "[^\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]"
-_NON_BLANK = re.compile(NON_BLANK)
+from src.serving.text_rules import NON_BLANK
 
-
-def _not_blank(text: str) -> str:
-    if not _NON_BLANK.search(text):
-        raise ValueError("text must contain at least one non-whitespace character")
-    return text
-
-
+# The text rules (non-blank, lengths, batch size) are applied by the data plane, the same for every
+# protocol (src/serving/text_rules.py); the schema documents them so clients can check before sending.
 Text = Annotated[
     str,
-    Field(min_length=1, examples=["A wonderful, moving film."], json_schema_extra={"pattern": NON_BLANK}),
-    AfterValidator(_not_blank),
+    Field(examples=["A wonderful, moving film."], json_schema_extra={"minLength": 1, "pattern": NON_BLANK}),
 ]
 
 
@@ -63,7 +53,7 @@ class PredictRequest(_Request):
 class BatchPredictRequest(_Request):
     """Texts to classify together (1 to MAX_BATCH_SIZE of them, each at most MAX_TEXT_LENGTH characters)."""
 
-    texts: list[Text] = Field(min_length=1)
+    texts: list[Text] = Field(json_schema_extra={"minItems": 1})
     explain: ExplainFlag = False
     top_terms: TopTerms = 10
 

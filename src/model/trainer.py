@@ -237,5 +237,4 @@ def _constructor_params(saved: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _registry(model_dir: str | Path | None) -> ModelRegistry:
-    settings = get_settings()
-    return ModelRegistry(model_dir or settings.model_dir, default_name=settings.default_model_name)
+    return ModelRegistry.from_settings(get_settings(), model_dir)

@@ -1,104 +1,89 @@
-"""The data plane: the per-request work of a prediction, with no HTTP in it.
+"""The data plane: a prediction's whole work but HTTP, one call per request for every protocol.
 
-Given a model name (optionally a version), texts and options it finds the model, checks the limits,
-scores (off the event loop when the work is large), observes the metrics and returns plain results,
-or raises the service's own errors.
-Routes are thin adapters that parse a protocol's request and render these results (MLServer's
-handlers/dataplane.py is the model).
+An adapter (the JSON routes, V2 REST) parses its protocol into an InferenceRequest and renders the
+Inference it gets back; in between, `DataPlane.infer` resolves the model once, applies the text
+rules (src/serving/text_rules.py), scores (off the event loop when the work is large), and observes
+the metrics, or raises the service's own errors (src/errors.py).
 """
 
 from __future__ import annotations
 
-import unicodedata
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from starlette.concurrency import run_in_threadpool
 
 from src import metrics
-from src.config import Settings
-from src.errors import InvalidInputError
+from src.serving.explanation import Explanation
 from src.serving.predictor import Prediction, Predictor
 from src.serving.served_models import ServedModels
+from src.serving.text_rules import Location, Locator, TextLimits, check_texts
 
 # A batch with more characters than this, or explained, is scored off the event loop, so health
 # checks stay prompt.
 INLINE_BATCH_CHARS = 50_000
-# How much longer than MAX_TEXT_LENGTH a text may become under NFKD (Hangul syllables become 2-3 letters).
-NORMALISED_LENGTH_FACTOR = 3
 
-# Where a protocol says an invalid text sits in its request, from the text's index.
-Locator = Callable[[int], tuple[str | int, ...]]
+
+def _json_text_location(index: int) -> Location:
+    return ("body", "texts", index)
+
+
+@dataclass(frozen=True)
+class InferenceRequest:
+    """What any protocol asks of a model: texts, which model (the default for None) and version, options.
+
+    `locate` and `batch_loc` say where the protocol's request holds each text and the batch, so a
+    broken rule names the field the client sent.
+    """
+
+    texts: Sequence[str]
+    model: str | None = None
+    version: str | None = None
+    explain: bool = False
+    top_terms: int = 10
+    locate: Locator = field(default=_json_text_location)
+    batch_loc: Location = ("body", "texts")
 
 
 @dataclass(frozen=True)
 class Inference:
-    """The results for a request's texts, in order, and the model (version, classes) that made them."""
+    """The answer for a request's texts, in order: one Prediction each (probabilities in class order)."""
 
     model_name: str
     model_version: str
     classes: list[str]
-    results: list[dict[str, Any]]
+    predictions: list[Prediction]
+    explanations: list[Explanation] | None = None
 
 
 class DataPlane:
-    """Finds the model, checks limits, scores and observes: everything a route does but HTTP."""
+    """Resolves the model, applies the text rules, scores and observes: everything a route does but HTTP."""
 
-    def __init__(self, models: ServedModels, settings: Settings) -> None:
+    def __init__(self, models: ServedModels, limits: TextLimits) -> None:
         self.models = models
-        self.settings = settings
+        self.limits = limits
 
-    def check_texts(self, texts: Sequence[str], locate: Locator, batch_loc: tuple[str | int, ...]) -> None:
-        """InvalidInputError, naming where, for a batch over MAX_BATCH_SIZE or a text over the length limits."""
-        limit = self.settings.max_batch_size
-        if len(texts) > limit:
-            raise InvalidInputError(
-                f"batch has {len(texts)} texts; the limit is {limit} (MAX_BATCH_SIZE)", loc=batch_loc
-            )
-        for index, text in enumerate(texts):
-            self._check_length(text, locate, index)
+    async def infer(self, request: InferenceRequest) -> Inference:
+        """Score a request's texts: UnknownModelError (404), ModelNotReadyError (503), InvalidInputError (422)."""
+        state = self.models.get(request.model)
+        predictor = state.require(request.version)
+        texts = request.texts
+        check_texts(texts, self.limits, request.locate, request.batch_loc)
+        if request.explain or sum(map(len, texts)) > INLINE_BATCH_CHARS:
+            return await run_in_threadpool(_score, state.name, predictor, request)
+        return _score(state.name, predictor, request)
 
-    def _check_length(self, text: str, locate: Locator, index: int) -> None:
-        longest = self.settings.max_text_length
-        if len(text) > longest:
-            raise InvalidInputError(
-                f"text has {len(text)} characters; the limit is {longest} (MAX_TEXT_LENGTH)", loc=locate(index)
-            )
-        # The model strips accents through NFKD normalisation, and scoring costs what the normalised
-        # text's length costs: 20,000 x U+FDFA become 360,000 characters (72 ms on the event loop,
-        # against 1-5 ms for other texts of 20,000 characters). Bound that length too.
-        if not text.isascii():
-            expanded = len(unicodedata.normalize("NFKD", text))
-            limit = NORMALISED_LENGTH_FACTOR * longest
-            if expanded > limit:
-                raise InvalidInputError(
-                    f"text expands to {expanded} characters under Unicode normalisation (NFKD); the limit is "
-                    f"{limit} ({NORMALISED_LENGTH_FACTOR} x MAX_TEXT_LENGTH)",
-                    loc=locate(index),
-                )
 
-    def predictor(self, model: str | None = None, version: str | None = None) -> Predictor:
-        """The predictor serving a model (the default one for None): 404 if unknown, 503 if not loaded."""
-        return self.models.require(model, version)
-
-    async def infer(
-        self,
-        texts: Sequence[str],
-        *,
-        model: str | None = None,
-        version: str | None = None,
-        explain: bool = False,
-        top_terms: int = 10,
-    ) -> Inference:
-        """Score checked texts with a model (the default one for None), and that version if one is named."""
-        name = model or self.models.default_name
-        predictor = self.models.require(name, version)
-        if explain or sum(map(len, texts)) > INLINE_BATCH_CHARS:
-            results = await run_in_threadpool(score, predictor, texts, explain, top_terms, name)
-        else:
-            results = score(predictor, texts, explain, top_terms, name)
-        return Inference(name, predictor.version, predictor.classes, results)
+def _score(name: str, predictor: Predictor, request: InferenceRequest) -> Inference:
+    explanations = None
+    if request.explain:
+        explained = [predictor.predict_explained(text, request.top_terms, name=name) for text in request.texts]
+        predictions = [prediction for prediction, _ in explained]
+        explanations = [explanation for _, explanation in explained]
+    else:
+        predictions = predictor.predict_batch(request.texts)
+    _observe(name, predictions)
+    return Inference(name, predictor.version, predictor.classes, predictions, explanations)
 
 
 def _observe(model: str, predictions: Sequence[Prediction]) -> None:
@@ -110,21 +95,3 @@ def _observe(model: str, predictions: Sequence[Prediction]) -> None:
         confidence.observe(prediction.confidence)
         tokens.observe(prediction.tokens)
         oov.observe(prediction.oov_rate)
-
-
-def score(
-    predictor: Predictor, texts: Sequence[str], explain: bool, top_terms: int, model: str
-) -> list[dict[str, Any]]:
-    """One result per text, observed in the metrics under `model`; an explained text is weighed once for both."""
-    if explain:
-        explained = [predictor.predict_explained(text, top_terms) for text in texts]
-        predictions = [prediction for prediction, _ in explained]
-        extras: list[dict[str, Any]] = [{"explanation": asdict(explanation)} for _, explanation in explained]
-    else:
-        predictions = predictor.predict_batch(texts)
-        extras = [{} for _ in predictions]
-    _observe(model, predictions)
-    return [
-        {"label": p.label, "probabilities": p.probabilities, **extra}
-        for p, extra in zip(predictions, extras, strict=True)
-    ]

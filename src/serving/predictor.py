@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from src.errors import ServiceError
+from src.errors import NotExplainableError
 from src.serving.compiled import CompiledScorer, TermWeights, UnsupportedPipelineError
 from src.serving.explanation import Explanation, explain
 from src.store.store import StoredModel
@@ -77,13 +77,11 @@ class Predictor:
             self._result(row.tolist(), *self._word_counts(text)) for text, row in zip(texts, probabilities, strict=True)
         ]
 
-    def predict_explained(self, text: str, top: int = 10) -> tuple[Prediction, Explanation]:
+    def predict_explained(self, text: str, top: int = 10, *, name: str = "") -> tuple[Prediction, Explanation]:
         """Classify one text and give the `top` terms' exact shares of the decision (compiled models only)."""
         scorer = self.scorer
         if scorer is None:
-            raise ServiceError(
-                f"model {self.version} is served through scikit-learn, which gives no explanations", status_code=501
-            )
+            raise NotExplainableError(name or "?", self.version)
         weighted, explanation = explain(scorer, text, top)
         return self._from_weights(scorer, weighted), explanation
 

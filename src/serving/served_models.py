@@ -15,17 +15,11 @@ from collections.abc import Sequence
 
 from src.errors import ModelStoreError, UnknownModelError
 from src.serving.model_state import ModelState
-from src.serving.predictor import Predictor
 from src.store.registry import ModelRegistry
 
 logger = logging.getLogger(__name__)
 
 EVERY_MODEL = "*"
-# A model of the default model's size takes about 70 MiB in each worker (measured: 10 copies grew a
-# process from 156 to 865 MiB), so an unbounded store would end in the pod's memory limit, every
-# model down with it. Models past the cap are logged and not served; the default and required
-# models always are.
-DEFAULT_MAX_MODELS = 8
 
 
 def parse_required(value: str) -> list[str]:
@@ -34,7 +28,11 @@ def parse_required(value: str) -> list[str]:
 
 
 class ServedModels:
-    """The process's ModelStates by name, found in one or more stores (the volume, then the image's)."""
+    """The process's ModelStates by name, found in one or more stores (the volume, then the image's).
+
+    Every model costs its size in memory in every worker, so at most `max_models` are served; models
+    past the cap are logged once and wait, the default and required ones always come first.
+    """
 
     def __init__(
         self,
@@ -42,7 +40,7 @@ class ServedModels:
         *,
         default_name: str,
         required: Sequence[str] = (),
-        max_models: int = DEFAULT_MAX_MODELS,
+        max_models: int,
     ) -> None:
         if not registries:
             raise ValueError("serving needs at least one model store")
@@ -102,21 +100,10 @@ class ServedModels:
 
     def get(self, name: str | None = None) -> ModelState:
         """The state of a model by name (the default model for None); UnknownModelError (404) otherwise."""
-        state = self.models.get(name or self.default_name)
+        state = self.models.get(self.default_name if name is None else name)
         if state is None:
-            raise UnknownModelError(
-                f"no model named {(name or '')[:80]!r} is served here (models: {', '.join(sorted(self.models))})"
-            )
+            raise UnknownModelError(name or "", self.models)
         return state
-
-    def require(self, name: str | None = None, version: str | None = None) -> Predictor:
-        """The predictor serving a model (and that exact version, if named): 404 if unknown, 503 if not loaded."""
-        predictor = self.get(name).require()
-        if version is not None and version != predictor.version:
-            raise UnknownModelError(
-                f"model {name or self.default_name!r} has no version {version!r} loaded (serving {predictor.version})"
-            )
-        return predictor
 
     def required_names(self) -> list[str]:
         """The models readiness waits for."""

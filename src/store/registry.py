@@ -17,9 +17,8 @@ import logging
 import re
 from pathlib import Path
 
-from src.config import DEFAULT_MODEL_NAME, MODEL_NAME_PATTERN
+from src.config import DEFAULT_MAX_MODEL_BYTES, DEFAULT_MODEL_NAME, MODEL_NAME_PATTERN, Settings
 from src.errors import ModelNotFoundError, ModelStoreError
-from src.store.serialization import DEFAULT_MAX_MODEL_BYTES
 from src.store.store import CURRENT_FILE, METADATA_FILE, ModelStore, fsync_dir
 
 logger = logging.getLogger(__name__)
@@ -53,6 +52,15 @@ class ModelRegistry:
         self.root = Path(root)
         self.default_name = check_model_name(default_name)
         self.max_model_bytes = max_model_bytes
+
+    @classmethod
+    def from_settings(cls, settings: Settings, root: str | Path | None = None) -> ModelRegistry:
+        """The registry every publisher and server uses: MODEL_DIR (or `root`), the default name, the size limit."""
+        return cls(
+            settings.model_dir if root is None else root,
+            default_name=settings.default_model_name,
+            max_model_bytes=settings.max_model_bytes,
+        )
 
     def store(self, name: str | None = None) -> ModelStore:
         """The store a model of this name publishes to: MODEL_DIR/<name> (the default model by default)."""

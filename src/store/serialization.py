@@ -17,9 +17,8 @@ import skops.io
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import Pipeline
 
+from src.config import DEFAULT_MAX_MODEL_BYTES
 from src.store.pipeline_checks import UnsupportedModelError, check_pipeline
-
-DEFAULT_MAX_MODEL_BYTES = 50_000_000
 
 
 class UnusableModelError(Exception):

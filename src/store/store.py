@@ -29,8 +29,9 @@ from typing import Any
 import sklearn
 from sklearn.pipeline import Pipeline
 
+from src.config import DEFAULT_MAX_MODEL_BYTES
 from src.errors import ModelNotFoundError, ModelStoreError, ModelVerificationError
-from src.store.serialization import DEFAULT_MAX_MODEL_BYTES, UnusableModelError, dump_pipeline, load_pipeline
+from src.store.serialization import UnusableModelError, dump_pipeline, load_pipeline
 
 logger = logging.getLogger(__name__)
 

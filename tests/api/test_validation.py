@@ -26,7 +26,7 @@ def _post(client: TestClient, path: str, **kwargs: Any) -> tuple[int, Any]:
         ({"text": None}, ["body", "text"], "valid string"),
         ({"text": 5}, ["body", "text"], "valid string"),
         ({"text": ["a"]}, ["body", "text"], "valid string"),
-        ({"text": ""}, ["body", "text"], "at least 1 character"),
+        ({"text": ""}, ["body", "text"], "at least one non-whitespace character"),
         ({"text": "  \n\t "}, ["body", "text"], "non-whitespace"),
         ({"text": "ok", "extra": 1}, ["body", "extra"], "Extra inputs"),
         ({"txt": "ok"}, ["body", "txt"], "Extra inputs"),
@@ -48,7 +48,7 @@ def test_predict_accepts_text_at_the_limit(client: TestClient) -> None:
 @pytest.mark.parametrize(
     ("body", "loc", "words"),
     [
-        ({"texts": []}, ["body", "texts"], "at least 1 item"),
+        ({"texts": []}, ["body", "texts"], "at least one text is needed"),
         ({"texts": "good"}, ["body", "texts"], "valid array"),
         ({"texts": {"a": "good"}}, ["body", "texts"], "valid array"),
         ({"texts": ["good", 3]}, ["body", "texts", 1], "valid string"),

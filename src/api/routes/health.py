@@ -11,8 +11,8 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from src.api.deps import ModelsDep
-from src.api.error_handlers import RETRY_AFTER_SECONDS
 from src.api.schemas import HealthResponse, ModelHealth
+from src.errors import RETRY_AFTER_SECONDS
 from src.serving.served_models import ServedModels
 
 router = APIRouter(prefix="/health", tags=["health"])
@@ -66,7 +66,7 @@ async def ready(models: ModelsDep) -> JSONResponse:
         return JSONResponse(
             {"status": "not_ready", "detail": detail},
             status_code=503,
-            headers={"Retry-After": RETRY_AFTER_SECONDS},
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
     default = models.default.predictor
     versions = {name: state.predictor.version for name, state in models.models.items() if state.predictor}

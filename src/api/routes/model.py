@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 
 from src.api.deps import ModelsDep
-from src.api.route_policy import policy
+from src.api.routing import policy
 from src.api.schemas import ErrorResponse, ModelSummary
 from src.serving.predictor import Predictor
 
@@ -50,7 +50,7 @@ async def reload_model(_: Annotated[None, Depends(require_admin)], models: Model
 @router.get("/model", summary="Metadata of the default model", openapi_extra=policy(keyed=True))
 async def model_metadata(models: ModelsDep) -> dict[str, Any]:
     """What the store recorded when the default model was published, plus how it is being scored."""
-    return _metadata(models.require())
+    return _metadata(models.get().require())
 
 
 @router.get("/models", summary="The served models", openapi_extra=policy(keyed=True))
@@ -81,4 +81,4 @@ async def list_models(models: ModelsDep) -> list[ModelSummary]:
 )
 async def named_model_metadata(name: str, models: ModelsDep) -> dict[str, Any]:
     """What the store recorded when the model was published, plus how it is being scored."""
-    return _metadata(models.require(name))
+    return _metadata(models.get(name).require())

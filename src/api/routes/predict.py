@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
-from src.api.route_policy import policy
+from src.api.routing import policy
 from src.api.schemas import BatchPredictRequest, BatchPredictResponse, ErrorResponse, PredictRequest, PredictResponse
 from src.errors import UnsupportedMediaTypeError
-from src.serving.dataplane import DataPlane
+from src.serving.dataplane import DataPlane, Inference, InferenceRequest
 
 router = APIRouter(
     tags=["predict"],
@@ -49,18 +50,27 @@ def _body_schema(model: type[BaseModel], *, named: bool = False) -> dict[str, An
     extra: dict[str, Any] = {"requestBody": {"required": True, "content": {"application/json": schema}}}
     if named:
         extra["parameters"] = [_MODEL_NAME_PARAMETER]
-    return policy(keyed=True, shed=True, **extra)
+    return policy(keyed=True, shed=True, direct=True, **extra)
 
 
 async def _parse(request: Request, model: type[RequestModel]) -> RequestModel:
     content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if content_type != "application/json":
-        raise UnsupportedMediaTypeError(f"Content-Type must be application/json, not {content_type or 'missing'}")
+        raise UnsupportedMediaTypeError(content_type)
     try:
         return model.model_validate_json(await request.body())
     except ValidationError as error:
         errors = error.errors(include_url=False, include_input=False)
         raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from None
+
+
+def _results(inference: Inference) -> list[dict[str, Any]]:
+    results: list[dict[str, Any]] = [
+        {"label": p.label, "probabilities": p.probabilities} for p in inference.predictions
+    ]
+    for result, explanation in zip(results, inference.explanations or (), strict=False):
+        result["explanation"] = asdict(explanation)
+    return results
 
 
 def _json(content: dict[str, Any]) -> Response:
@@ -71,22 +81,29 @@ async def predict(request: Request) -> Response:
     """The label, the probability of each class, and the model version."""
     body = await _parse(request, PredictRequest)
     plane: DataPlane = request.app.state.data_plane
-    model = request.path_params.get("name")
-    plane.models.get(model)  # an unknown model is a 404 before the text is looked at
-    plane.check_texts([body.text], lambda _: ("body", "text"), ("body", "text"))
-    inference = await plane.infer([body.text], model=model, explain=body.explain, top_terms=body.top_terms)
-    return _json({**inference.results[0], "model_version": inference.model_version})
+    inference = await plane.infer(
+        InferenceRequest(
+            [body.text],
+            model=request.path_params.get("name"),
+            explain=body.explain,
+            top_terms=body.top_terms,
+            locate=lambda _: ("body", "text"),
+            batch_loc=("body", "text"),
+        )
+    )
+    return _json({**_results(inference)[0], "model_version": inference.model_version})
 
 
 async def predict_batch(request: Request) -> Response:
     """One result per text, in the order sent."""
     body = await _parse(request, BatchPredictRequest)
     plane: DataPlane = request.app.state.data_plane
-    model = request.path_params.get("name")
-    plane.models.get(model)
-    plane.check_texts(body.texts, lambda index: ("body", "texts", index), ("body", "texts"))
-    inference = await plane.infer(body.texts, model=model, explain=body.explain, top_terms=body.top_terms)
-    return _json({"predictions": inference.results, "model_version": inference.model_version})
+    inference = await plane.infer(
+        InferenceRequest(
+            body.texts, model=request.path_params.get("name"), explain=body.explain, top_terms=body.top_terms
+        )
+    )
+    return _json({"predictions": _results(inference), "model_version": inference.model_version})
 
 
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
@@ -115,9 +132,3 @@ for path, handler, request_model, response_model, summary in _ROUTES:
         responses=_NOT_FOUND,
         openapi_extra=_body_schema(request_model, named=True),
     )
-
-# Served by DirectRoutesMiddleware without FastAPI's per-request machinery (see src/api/direct_routes.py).
-DIRECT_ROUTES = {
-    **{("POST", path): handler for path, handler, *_ in _ROUTES},
-    **{("POST", f"/models/{{name}}{path}"): handler for path, handler, *_ in _ROUTES},
-}

@@ -10,25 +10,23 @@ Length` bytes of JSON, followed by each binary tensor in order. A BYTES element 
 from __future__ import annotations
 
 import json
-import math
+import re
 import struct
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from src.errors import ServiceError
+from src.errors import BadRequestError, quoted
+from src.serving.dataplane import Inference
+from src.serving.text_rules import TextLimits, check_batch_size
 
 HEADER_LENGTH = "inference-header-content-length"
 INPUT_NAME = "text"
 OUTPUT_NAMES = ("label", "probabilities")
-
-
-class ProtocolError(ServiceError):
-    """A request that breaks the protocol: 400, answered as `{"error": ...}`."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, status_code=400)
+TEXT_LOCATION = ("inputs", 0, "data")
+SHAPE_LOCATION = ("inputs", 0, "shape")
+_HEADER_LENGTH_VALUE = re.compile(r"[0-9]{1,10}")
 
 
 @dataclass(frozen=True)
@@ -45,30 +43,37 @@ def _json_part(body: bytes, header_length: str | None) -> tuple[Any, bytes]:
     if header_length is None:
         split = len(body)
     else:
-        if not header_length.isdigit() or int(header_length) > len(body):
-            raise ProtocolError(f"Inference-Header-Content-Length {header_length!r} does not fit the body")
+        if not _HEADER_LENGTH_VALUE.fullmatch(header_length) or int(header_length) > len(body):
+            raise BadRequestError(f"Inference-Header-Content-Length {quoted(header_length)} does not fit the body")
         split = int(header_length)
     try:
-        return json.loads(body[:split]), body[split:]
-    except (ValueError, UnicodeDecodeError) as error:
-        raise ProtocolError(f"the inference request is not valid JSON ({error})") from None
+        # UTF-8 only: json.loads would also take UTF-16 and UTF-32 bytes, which no other route accepts.
+        return json.loads(body[:split].decode("utf-8")), body[split:]
+    except UnicodeDecodeError:
+        raise BadRequestError("the inference request's JSON is not UTF-8 text") from None
+    except ValueError as error:
+        raise BadRequestError(f"the inference request is not valid JSON ({error})") from None
+    except RecursionError:
+        raise BadRequestError("the inference request's JSON is nested too deeply") from None
 
 
-def _element_count(shape: Any) -> int:
-    if not isinstance(shape, list) or not shape or not all(isinstance(d, int) and d >= 0 for d in shape):
-        raise ProtocolError("input 'text' needs a shape: a list of non-negative integers, e.g. [2]")
+def _element_count(shape: Any, limits: TextLimits) -> int:
+    if not isinstance(shape, list) or not shape or not all(type(d) is int and d >= 0 for d in shape):
+        raise BadRequestError("input 'text' needs a shape: a list of non-negative integers, e.g. [2]")
     if len(shape) > 2 or (len(shape) == 2 and shape[1] != 1):
-        raise ProtocolError(f"input 'text' must have shape [n] or [n, 1], not {shape}")
-    return math.prod(shape)
+        raise BadRequestError(f"input 'text' must have shape [n] or [n, 1], not {quoted(shape)}")
+    check_batch_size(shape[0], limits, SHAPE_LOCATION)
+    return int(shape[0])
 
 
-def _flatten(data: Any) -> list[Any]:
-    if not isinstance(data, list):
-        return [data]
-    flat: list[Any] = []
-    for item in data:
-        flat.extend(_flatten(item))
-    return flat
+def _flat_texts(data: Any, count: int) -> list[str]:
+    """The strings of `data` laid out as shape [n] or [n, 1] (a list of strings, or of one-string lists)."""
+    if not isinstance(data, list) or len(data) != count:
+        raise BadRequestError(f"input 'text' must hold {count} elements in 'data', as its shape says")
+    texts = [item[0] if isinstance(item, list) and len(item) == 1 else item for item in data]
+    if not all(isinstance(text, str) for text in texts):
+        raise BadRequestError("input 'text' data must be strings, as a list [n] or a list of one-string lists [n, 1]")
+    return texts
 
 
 def _decode_bytes_tensor(raw: bytes, count: int) -> list[str]:
@@ -76,15 +81,15 @@ def _decode_bytes_tensor(raw: bytes, count: int) -> list[str]:
     offset = 0
     for _ in range(count):
         if offset + 4 > len(raw):
-            raise ProtocolError("binary data of input 'text' ends inside an element's length")
+            raise BadRequestError("binary data of input 'text' ends inside an element's length")
         (size,) = struct.unpack_from("<I", raw, offset)
         offset += 4
         if offset + size > len(raw):
-            raise ProtocolError("binary data of input 'text' is shorter than its elements' lengths")
+            raise BadRequestError("binary data of input 'text' is shorter than its elements' lengths")
         texts.append(_utf8(raw[offset : offset + size]))
         offset += size
     if offset != len(raw):
-        raise ProtocolError("binary data of input 'text' holds more bytes than its shape's elements")
+        raise BadRequestError("binary data of input 'text' holds more bytes than its shape's elements")
     return texts
 
 
@@ -92,28 +97,23 @@ def _utf8(value: bytes) -> str:
     try:
         return value.decode("utf-8")
     except UnicodeDecodeError:
-        raise ProtocolError("input 'text' holds bytes that are not UTF-8 text") from None
+        raise BadRequestError("input 'text' holds bytes that are not UTF-8 text") from None
 
 
-def _texts(tensor: dict[str, Any], binary: bytes) -> tuple[list[str], int]:
+def _texts(tensor: dict[str, Any], binary: bytes, limits: TextLimits) -> tuple[list[str], int]:
     """The tensor's texts and how many bytes of the binary part they used."""
     if tensor.get("datatype") != "BYTES":
-        raise ProtocolError(f"input 'text' must have datatype BYTES, not {tensor.get('datatype')!r}")
-    count = _element_count(tensor.get("shape"))
+        raise BadRequestError(f"input 'text' must have datatype BYTES, not {quoted(tensor.get('datatype'))}")
+    count = _element_count(tensor.get("shape"), limits)
     parameters = tensor.get("parameters") or {}
     if not isinstance(parameters, dict):
-        raise ProtocolError("input 'text' parameters must be an object")
+        raise BadRequestError("input 'text' parameters must be an object")
     size = parameters.get("binary_data_size")
     if size is not None:
         if not isinstance(size, int) or size < 0 or size > len(binary):
-            raise ProtocolError("input 'text' binary_data_size does not fit the binary part of the body")
+            raise BadRequestError("input 'text' binary_data_size does not fit the binary part of the body")
         return _decode_bytes_tensor(binary[:size], count), size
-    data = _flatten(tensor.get("data"))
-    if tensor.get("data") is None or len(data) != count:
-        raise ProtocolError(f"input 'text' must hold {count} elements in 'data', as its shape says")
-    if not all(isinstance(item, str) for item in data):
-        raise ProtocolError("input 'text' data must be strings")
-    return data, 0
+    return _flat_texts(tensor.get("data"), count), 0
 
 
 def _requested_outputs(document: dict[str, Any]) -> tuple[list[str], set[str]]:
@@ -121,15 +121,17 @@ def _requested_outputs(document: dict[str, Any]) -> tuple[list[str], set[str]]:
     binary_default = isinstance(parameters, dict) and parameters.get("binary_data_output") is True
     requested = document.get("outputs")
     if requested is None:
-        names = list(OUTPUT_NAMES)
-        return names, set(names) if binary_default else set()
+        return list(OUTPUT_NAMES), set(OUTPUT_NAMES) if binary_default else set()
     if not isinstance(requested, list) or not all(isinstance(o, dict) for o in requested):
-        raise ProtocolError("'outputs' must be a list of objects")
-    names, binary = [], set()
+        raise BadRequestError("'outputs' must be a list of objects")
+    names: list[str] = []
+    binary = set()
     for output in requested:
         name = output.get("name")
         if name not in OUTPUT_NAMES:
-            raise ProtocolError(f"unknown output {name!r}; this model has {', '.join(OUTPUT_NAMES)}")
+            raise BadRequestError(f"unknown output {quoted(name)}; this model has {', '.join(OUTPUT_NAMES)}")
+        if name in names:
+            raise BadRequestError(f"output {name!r} is asked for more than once")
         names.append(name)
         options = output.get("parameters") or {}
         if (isinstance(options, dict) and options.get("binary_data") is True) or binary_default:
@@ -137,34 +139,36 @@ def _requested_outputs(document: dict[str, Any]) -> tuple[list[str], set[str]]:
     return names, binary
 
 
-def parse_infer_request(body: bytes, header_length: str | None) -> InferRequest:
-    """The texts and output choices of an infer request body, or ProtocolError saying what is wrong."""
+def parse_infer_request(body: bytes, header_length: str | None, limits: TextLimits) -> InferRequest:
+    """The texts and output choices of an infer request body, or BadRequestError saying what is wrong."""
     document, binary = _json_part(body, header_length)
     if not isinstance(document, dict):
-        raise ProtocolError("the inference request must be a JSON object")
+        raise BadRequestError("the inference request must be a JSON object")
     inputs = document.get("inputs")
     if not isinstance(inputs, list) or not all(isinstance(i, dict) for i in inputs):
-        raise ProtocolError("'inputs' must be a list of tensors")
+        raise BadRequestError("'inputs' must be a list of tensors")
     names = [tensor.get("name") for tensor in inputs]
     if names != [INPUT_NAME]:
-        raise ProtocolError(f"this model takes exactly one input, 'text' (BYTES, [n]); got {names}")
-    texts, used = _texts(inputs[0], binary)
+        raise BadRequestError(f"this model takes exactly one input, 'text' (BYTES, [n]); got {names}")
+    texts, used = _texts(inputs[0], binary, limits)
     if used != len(binary):
-        raise ProtocolError("the body holds binary data that no input claims")
+        raise BadRequestError("the body holds binary data that no input claims")
     request_id = document.get("id")
     if request_id is not None and not isinstance(request_id, str):
-        raise ProtocolError("'id' must be a string")
+        raise BadRequestError("'id' must be a string")
     outputs, binary_outputs = _requested_outputs(document)
     return InferRequest(texts, request_id, outputs, binary_outputs)
 
 
-def encode_infer_response(
-    request: InferRequest, model_name: str, model_version: str, classes: list[str], results: list[dict[str, Any]]
-) -> tuple[bytes, dict[str, str]]:
+def encode_infer_response(request: InferRequest, inference: Inference) -> tuple[bytes, dict[str, str]]:
     """The response body and its headers: JSON, or JSON then binary tensors when any were asked so."""
-    n = len(results)
-    labels = [result["label"] for result in results]
-    probabilities = np.array([[result["probabilities"][c] for c in classes] for result in results], dtype="<f4")
+    predictions = inference.predictions
+    classes = inference.classes
+    n = len(predictions)
+    labels = [prediction.label for prediction in predictions]
+    probabilities = np.array([list(p.probabilities.values()) for p in predictions], dtype="<f4").reshape(
+        n, len(classes)
+    )
     outputs: list[dict[str, Any]] = []
     blobs: list[bytes] = []
     for name in request.outputs:
@@ -182,7 +186,11 @@ def encode_infer_response(
         else:
             tensor["data"] = values
         outputs.append(tensor)
-    document: dict[str, Any] = {"model_name": model_name, "model_version": model_version, "outputs": outputs}
+    document: dict[str, Any] = {
+        "model_name": inference.model_name,
+        "model_version": inference.model_version,
+        "outputs": outputs,
+    }
     if request.request_id is not None:
         document["id"] = request.request_id
     head = json.dumps(document, separators=(",", ":")).encode()

@@ -140,8 +140,10 @@ def test_not_ready_and_keys(tmp_path: Path, model_dir: Path) -> None:
     with TestClient(create_app(make_settings(tmp_path))) as empty:
         assert empty.get("/v2/health/ready").status_code == 400
         assert empty.get("/v2/models/sentiment/ready").status_code == 400
-        response = empty.post("/v2/models/sentiment/infer", json={"inputs": []})
+        request = {"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["fine"]}]}
+        response = empty.post("/v2/models/sentiment/infer", json=request)
         assert response.status_code == 503
+        assert response.headers["Retry-After"] == "5"
         assert "model sentiment is not loaded" in response.json()["error"]
     with TestClient(create_app(make_settings(model_dir, api_keys="k"))) as keyed:
         request = {"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["fine"]}]}
