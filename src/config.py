@@ -60,6 +60,12 @@ class Settings(BaseSettings):
     body_timeout_seconds: float = Field(default=10.0, gt=0)
     """How long a client may take to send a request's whole body once its headers are in; past it, 408."""
 
+    write_timeout_seconds: float = Field(default=30.0, gt=0)
+    """How long a client may leave an answer unread (its receive window full) before it is disconnected."""
+
+    max_pipelined_requests: int = Field(default=16, ge=1)
+    """Requests one connection may pipeline behind the one being answered; past it, it is disconnected."""
+
     max_header_bytes: int = Field(default=16_384, ge=1024)
     """Largest request line plus headers, in bytes; a larger request gets 431 and the connection is closed."""
 

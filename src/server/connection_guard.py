@@ -1,17 +1,23 @@
-"""uvicorn's httptools protocol with the limits a server facing slow or greedy clients needs.
+"""uvicorn's httptools protocol with the limits a server facing slow, greedy or silent clients needs.
 
 uvicorn bounds neither the time a client may take to send its headers or body, nor the size and
-number of its headers, nor the connections one worker holds. Measured on this service without them:
-a connection that never sends a byte stayed open indefinitely, 100 MiB of headers grew a worker by
-105 MiB and were answered 200, and 200 stalled uploads made every prediction answer 503. This
-protocol adds, per connection:
+number of its headers, nor the connections one worker holds, nor how long it may leave an answer
+unread, nor how many requests it may pipeline. Per connection, this protocol adds:
 
 - a header timeout: from the connection (or the end of the previous response) until the request's
   headers are complete; past it the client gets 408 and the connection is closed;
 - a body timeout: from the headers until the whole body has arrived; past it, 408 and close (the
   app sees a disconnect);
-- a cap on header bytes (request line included) and on the number of headers: 431 and close;
+- a write timeout: a client that leaves the answer unread (the send buffer stays full) for that
+  long is disconnected, so it holds neither memory nor a request task;
+- caps on header bytes (request line included), on the number of headers, and on the chunked
+  framing around a body (chunk sizes and extensions): 431 or 400, and close;
+- a cap on pipelined requests waiting behind the one being answered: reading stops while any wait,
+  and a client past the cap is disconnected;
 - a cap on open connections per worker: past it, a new connection is closed at once.
+
+The limits come as a ConnectionLimits object (`functools.partial(GuardedHttpToolsProtocol,
+limits=...)` is the protocol class given to uvicorn), read from Settings.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
 
 from uvicorn.config import Config
@@ -26,53 +34,42 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from src import metrics
+from src.api.middleware import REQUEST_TASKS_STATE_KEY
+from src.config import Settings
 
 logger = logging.getLogger(__name__)
 
 
-class Limits:
-    """The protocol's limits, set once per worker process by `configure` before serving starts."""
+@dataclass(frozen=True)
+class ConnectionLimits:
+    """What one connection may take of a worker: time, header size, framing, pipelining; and how many there are."""
 
-    header_timeout: float = 10.0
-    body_timeout: float = 10.0
-    max_header_bytes: int = 16_384
-    max_headers: int = 100
-    max_connections: int = 1000
+    header_timeout: float
+    body_timeout: float
+    write_timeout: float
+    max_header_bytes: int
+    max_headers: int
+    max_pipelined: int
+    max_connections: int
 
-
-_request_tasks: set[asyncio.Task[None]] | None = None
-
-
-def pending_requests(*, exact: bool = False) -> int:
-    """Requests this worker has accepted and not finished: uvicorn's own set of request tasks.
-
-    O(1), where asyncio.all_tasks() builds a set of every task on each call (3.6% of a worker's CPU
-    at full load, measured with py-spy). A task leaves the set a loop turn after it finishes, so the
-    quick count can be high just after many requests end; `exact` leaves finished ones out, in O(n).
-    Outside this protocol (a test client), all tasks count.
-    """
-    if _request_tasks is None:
-        return len(asyncio.all_tasks())
-    if exact:
-        return sum(not task.done() for task in _request_tasks)
-    return len(_request_tasks)
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ConnectionLimits:
+        """The limits the settings give (HEADER_TIMEOUT_SECONDS and the rest)."""
+        return cls(
+            header_timeout=settings.header_timeout_seconds,
+            body_timeout=settings.body_timeout_seconds,
+            write_timeout=settings.write_timeout_seconds,
+            max_header_bytes=settings.max_header_bytes,
+            max_headers=settings.max_header_count,
+            max_pipelined=settings.max_pipelined_requests,
+            max_connections=settings.max_connections_per_worker,
+        )
 
 
-def configure(
-    *, header_timeout: float, body_timeout: float, max_header_bytes: int, max_headers: int, max_connections: int
-) -> None:
-    """Set the limits every new connection of this process gets."""
-    Limits.header_timeout = header_timeout
-    Limits.body_timeout = body_timeout
-    Limits.max_header_bytes = max_header_bytes
-    Limits.max_headers = max_headers
-    Limits.max_connections = max_connections
-
-
-def _plain_response(status: int, reason: str, message: str) -> bytes:
+def _plain_response(status: HTTPStatus, message: str) -> bytes:
     body = message.encode()
     head = (
-        f"HTTP/1.1 {status} {reason}\r\ncontent-type: text/plain; charset=utf-8\r\n"
+        f"HTTP/1.1 {status.value} {status.phrase}\r\ncontent-type: text/plain; charset=utf-8\r\n"
         f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
     )
     return head.encode() + body
@@ -81,10 +78,22 @@ def _plain_response(status: int, reason: str, message: str) -> bytes:
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
     """HttpToolsProtocol with header and body timeouts, header size and count caps, a connection cap."""
 
-    def __init__(self, config: Config, server_state: ServerState, app_state: dict[str, Any], **kwargs: Any) -> None:
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        *,
+        limits: ConnectionLimits,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(config, server_state, app_state, **kwargs)
-        global _request_tasks  # one server per worker process: every connection shares its task set
-        _request_tasks = server_state.tasks
+        self.limits = limits
+        # Load shedding counts the worker's request tasks (src/api/middleware.py); every request's
+        # scope state is a copy of app_state, so the set reaches it without a global.
+        app_state[REQUEST_TASKS_STATE_KEY] = server_state.tasks
+        self._write_timer: asyncio.TimerHandle | None = None
+        self._framing_bytes = 0  # bytes received while a body is being read, less the body's own
         # One lazy timer per connection: arming moves `_deadline_at` (a clock read), and the timer, when
         # it fires early, sleeps again until the deadline. A call_later plus cancel per request phase
         # cost more CPU per request than the rest of this class.
@@ -103,16 +112,17 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     # Connection life
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        if len(self.connections) >= Limits.max_connections:
+        if len(self.connections) >= self.limits.max_connections:
             metrics.CONNECTIONS_REFUSED.labels(reason="max_connections").inc()
             self._refused_at_connect = True
             transport.abort()
             return
         super().connection_made(transport)
-        self._arm(Limits.header_timeout, self._on_header_timeout)
+        self._arm(self.limits.header_timeout, self._on_header_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        self._cancel_write_timer()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -145,7 +155,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._deadline_at = None
         self._on_deadline()
 
-    def _refuse(self, status: int, reason: str, message: str, metric_reason: str) -> None:
+    def _refuse(self, status: HTTPStatus, message: str, metric_reason: str) -> None:
         """Answer with a plain error and close: the connection's state is no longer trustworthy."""
         self._rejected = True
         self._disarm()
@@ -155,65 +165,86 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self.cycle.message_event.set()
         if not self.transport.is_closing():
             if self._awaiting_headers or self.cycle is None or not self.cycle.response_started:
-                self.transport.write(_plain_response(status, reason, message))
+                self.transport.write(_plain_response(status, message))
             self.transport.close()
 
     def _on_header_timeout(self) -> None:
-        self._refuse(408, "Request Timeout", "request headers not received in time", "header_timeout")
+        self._refuse(HTTPStatus.REQUEST_TIMEOUT, "request headers not received in time", "header_timeout")
 
     def _on_body_timeout(self) -> None:
         if self._in_body:
-            self._refuse(408, "Request Timeout", "request body not received in time", "body_timeout")
+            self._refuse(HTTPStatus.REQUEST_TIMEOUT, "request body not received in time", "body_timeout")
 
     # Data
     def data_received(self, data: bytes) -> None:
         if self._rejected:
             return
         counted = self._awaiting_headers
+        in_body = self._in_body
         self._headers_completed = False
+        if in_body:
+            self._framing_bytes += len(data)
         super().data_received(data)
+        if in_body and self._framing_bytes > self.limits.max_header_bytes and not self._rejected:
+            message = f"chunked framing over {self.limits.max_header_bytes} bytes beyond the body"
+            self._refuse(HTTPStatus.BAD_REQUEST, message, "body_framing")
+            return
         # Count the chunk only if it ended with headers still incomplete; a chunk that held a whole
         # request (headers and a large body) must not count against the header limit.
         if counted and self._awaiting_headers and not self._headers_completed and not self._rejected:
             self._raw_bytes += len(data)
-            if self._raw_bytes > Limits.max_header_bytes:
+            if self._raw_bytes > self.limits.max_header_bytes:
                 self._too_large()
 
     def _too_large(self) -> None:
-        message = f"request headers over {Limits.max_header_bytes} bytes or {Limits.max_headers} fields"
-        self._refuse(431, "Request Header Fields Too Large", message, "header_size")
+        message = f"request headers over {self.limits.max_header_bytes} bytes or {self.limits.max_headers} fields"
+        self._refuse(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, message, "header_size")
 
     # Parser callbacks
+    # A connection refused mid-chunk parses the rest of that chunk: every callback then does nothing.
     def on_message_begin(self) -> None:
+        if self._rejected:
+            return
         super().on_message_begin()
         self._awaiting_headers = True
         self._header_bytes = 0
         self._raw_bytes = 0
         self._header_count = 0
         if self._deadline_at is None:  # a keep-alive connection starting its next request
-            self._arm(Limits.header_timeout, self._on_header_timeout)
+            self._arm(self.limits.header_timeout, self._on_header_timeout)
 
     def on_url(self, url: bytes) -> None:
+        if self._rejected:
+            return
         self._header_bytes += len(url)
         super().on_url(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self._rejected:
+            return
         self._header_count += 1
         self._header_bytes += len(name) + len(value) + 4
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
+        if self._rejected:
+            return
         self._awaiting_headers = False
         self._headers_completed = True
-        if self._header_count > Limits.max_headers or self._header_bytes > Limits.max_header_bytes:
+        if self._header_count > self.limits.max_headers or self._header_bytes > self.limits.max_header_bytes:
             self._too_large()
             return
         super().on_headers_complete()
+        if len(self.pipeline) > self.limits.max_pipelined:
+            self._drop("pipeline")
+            return
         self._in_body = True
-        self._arm(Limits.body_timeout, self._on_body_timeout)
+        self._framing_bytes = 0
+        self._arm(self.limits.body_timeout, self._on_body_timeout)
 
     def on_body(self, body: bytes) -> None:
         if not self._rejected:
+            self._framing_bytes -= len(body)
             super().on_body(body)
 
     def on_message_complete(self) -> None:
@@ -228,7 +259,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if answered_early:
             # The response went out before the body ended (a 401, a 413): uvicorn armed its keep-alive
             # timer then, and the body's bytes cancelled it; the next request's head gets our timer.
-            self._arm(Limits.header_timeout, self._on_header_timeout)
+            self._arm(self.limits.header_timeout, self._on_header_timeout)
 
     def on_response_complete(self) -> None:
         # Answered before the whole body arrived: the rest must still come in time, or the
@@ -236,3 +267,37 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if not self._in_body:
             self._disarm()
         super().on_response_complete()
+        if self.pipeline:  # uvicorn resumes reading; more requests wait already, so read no more yet
+            self.flow.pause_reading()
+
+    def _drop(self, metric_reason: str) -> None:
+        """Close at once, answering nothing more: the client is past a bound mid-stream."""
+        self._rejected = True
+        self._disarm()
+        metrics.CONNECTIONS_REFUSED.labels(reason=metric_reason).inc()
+        for cycle in [self.cycle, *(queued for queued, _ in self.pipeline)]:
+            if cycle is not None and not cycle.response_complete:
+                cycle.disconnected = True
+                cycle.message_event.set()
+        self.pipeline.clear()
+        self.transport.abort()
+
+    # Writing
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._write_timer is None:
+            self._write_timer = self.loop.call_later(self.limits.write_timeout, self._on_write_timeout)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self._cancel_write_timer()
+
+    def _cancel_write_timer(self) -> None:
+        if self._write_timer is not None:
+            self._write_timer.cancel()
+            self._write_timer = None
+
+    def _on_write_timeout(self) -> None:
+        self._write_timer = None
+        logger.info("client left an answer unread for %.0f s; closing its connection", self.limits.write_timeout)
+        self._drop("write_timeout")

@@ -10,6 +10,7 @@ within GRACEFUL_TIMEOUT_SECONDS, and exit.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import multiprocessing
@@ -130,16 +131,9 @@ def run_worker(settings: Settings, heartbeat: Synchronized[float] | None = None)
     """
     import uvicorn
 
-    from src.server import connection_guard as protocol
+    from src.server.connection_guard import ConnectionLimits, GuardedHttpToolsProtocol
 
     stop_with_parent(os.getppid())
-    protocol.configure(
-        header_timeout=settings.header_timeout_seconds,
-        body_timeout=settings.body_timeout_seconds,
-        max_header_bytes=settings.max_header_bytes,
-        max_headers=settings.max_header_count,
-        max_connections=settings.max_connections_per_worker,
-    )
     sock = bind_socket(settings.host, settings.port)
 
     async def beat() -> None:
@@ -147,9 +141,11 @@ def run_worker(settings: Settings, heartbeat: Synchronized[float] | None = None)
             heartbeat.value = time.monotonic()
 
     config = uvicorn.Config(
-        "src.api.main:app",
+        "src.api.main:create_app",
+        factory=True,
         loop="uvloop",
-        http=protocol.GuardedHttpToolsProtocol,
+        # uvicorn builds each connection's protocol by calling this with its config and state.
+        http=functools.partial(GuardedHttpToolsProtocol, limits=ConnectionLimits.from_settings(settings)),  # type: ignore[arg-type]
         callback_notify=beat,
         timeout_notify=1,
         lifespan="on",
