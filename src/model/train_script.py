@@ -145,9 +145,9 @@ def _weigher(args: argparse.Namespace) -> Callable[[Dataset], list[float] | None
 def run(args: argparse.Namespace) -> int:
     """Train, evaluate, gate and publish as the arguments say; returns the exit status."""
     settings = get_settings()
-    model_dir = args.model_dir or settings.model_dir
+    registry = ModelRegistry.from_settings(settings, args.model_dir)
     name = args.name or settings.default_model_name
-    store = ModelRegistry(model_dir, default_name=settings.default_model_name).resolve(name)
+    store = registry.resolve(name)  # what servers serve now: the gate's comparison and --if-missing
     if args.if_missing and store.current_version() is not None:
         logger.info("model %s is published in %s (%s); nothing to train", name, store.root, store.current_version())
         return 0
@@ -218,8 +218,10 @@ def run(args: argparse.Namespace) -> int:
         "quality_gate": verdict.to_dict(),
     }
     keep = args.keep_versions or settings.model_keep_versions
-    version = trainer.save_model(model_dir, dataset=dataset, evaluation=evaluation, extra=extra, keep=keep, name=name)
-    print(f"published model {name} version {version} to {model_dir}")
+    version = trainer.save_model(
+        registry.root, dataset=dataset, evaluation=evaluation, extra=extra, keep=keep, name=name
+    )
+    print(f"published model {name} version {version} to {registry.root}")
     return 0
 
 

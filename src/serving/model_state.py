@@ -90,12 +90,13 @@ class ModelState:
             if self.predictor is None:
                 self.not_ready_reason = message
                 metrics.MODEL_READY.labels(self.name).set(0)
-                logger.error("model %s not ready: %s", self.name, message)
+                logger.error("model %s not ready (store %s): %s", self.name, store.root, message)
             else:
                 logger.error(
-                    "model %s: kept version %s; the new one was rejected: %s",
+                    "model %s: kept version %s; the new one in %s was rejected: %s",
                     self.name,
                     self.predictor.version,
+                    store.root,
                     message,
                 )
             return False

@@ -99,11 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> list[str]:
     """Carry out one command; the lines to print."""
     settings = get_settings()
-    registry = ModelRegistry(
-        args.model_dir or settings.model_dir,
-        default_name=settings.default_model_name,
-        max_model_bytes=settings.max_model_bytes,
-    )
+    registry = ModelRegistry.from_settings(settings, args.model_dir)
     if args.command == "list":
         return list_models(registry)
     if args.command == "promote":

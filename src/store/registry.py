@@ -64,14 +64,12 @@ class ModelRegistry:
 
     def store(self, name: str | None = None) -> ModelStore:
         """The store a model of this name publishes to: MODEL_DIR/<name> (the default model by default)."""
-        return ModelStore(
-            self.root / check_model_name(self.default_name if name is None else name),
-            max_model_bytes=self.max_model_bytes,
-        )
+        name = check_model_name(self.default_name if name is None else name)
+        return ModelStore(self.root / name, max_model_bytes=self.max_model_bytes, name=name)
 
     def legacy_store(self) -> ModelStore:
         """The old single-model layout at the root, read as the default model."""
-        return ModelStore(self.root, max_model_bytes=self.max_model_bytes)
+        return ModelStore(self.root, max_model_bytes=self.max_model_bytes, name=f"{self.default_name} (old layout)")
 
     def stores(self, name: str | None = None) -> list[ModelStore]:
         """Where a model may be served from, in order of preference: its own store, then the old layout."""

@@ -12,6 +12,7 @@ The file format (skops, trusted types, compact vocabulary) is src/store/serializ
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -20,6 +21,7 @@ import platform
 import re
 import secrets
 import shutil
+import stat
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,7 +32,7 @@ import sklearn
 from sklearn.pipeline import Pipeline
 
 from src.config import DEFAULT_MAX_MODEL_BYTES
-from src.errors import ModelNotFoundError, ModelStoreError, ModelVerificationError
+from src.errors import ModelNotFoundError, ModelStoreError, ModelVerificationError, quoted
 from src.store.serialization import UnusableModelError, dump_pipeline, load_pipeline
 
 logger = logging.getLogger(__name__)
@@ -44,12 +46,13 @@ _VERSION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 # A temporary folder older than this was left by a crashed publish; a live one is seconds old.
 STALE_TEMP_SECONDS = 3600.0
 MAX_METADATA_BYTES = 4_000_000
+_MAX_CURRENT_BYTES = 256
 
 
 def check_version_name(version: str, kind: str = "model version") -> str:
     """The name itself if it can name a version (or model) folder; ModelNotFoundError otherwise."""
     if not _VERSION_NAME.fullmatch(version):
-        raise ModelNotFoundError(f"invalid {kind} name {version!r}")
+        raise ModelNotFoundError(f"invalid {kind} name {quoted(version)}")
     return version
 
 
@@ -85,11 +88,16 @@ class ModelStore:
     """Versioned models under one root folder: publish atomically, find CURRENT, load verified.
 
     `max_model_bytes` bounds a model file (and what it may unpack to) before any of it is read.
+    Errors name the model (`name`), not the folder: servers show them on keyless endpoints. A
+    CURRENT, version folder or file that is a symbolic link leading out of the store is refused.
     """
 
-    def __init__(self, root: str | Path, *, max_model_bytes: int = DEFAULT_MAX_MODEL_BYTES) -> None:
+    def __init__(
+        self, root: str | Path, *, max_model_bytes: int = DEFAULT_MAX_MODEL_BYTES, name: str | None = None
+    ) -> None:
         self.root = Path(root)
         self.max_model_bytes = max_model_bytes
+        self.name = name or self.root.name
 
     def new_version(self) -> str:
         """A unique, time-ordered version name such as 20261126T041500123Z-3f9a1c (to the millisecond).
@@ -108,14 +116,16 @@ class ModelStore:
         With `keep`, older versions beyond the newest `keep` are pruned afterwards (see prune()).
         """
         version = check_version_name(version or self.new_version())
+        model_bytes = dump_pipeline(pipeline)
+        # What every server will check when it loads the version, checked before anything moves.
+        self._load_trusted(version, model_bytes, self.max_model_bytes)
         self.root.mkdir(parents=True, exist_ok=True)
         final = self.root / version
         if final.exists():
-            raise ModelStoreError(f"version {version} already exists in {self.root}")
+            raise ModelStoreError(f"model {self.name}: version {version} already exists")
         staging = self.root / f"{_TEMP_PREFIX}{version}"
         staging.mkdir()
         try:
-            model_bytes = dump_pipeline(pipeline)
             _write_durably(staging / MODEL_FILE, model_bytes)
             full_metadata = {
                 **metadata,
@@ -133,7 +143,7 @@ class ModelStore:
             shutil.rmtree(staging, ignore_errors=True)
             raise
         self.activate(version)
-        logger.info("published model version %s to %s", version, self.root)
+        logger.info("published model %s version %s to %s", self.name, version, self.root)
         if keep is not None:
             self.prune(keep)
         return version
@@ -175,22 +185,50 @@ class ModelStore:
     def activate(self, version: str) -> None:
         """Point CURRENT at an existing version, atomically (roll back or promote)."""
         check_version_name(version)
-        if not (self.root / version / METADATA_FILE).is_file():
-            raise ModelNotFoundError(f"no model version {version!r} in {self.root}")
+        if not self._inside(self.root / version / METADATA_FILE).is_file():
+            raise ModelNotFoundError(f"model {self.name} has no version {quoted(version)}")
         pointer = self.root / f"{_TEMP_PREFIX}{CURRENT_FILE}-{secrets.token_hex(4)}"
         _write_durably(pointer, f"{version}\n".encode())
         os.replace(pointer, self.root / CURRENT_FILE)  # noqa: PTH105 - the atomic rename is the point
         fsync_dir(self.root)
 
     def current_version(self) -> str | None:
-        """The version CURRENT names, or None when nothing has been published."""
+        """The version CURRENT names, or None when nothing has been published.
+
+        CURRENT is opened without following a symbolic link, and only a version name is taken from
+        it: its content is never repeated in an error.
+        """
         try:
-            name = (self.root / CURRENT_FILE).read_text().strip()
+            fd = os.open(self.root / CURRENT_FILE, os.O_RDONLY | os.O_NOFOLLOW)
         except FileNotFoundError:
             return None
         except OSError as error:
-            raise ModelStoreError(f"cannot read {self.root / CURRENT_FILE}: {error.strerror}") from None
-        return name or None
+            reason = "it is a symbolic link" if error.errno == errno.ELOOP else error.strerror
+            raise ModelStoreError(f"model {self.name}: cannot read {CURRENT_FILE} ({reason})") from None
+        with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise ModelStoreError(f"model {self.name}: cannot read {CURRENT_FILE} (not a file)")
+            content = handle.read(_MAX_CURRENT_BYTES + 1)
+        try:
+            name = content.decode("ascii").strip()
+        except UnicodeDecodeError:
+            name = "\0"
+        if not name:
+            return None
+        if len(content) > _MAX_CURRENT_BYTES or not _VERSION_NAME.fullmatch(name):
+            raise ModelStoreError(f"model {self.name}: {CURRENT_FILE} does not hold a version name")
+        return name
+
+    def _inside(self, path: Path) -> Path:
+        """`path` itself, if it resolves inside the store; ModelVerificationError if a link leads out of it."""
+        try:
+            resolved = path.resolve()
+            root = self.root.resolve()
+        except (OSError, RuntimeError) as error:
+            raise ModelVerificationError(f"model {self.name}: cannot resolve a path ({error})") from None
+        if not resolved.is_relative_to(root):
+            raise ModelVerificationError(f"model {self.name}: a symbolic link leads out of the model store")
+        return path
 
     def versions(self) -> list[str]:
         """Every complete version in the store, oldest first."""
@@ -204,15 +242,17 @@ class ModelStore:
 
     def read_metadata(self, version: str) -> dict[str, Any]:
         """A version's metadata.json, checked to be a JSON object."""
-        path = self.root / check_version_name(version) / METADATA_FILE
+        path = self._inside(self.root / check_version_name(version) / METADATA_FILE)
         try:
             if path.stat().st_size > MAX_METADATA_BYTES:
                 raise ModelVerificationError(f"model {version}: {METADATA_FILE} is over {MAX_METADATA_BYTES} bytes")
             metadata = json.loads(path.read_text())
         except FileNotFoundError:
-            raise ModelNotFoundError(f"no model version {version!r} in {self.root}") from None
+            raise ModelNotFoundError(f"model {self.name} has no version {quoted(version)}") from None
         except (OSError, ValueError) as error:
             raise ModelVerificationError(f"model {version}: unreadable {METADATA_FILE} ({error})") from None
+        except RecursionError:
+            raise ModelVerificationError(f"model {version}: {METADATA_FILE} is nested too deeply") from None
         if not isinstance(metadata, dict):
             raise ModelVerificationError(f"model {version}: {METADATA_FILE} is not a JSON object")
         return metadata
@@ -222,11 +262,11 @@ class ModelStore:
         if version is None:
             version = self.current_version()
             if version is None:
-                raise ModelNotFoundError(f"no model has been published in {self.root} (no {CURRENT_FILE} file)")
+                raise ModelNotFoundError(f"no version published yet (no {CURRENT_FILE})")
         check_version_name(version)
         metadata = self.read_metadata(version)
         self._check_versions(version, metadata)
-        path = self.root / version / MODEL_FILE
+        path = self._inside(self.root / version / MODEL_FILE)
         try:
             size = path.stat().st_size
             if size > self.max_model_bytes:

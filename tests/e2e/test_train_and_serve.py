@@ -88,9 +88,9 @@ def test_empty_store_serves_not_ready(tmp_path: Path) -> None:
     with running_server(uvicorn_command(port), port, env, tmp_path) as server:
         ready = request(server.url("/health/ready"))
         assert ready.status == 503
-        assert "no model has been published" in ready.json()["detail"]
+        assert "no version published yet" in ready.json()["detail"]
         assert request(server.url("/predict"), body={"text": "good"}).status == 503
-    assert "not ready: no model has been published" in server.log()
+    assert "not ready: no version published yet" in server.log()
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:

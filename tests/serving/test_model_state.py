@@ -57,7 +57,7 @@ def test_model_published_after_start_is_picked_up(tmp_path: Path, sample: Datase
     state = ModelState(ModelRegistry(tmp_path).store())
     assert not state.load()
     assert state.predictor is None
-    assert "no model" in str(state.not_ready_reason)
+    assert "no version published" in str(state.not_ready_reason)
     _store_with_model(tmp_path, sample)
     assert asyncio.run(state.reload_if_changed())
     assert state.not_ready_reason is None

@@ -66,7 +66,7 @@ def test_one_bad_model_leaves_the_others_serving(root: Path) -> None:
 def test_a_required_model_that_is_not_published_keeps_the_server_not_ready(root: Path) -> None:
     models = _served(root, required="topics")
     assert models.required_names() == ["topics"]
-    assert "no model has been published" in models.not_ready()["topics"]
+    assert "no version published yet" in models.not_ready()["topics"]
     assert models.get().require().version  # the default model serves all the same
 
 

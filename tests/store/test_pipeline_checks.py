@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import subprocess
 import sys
@@ -18,7 +16,9 @@ from sklearn.pipeline import Pipeline
 
 from src.errors import ModelNotFoundError, ModelVerificationError
 from src.store.pipeline_checks import UnsupportedModelError, check_pipeline
-from src.store.store import CURRENT_FILE, METADATA_FILE, MODEL_FILE, ModelStore
+from src.store.serialization import dump_pipeline
+from src.store.store import ModelStore
+from tests.store.forge import write_version
 
 TEXTS = ["good film", "great acting", "bad plot", "awful film", "lovely", "terrible"]
 LABELS = ["positive", "positive", "negative", "negative", "positive", "negative"]
@@ -27,18 +27,6 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def tiny_pipeline(**vectorizer: object) -> Pipeline:
     return Pipeline([("tfidf", TfidfVectorizer(**vectorizer)), ("clf", LogisticRegression())]).fit(TEXTS, LABELS)
-
-
-def write_version(root: Path, version: str, model_bytes: bytes) -> None:
-    """A version whose metadata matches its model file (so only the file's content is judged)."""
-    import sklearn
-
-    folder = root / version
-    folder.mkdir(parents=True)
-    (folder / MODEL_FILE).write_bytes(model_bytes)
-    metadata = {"sha256": hashlib.sha256(model_bytes).hexdigest(), "sklearn_version": sklearn.__version__}
-    (folder / METADATA_FILE).write_text(json.dumps(metadata))
-    (root / CURRENT_FILE).write_text(version)
 
 
 def zip_bomb(path: Path, inflated_bytes: int) -> bytes:
@@ -93,11 +81,14 @@ def test_a_file_over_the_size_limit_is_refused_unread(tmp_path: Path) -> None:
 
 
 def published_with(tmp_path: Path, **attributes: object) -> ModelStore:
+    """A store whose CURRENT holds such a pipeline, written past publish() (which refuses it too)."""
     pipeline = tiny_pipeline()
     for name, value in attributes.items():
         setattr(pipeline.named_steps["tfidf"], name, value)
     store = ModelStore(tmp_path)
-    store.publish(pipeline, {})
+    with pytest.raises(ModelVerificationError):
+        store.publish(pipeline, {})
+    write_version(tmp_path, "v1", dump_pipeline(pipeline))
     return store
 
 

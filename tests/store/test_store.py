@@ -14,7 +14,9 @@ from sklearn.preprocessing import MaxAbsScaler
 
 from src.errors import ModelNotFoundError, ModelVerificationError
 from src.store import store as store_module
+from src.store.serialization import dump_pipeline
 from src.store.store import CURRENT_FILE, METADATA_FILE, MODEL_FILE, ModelStore
+from tests.store.forge import write_version
 
 TEXTS = ["good film", "great acting", "bad plot", "awful film", "lovely", "terrible"]
 LABELS = ["positive", "positive", "negative", "negative", "positive", "negative"]
@@ -52,7 +54,7 @@ def test_new_version_becomes_current_and_old_stays_loadable(tmp_path: Path) -> N
 
 
 def test_empty_store_says_so(tmp_path: Path) -> None:
-    with pytest.raises(ModelNotFoundError, match="no model has been published"):
+    with pytest.raises(ModelNotFoundError, match="no version published yet"):
         ModelStore(tmp_path / "absent").load()
     assert ModelStore(tmp_path / "absent").versions() == []
 
@@ -123,7 +125,10 @@ def test_untrusted_type_is_refused_before_loading(tmp_path: Path) -> None:
     pipeline = Pipeline([("tfidf", TfidfVectorizer()), ("scale", MaxAbsScaler()), ("clf", LogisticRegression())]).fit(
         TEXTS, LABELS
     )
-    store.publish(pipeline, {})
+    with pytest.raises(ModelVerificationError, match=r"untrusted types .*MaxAbsScaler"):
+        store.publish(pipeline, {})  # refused before anything is written
+    assert store.current_version() is None
+    write_version(tmp_path, "v1", dump_pipeline(pipeline))  # a file put there by other means
     with pytest.raises(ModelVerificationError, match=r"untrusted types .*MaxAbsScaler"):
         store.load()
 

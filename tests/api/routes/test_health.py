@@ -31,8 +31,8 @@ def _unreadable(tmp_path: Path) -> Path:
 @pytest.mark.parametrize(
     ("make_dir", "reason"),
     [
-        (lambda tmp: tmp / "missing", "no model has been published"),
-        (lambda tmp: tmp, "no model has been published"),
+        (lambda tmp: tmp / "missing", "no version published yet"),
+        (lambda tmp: tmp, "no version published yet"),
         (_unreadable, "cannot read"),
     ],
     ids=["missing", "empty", "unreadable"],
