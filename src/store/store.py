@@ -205,9 +205,10 @@ class ModelStore:
         except OSError as error:
             reason = "it is a symbolic link" if error.errno == errno.ELOOP else error.strerror
             raise ModelStoreError(f"model {self.name}: cannot read {CURRENT_FILE} ({reason})") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise ModelStoreError(f"model {self.name}: cannot read {CURRENT_FILE} (not a file)")
         with os.fdopen(fd, "rb") as handle:
-            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-                raise ModelStoreError(f"model {self.name}: cannot read {CURRENT_FILE} (not a file)")
             content = handle.read(_MAX_CURRENT_BYTES + 1)
         try:
             name = content.decode("ascii").strip()
