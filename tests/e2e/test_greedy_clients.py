@@ -107,3 +107,18 @@ def test_a_megabyte_of_chunk_extension_is_a_400(server: Server) -> None:
     assert _refused(server, "body_framing") == framing + 1
     ok = request(server.url("/predict"), body={"text": "still fine"})
     assert ok.status == 200
+
+
+def test_a_unicode_digit_as_the_header_length_is_a_400(server: Server) -> None:
+    """b"\\xb2" reads as '²' (latin-1), which str.isdigit() accepts and int() refuses: once a 500."""
+    body = json.dumps({"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["a"]}]}).encode()
+    with _connect(server) as sock:
+        sock.sendall(
+            b"POST /v2/models/sentiment/infer HTTP/1.1\r\nHost: t\r\nInference-Header-Content-Length: \xb2\r\n"
+            b"Connection: close\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+        )
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 400 "), reply[:200]
+    assert b"Inference-Header-Content-Length" in reply
