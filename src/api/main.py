@@ -25,6 +25,7 @@ from src.api.security import KeyCheck, parse_keys
 from src.config import Settings, get_settings
 from src.logs import configure_logging
 from src.serving.dataplane import DataPlane
+from src.serving.reload_broadcast import ReloadBroadcast
 from src.serving.served_models import ServedModels, parse_required
 from src.serving.text_rules import TextLimits
 from src.store.registry import ModelRegistry
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         warn_if_metrics_are_per_worker()
         models = app.state.models
         await asyncio.to_thread(models.load_all)
+        app.state.reloads.listen()
         watcher = None
         if settings.model_poll_seconds > 0:
             watcher = asyncio.create_task(models.watch(settings.model_poll_seconds))
@@ -90,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_models=settings.max_models,
     )
     app.state.models = models
+    app.state.reloads = ReloadBroadcast.from_environment(models)
     app.state.data_plane = DataPlane(models, TextLimits.from_settings(settings))
     routers = [*ROUTERS, *([docs.router] if settings.docs_enabled else [])]
     for router in routers:

@@ -31,6 +31,7 @@ from types import FrameType
 
 from src.config import Settings, get_settings
 from src.logs import configure_logging
+from src.serving.reload_broadcast import CONTROL_DIR_ENV, WORKERS_FILE, write_json_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -134,6 +135,8 @@ def run_worker(settings: Settings, heartbeat: Synchronized[float] | None = None)
     from src.server.connection_guard import ConnectionLimits, GuardedHttpToolsProtocol
 
     stop_with_parent(os.getppid())
+    # Until the app listens for it (src/serving/reload_broadcast.py), a reload signal must not kill.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     sock = bind_socket(settings.host, settings.port)
 
     async def beat() -> None:
@@ -185,6 +188,8 @@ class Supervisor:
         self.context = multiprocessing.get_context("spawn")
         self.slots: list[Slot] = []
         self.stopping = False
+        self.reload_requested = False
+        self.control_dir: Path | None = None  # shared with the workers: their pids and reload reports
 
     @property
     def processes(self) -> list[BaseProcess]:
@@ -198,9 +203,25 @@ class Supervisor:
         process.start()
         slot.process, slot.started_at, slot.restart_at = process, time.monotonic(), None
         logger.info("started worker %s", process.pid)
+        self._write_workers()
+
+    def _write_workers(self) -> None:
+        if self.control_dir is not None:
+            write_json_atomically(self.control_dir / WORKERS_FILE, [p.pid for p in self.processes if p.is_alive()])
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self.stopping = True
+
+    def _on_reload(self, signum: int, frame: FrameType | None) -> None:
+        self.reload_requested = True
+
+    def _forward_reload(self) -> None:
+        """SIGHUP to every live worker: each checks the store at once and reports what it did."""
+        self.reload_requested = False
+        for process in self.processes:
+            if process.is_alive() and process.pid is not None:
+                os.kill(process.pid, signal.SIGHUP)
+        logger.info("reload: asked %d workers to check the model store", len(self.processes))
 
     def _replace(self, slot: Slot, reason: str) -> None:
         process = slot.process
@@ -229,6 +250,7 @@ class Supervisor:
         )
         slot.process = None
         slot.restart_at = time.monotonic() + delay
+        self._write_workers()
 
     def _check(self) -> None:
         now = time.monotonic()
@@ -251,18 +273,27 @@ class Supervisor:
                 self._replace(slot, "hung")
 
     def run(self) -> int:
-        """Supervise until SIGTERM or SIGINT; returns the exit status."""
+        """Supervise until SIGTERM or SIGINT, reloading every worker on SIGHUP; returns the exit status."""
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGHUP, self._on_reload)
         check_port_free(self.settings.host, self.settings.port)
-        self.slots = [Slot(self.context.Value("d", 0.0)) for _ in range(self.workers)]
-        for slot in self.slots:
-            self._start(slot)
-        logger.info("serving on http://%s:%d with %d workers", self.settings.host, self.settings.port, self.workers)
-        while not self.stopping:
-            time.sleep(0.2)
-            self._check()
-        return self._stop()
+        self.control_dir = Path(tempfile.mkdtemp(prefix="ml-service-control-"))
+        os.environ[CONTROL_DIR_ENV] = str(self.control_dir)  # the spawned workers inherit it
+        try:
+            self.slots = [Slot(self.context.Value("d", 0.0)) for _ in range(self.workers)]
+            for slot in self.slots:
+                self._start(slot)
+            logger.info("serving on http://%s:%d with %d workers", self.settings.host, self.settings.port, self.workers)
+            while not self.stopping:
+                time.sleep(0.05 if self.reload_requested else 0.2)
+                if self.reload_requested:
+                    self._forward_reload()
+                self._check()
+            return self._stop()
+        finally:
+            os.environ.pop(CONTROL_DIR_ENV, None)
+            shutil.rmtree(self.control_dir, ignore_errors=True)
 
     def _stop(self) -> int:
         logger.info("stopping %d workers", len(self.processes))

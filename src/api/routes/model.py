@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -10,6 +11,7 @@ from src.api.deps import ModelsDep
 from src.api.routing import policy
 from src.api.schemas import ErrorResponse, ModelSummary
 from src.serving.predictor import Predictor
+from src.serving.reload_broadcast import ReloadBroadcast
 
 router = APIRouter(tags=["model"])
 
@@ -25,26 +27,23 @@ def _metadata(predictor: Predictor) -> dict[str, Any]:
 
 @router.post(
     "/model/reload",
-    summary="Load the store's CURRENT versions now (admin)",
+    summary="Load the store's CURRENT versions now, in every worker (admin)",
     responses={401: {"model": ErrorResponse}, 403: {"model": ErrorResponse}},
 )
-async def reload_model(_: Annotated[None, Depends(require_admin)], models: ModelsDep) -> dict[str, Any]:
-    """Check the store at once instead of waiting for the next poll; needs an ADMIN_API_KEYS key.
+async def reload_model(_: Annotated[None, Depends(require_admin)], request: Request) -> dict[str, Any]:
+    """Check the store at once in every worker of the server instead of waiting for the next poll.
 
-    Finds newly published models and loads every changed CURRENT. Answers for the default model at the
-    top level and for every model under `models`; with several workers, each reloads on its own poll,
-    so call it once per worker or rely on MODEL_POLL_SECONDS.
+    Needs an ADMIN_API_KEYS key. Finds newly published models, loads every changed CURRENT and
+    retries rejected versions. `workers` says, per worker process, what each model now serves;
+    `missing` names workers that did not answer in time. The top-level fields are the default
+    model's in the worker that answered, and `models` is every model's there.
     """
-    reloaded = await models.reload_if_changed(retry_rejected=True)
-    report = {
-        name: {
-            "reloaded": reloaded.get(name, False),
-            "model_version": state.predictor.version if state.predictor else None,
-            "rejected_version": state.rejected_version,
-        }
-        for name, state in sorted(models.models.items())
-    }
-    return {**report[models.default_name], "models": report}
+    reloads: ReloadBroadcast = request.app.state.reloads
+    result = await reloads.reload_everywhere()
+    workers: dict[str, dict[str, Any]] = result["workers"]
+    here = workers.get(str(os.getpid())) or next(iter(workers.values()), {})
+    default = here.get(request.app.state.models.default_name, {})
+    return {**default, "models": here, **result}
 
 
 @router.get("/model", summary="Metadata of the default model", openapi_extra=policy(keyed=True))

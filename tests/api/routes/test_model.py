@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from fastapi.testclient import TestClient
@@ -49,3 +50,5 @@ def test_reload_answers_for_every_model(two_models_dir: Path) -> None:
     assert body["reloaded"] is False
     assert set(body["models"]) == {"sentiment", SECOND_MODEL}
     assert body["models"][SECOND_MODEL]["model_version"]
+    assert list(body["workers"]) == [str(os.getpid())]  # one process: the reload is this process's alone
+    assert body["missing"] == []
