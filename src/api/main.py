@@ -24,10 +24,9 @@ from src.api.routing import RouteTable, document_keys
 from src.api.security import KeyCheck, parse_keys
 from src.config import Settings, get_settings
 from src.logs import configure_logging
-from src.serving.dataplane import DataPlane
+from src.serving.dataplane import DataPlane, TextLimits
 from src.serving.reload_broadcast import ReloadBroadcast
 from src.serving.served_models import ServedModels, parse_required
-from src.serving.text_rules import TextLimits
 from src.store.registry import ModelRegistry
 
 logger = logging.getLogger(__name__)

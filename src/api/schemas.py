@@ -10,10 +10,10 @@ from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from src.serving.text_rules import NON_BLANK
+from src.serving.dataplane import NON_BLANK
 
 # The text rules (non-blank, lengths, batch size) are applied by the data plane, the same for every
-# protocol (src/serving/text_rules.py); the schema documents them so clients can check before sending.
+# protocol (src/serving/dataplane.py); the schema documents them so clients can check before sending.
 Text = Annotated[
     str,
     Field(examples=["A wonderful, moving film."], json_schema_extra={"minLength": 1, "pattern": NON_BLANK}),

@@ -2,26 +2,93 @@
 
 An adapter (the JSON routes, V2 REST) parses its protocol into an InferenceRequest and renders the
 Inference it gets back; in between, `DataPlane.infer` resolves the model once, applies the text
-rules (src/serving/text_rules.py), scores (off the event loop when the work is large), and observes
-the metrics, or raises the service's own errors (src/errors.py).
+rules, scores (off the event loop when the work is large), and observes the metrics, or raises the
+service's own errors (src/errors.py).
+
+The text rules are the same for every protocol: a batch holds 1 to MAX_BATCH_SIZE texts; a text
+has a non-blank character, at most MAX_TEXT_LENGTH characters, and at most NORMALISED_LENGTH_FACTOR
+times that once Unicode NFKD expands it (the model strips accents through NFKD, so the expanded
+length is what scoring costs: U+FDFA becomes 18 characters). A broken rule is an InvalidInputError
+whose `loc` says where the protocol's request holds the text.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+import unicodedata
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from starlette.concurrency import run_in_threadpool
 
 from src import metrics
+from src.config import Settings
+from src.errors import InvalidInputError
 from src.serving.explanation import Explanation
 from src.serving.predictor import Prediction, Predictor
 from src.serving.served_models import ServedModels
-from src.serving.text_rules import Location, Locator, TextLimits, check_texts
 
+Location = tuple[str | int, ...]
+# Where a protocol holds the i-th text of a request.
+Locator = Callable[[int], Location]
 # A batch with more characters than this, or explained, is scored off the event loop, so health
 # checks stay prompt.
 INLINE_BATCH_CHARS = 50_000
+
+
+# A character that is white space neither to Python nor to JSON Schema (ECMA-262) regexes; the JSON
+# schema publishes this pattern, so clients can check the rule before sending.
+NON_BLANK = "[^\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]"
+_NON_BLANK = re.compile(NON_BLANK)
+NORMALISED_LENGTH_FACTOR = 3
+
+
+@dataclass(frozen=True)
+class TextLimits:
+    """The configurable bounds of the rules."""
+
+    max_text_length: int
+    max_batch_size: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TextLimits:
+        """MAX_TEXT_LENGTH and MAX_BATCH_SIZE."""
+        return cls(settings.max_text_length, settings.max_batch_size)
+
+
+def check_batch_size(count: int, limits: TextLimits, loc: Location) -> None:
+    """A batch of `count` texts must hold at least one and at most MAX_BATCH_SIZE."""
+    if count < 1:
+        raise InvalidInputError("at least one text is needed", loc=loc)
+    if count > limits.max_batch_size:
+        raise InvalidInputError(
+            f"batch has {count} texts; the limit is {limits.max_batch_size} (MAX_BATCH_SIZE)", loc=loc
+        )
+
+
+def check_text(text: str, limits: TextLimits, loc: Location) -> None:
+    """One text: not blank, not too long, not too long once normalised."""
+    longest = limits.max_text_length
+    if len(text) > longest:
+        raise InvalidInputError(f"text has {len(text)} characters; the limit is {longest} (MAX_TEXT_LENGTH)", loc=loc)
+    if not _NON_BLANK.search(text):
+        raise InvalidInputError("text must contain at least one non-whitespace character", loc=loc)
+    if not text.isascii():
+        expanded = len(unicodedata.normalize("NFKD", text))
+        limit = NORMALISED_LENGTH_FACTOR * longest
+        if expanded > limit:
+            raise InvalidInputError(
+                f"text expands to {expanded} characters under Unicode normalisation (NFKD); the limit is "
+                f"{limit} ({NORMALISED_LENGTH_FACTOR} x MAX_TEXT_LENGTH)",
+                loc=loc,
+            )
+
+
+def check_texts(texts: Sequence[str], limits: TextLimits, locate: Locator, batch_loc: Location) -> None:
+    """Every rule, for a request's texts in order; the first broken one is raised."""
+    check_batch_size(len(texts), limits, batch_loc)
+    for index, text in enumerate(texts):
+        check_text(text, limits, locate(index))
 
 
 def _json_text_location(index: int) -> Location:
@@ -65,13 +132,12 @@ class DataPlane:
 
     async def infer(self, request: InferenceRequest) -> Inference:
         """Score a request's texts: UnknownModelError (404), ModelNotReadyError (503), InvalidInputError (422)."""
-        state = self.models.get(request.model)
-        predictor = state.require(request.version)
+        name, predictor = self.models.require(request.model, request.version)
         texts = request.texts
         check_texts(texts, self.limits, request.locate, request.batch_loc)
         if request.explain or sum(map(len, texts)) > INLINE_BATCH_CHARS:
-            return await run_in_threadpool(_score, state.name, predictor, request)
-        return _score(state.name, predictor, request)
+            return await run_in_threadpool(_score, name, predictor, request)
+        return _score(name, predictor, request)
 
 
 def _score(name: str, predictor: Predictor, request: InferenceRequest) -> Inference:

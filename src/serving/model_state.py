@@ -14,7 +14,7 @@ import sklearn
 
 from src import metrics
 from src.config import DEFAULT_MODEL_NAME
-from src.errors import ModelNotReadyError, ModelStoreError, UnknownVersionError
+from src.errors import ModelStoreError
 from src.serving.predictor import Predictor
 from src.store.store import METADATA_FILE, MODEL_FILE, ModelStore
 
@@ -62,15 +62,6 @@ class ModelState:
     def rejected_version(self) -> str | None:
         """The version that last failed to load, if it is still the one CURRENT names."""
         return self.rejection.version if self.rejection else None
-
-    def require(self, version: str | None = None) -> Predictor:
-        """The serving predictor (that version, if named): ModelNotReadyError (503), UnknownVersionError (404)."""
-        predictor = self.predictor
-        if predictor is None:
-            raise ModelNotReadyError(self.name, self.not_ready_reason or "not loaded")
-        if version is not None and version != predictor.version:
-            raise UnknownVersionError(self.name, version, predictor.version)
-        return predictor
 
     def load(self, *, kind: str = "startup") -> bool:
         """Load and verify CURRENT; on failure keep the model being served. Returns whether it loaded.

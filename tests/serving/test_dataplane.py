@@ -9,9 +9,8 @@ import pytest
 from prometheus_client import REGISTRY
 
 from src.errors import InvalidInputError, ModelNotReadyError, UnknownModelError
-from src.serving.dataplane import DataPlane, InferenceRequest
+from src.serving.dataplane import DataPlane, InferenceRequest, TextLimits
 from src.serving.served_models import ServedModels
-from src.serving.text_rules import TextLimits
 from src.store.registry import ModelRegistry
 
 LIMITS = TextLimits(max_text_length=50, max_batch_size=3)
@@ -33,7 +32,7 @@ def test_scores_in_order_with_the_model_version(plane: DataPlane) -> None:
         plane.infer(InferenceRequest(["A wonderful, moving film.", "Dull, boring and far too long."]))
     )
     assert [p.label for p in inference.predictions] == ["positive", "negative"]
-    assert inference.model_version == plane.models.get().require().version
+    assert inference.model_version == plane.models.require()[1].version
     for prediction in inference.predictions:
         assert list(prediction.probabilities) == inference.classes  # class order
         assert abs(sum(prediction.probabilities.values()) - 1) < 1e-12

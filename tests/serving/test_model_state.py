@@ -16,6 +16,12 @@ from src.store.registry import ModelRegistry
 from src.store.store import METADATA_FILE, MODEL_FILE, ModelStore, StoredModel
 
 
+def _serving(state: ModelState) -> Predictor:
+    predictor = state.predictor
+    assert predictor is not None, state.not_ready_reason
+    return predictor
+
+
 def _store_with_model(tmp_path: Path, sample: Dataset) -> tuple[ModelStore, ModelTrainer]:
     small = sample.sample(800, random_state=1)
     trainer = ModelTrainer().train(small.texts, small.labels)
@@ -28,11 +34,11 @@ def test_reload_swaps_to_a_new_version(tmp_path: Path, sample: Dataset) -> None:
     store, trainer = _store_with_model(tmp_path, sample)
     state = ModelState(store)
     assert state.load()
-    first = state.require()
+    first = _serving(state)
     assert not asyncio.run(state.reload_if_changed())
     second_version = trainer.save_model(tmp_path)
     assert asyncio.run(state.reload_if_changed())
-    assert state.require().version == second_version
+    assert _serving(state).version == second_version
     assert first.version != second_version  # the old Predictor object is untouched for in-flight requests
 
 
@@ -40,17 +46,17 @@ def test_a_bad_new_version_is_rejected_once_and_the_old_one_keeps_serving(tmp_pa
     store, trainer = _store_with_model(tmp_path, sample)
     state = ModelState(store)
     state.load()
-    serving = state.require().version
+    serving = _serving(state).version
     bad = trainer.save_model(tmp_path)
     meta = store.root / bad / METADATA_FILE
     meta.write_text(json.dumps({**json.loads(meta.read_text()), "sha256": "0" * 64}))
     assert not asyncio.run(state.reload_if_changed())
-    assert state.require().version == serving
+    assert _serving(state).version == serving
     assert state.rejected_version == bad
     assert not state.current_changed()  # not retried every poll, only after a growing delay
     good = trainer.save_model(tmp_path)
     assert asyncio.run(state.reload_if_changed())
-    assert state.require().version == good
+    assert _serving(state).version == good
 
 
 def test_model_published_after_start_is_picked_up(tmp_path: Path, sample: Dataset) -> None:
@@ -67,10 +73,10 @@ def test_fallback_store_serves_until_the_main_store_has_a_model(tmp_path: Path, 
     bundled, trainer = _store_with_model(tmp_path / "bundled", sample)
     state = ModelState(ModelRegistry(tmp_path / "volume").store(), bundled)
     assert state.load()
-    assert state.require().version == bundled.current_version()
+    assert _serving(state).version == bundled.current_version()
     published = trainer.save_model(tmp_path / "volume")
     assert asyncio.run(state.reload_if_changed())
-    assert state.require().version == published
+    assert _serving(state).version == published
 
 
 def test_a_rejected_version_is_retried_when_its_files_are_fixed_or_after_a_delay(
@@ -89,7 +95,7 @@ def test_a_rejected_version_is_retried_when_its_files_are_fixed_or_after_a_delay
     assert not state.current_changed()
     hidden.rename(model_file)  # the file arrives
     assert asyncio.run(state.reload_if_changed())
-    assert state.require().version == version
+    assert _serving(state).version == version
 
     # Same version broken again, files unchanged from the failure: retried only after the delay.
     state = ModelState(store)

@@ -43,17 +43,17 @@ def _break_current(root: Path, name: str) -> None:
 def test_every_model_in_the_store_is_served(root: Path) -> None:
     models = _served(root)
     assert sorted(models.models) == ["sentiment", SECOND_MODEL]
-    assert models.get().require().classes == ["negative", "positive"]
-    assert models.get(SECOND_MODEL).require().classes == ["review", "tweet"]
+    assert models.require()[1].classes == ["negative", "positive"]
+    assert models.require(SECOND_MODEL)[1].classes == ["review", "tweet"]
     assert models.not_ready() == {}
     with pytest.raises(UnknownModelError, match="models: sentiment, source"):
-        models.get("topics").require()
+        models.require("topics")[1]
 
 
 def test_one_bad_model_leaves_the_others_serving(root: Path) -> None:
     _break_current(root, SECOND_MODEL)
     models = _served(root)
-    assert models.get().require().version
+    assert models.require()[1].version
     assert models.get(SECOND_MODEL).predictor is None
     assert "sha256" in str(models.get(SECOND_MODEL).not_ready_reason)
     assert models.not_ready() == {}  # not required: the pod stays ready for the default model
@@ -67,7 +67,7 @@ def test_a_required_model_that_is_not_published_keeps_the_server_not_ready(root:
     models = _served(root, required="topics")
     assert models.required_names() == ["topics"]
     assert "no version published yet" in models.not_ready()["topics"]
-    assert models.get().require().version  # the default model serves all the same
+    assert models.require()[1].version  # the default model serves all the same
 
 
 def test_a_model_published_while_serving_is_found_at_the_next_check(root: Path, trained: ModelTrainer) -> None:
@@ -75,7 +75,7 @@ def test_a_model_published_while_serving_is_found_at_the_next_check(root: Path, 
     version = trained.save_model(root, name="late")
     changed = asyncio.run(models.reload_if_changed())
     assert changed["late"] is True
-    assert models.get("late").require().version == version
+    assert models.require("late")[1].version == version
     assert changed["sentiment"] is False
 
 
@@ -84,17 +84,17 @@ def test_the_old_layout_serves_beside_new_models(tmp_path: Path, trained: ModelT
     trained.save_model(tmp_path, name="reviews")
     models = _served(tmp_path)
     assert sorted(models.models) == ["reviews", "sentiment"]
-    assert models.get().require().version == old
+    assert models.require()[1].version == old
 
 
 def test_the_images_store_serves_a_model_the_volume_lacks(root: Path, tmp_path: Path, trained: ModelTrainer) -> None:
     volume = tmp_path / "volume"
     models = ServedModels([ModelRegistry(volume), ModelRegistry(root)], default_name="sentiment", max_models=8)
     models.load_all()
-    assert models.get(SECOND_MODEL).require().version == ModelRegistry(root).store(SECOND_MODEL).current_version()
+    assert models.require(SECOND_MODEL)[1].version == ModelRegistry(root).store(SECOND_MODEL).current_version()
     published = trained.save_model(volume)
     assert asyncio.run(models.reload_if_changed())["sentiment"]
-    assert models.get().require().version == published
+    assert models.require()[1].version == published
 
 
 def test_health_and_ready_report_each_model(root: Path) -> None:

@@ -49,7 +49,7 @@ async def reload_model(_: Annotated[None, Depends(require_admin)], request: Requ
 @router.get("/model", summary="Metadata of the default model", openapi_extra=policy(keyed=True))
 async def model_metadata(models: ModelsDep) -> dict[str, Any]:
     """What the store recorded when the default model was published, plus how it is being scored."""
-    return _metadata(models.get().require())
+    return _metadata(models.require()[1])
 
 
 @router.get("/models", summary="The served models", openapi_extra=policy(keyed=True))
@@ -80,4 +80,4 @@ async def list_models(models: ModelsDep) -> list[ModelSummary]:
 )
 async def named_model_metadata(name: str, models: ModelsDep) -> dict[str, Any]:
     """What the store recorded when the model was published, plus how it is being scored."""
-    return _metadata(models.get(name).require())
+    return _metadata(models.require(name)[1])

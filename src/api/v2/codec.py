@@ -18,8 +18,7 @@ from typing import Any
 import numpy as np
 
 from src.errors import BadRequestError, quoted
-from src.serving.dataplane import Inference
-from src.serving.text_rules import TextLimits, check_batch_size
+from src.serving.dataplane import Inference, TextLimits, check_batch_size
 
 HEADER_LENGTH = "inference-header-content-length"
 INPUT_NAME = "text"

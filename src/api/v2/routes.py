@@ -72,7 +72,7 @@ async def server_ready(models: ModelsDep) -> Response:
 )
 async def model_metadata(models: ModelsDep, name: str, version: str | None = None) -> JSONResponse:
     """The model's versions, its input and outputs, and the order of its classes."""
-    return JSONResponse(_metadata(name, models.get(name).require(version)))
+    return JSONResponse(_metadata(name, models.require(name, version)[1]))
 
 
 @router.get("/models/{name}/ready", summary="Model readiness", openapi_extra=policy(errors=V2))
@@ -81,9 +81,8 @@ async def model_metadata(models: ModelsDep, name: str, version: str | None = Non
 )
 async def model_ready(models: ModelsDep, name: str, version: str | None = None) -> Response:
     """200 when the model is loaded and verified, 400 when not, 404 for an unknown model."""
-    state = models.get(name)
     try:
-        state.require(version)
+        models.require(name, version)
     except ModelNotReadyError:
         return Response(status_code=400)
     return Response(status_code=200)
