@@ -140,7 +140,7 @@ def _timed(call: Callable[[], object]) -> float:
     return time.perf_counter() - started
 
 
-def test_the_metrics_folder_made_at_start_is_removed_at_exit(model_dir: Path, tmp_path: Path) -> None:
+def test_the_metrics_and_control_folders_made_at_start_are_removed_at_exit(model_dir: Path, tmp_path: Path) -> None:
     port = free_port()
     env = production_env(model_dir, port, tmp_path)
     del env["PROMETHEUS_MULTIPROC_DIR"]
@@ -148,7 +148,8 @@ def test_the_metrics_folder_made_at_start_is_removed_at_exit(model_dir: Path, tm
     scratch.mkdir()
     env["TMPDIR"] = str(scratch)
     with running_server(production_command(), port, env, tmp_path) as server:
-        assert [p.name.startswith("ml-service-metrics-") for p in scratch.iterdir()] == [True]
+        made = sorted(p.name.rsplit("-", 1)[0] for p in scratch.iterdir())
+        assert made == ["ml-service-control", "ml-service-metrics"]
         assert request(server.url("/predict"), body={"text": "fine"}).status == 200
     assert list(scratch.iterdir()) == []
 

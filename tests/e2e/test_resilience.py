@@ -24,6 +24,7 @@ from sklearn.preprocessing import MaxAbsScaler
 from src.model.datasets import Dataset
 from src.model.trainer import ModelTrainer
 from src.store.registry import ModelRegistry
+from src.store.serialization import dump_pipeline
 from src.store.store import METADATA_FILE, MODEL_FILE, ModelStore
 from tests.e2e.servers import (
     free_port,
@@ -35,6 +36,7 @@ from tests.e2e.servers import (
     stop,
     wait_until,
 )
+from tests.store.forge import write_version
 
 pytestmark = pytest.mark.e2e
 
@@ -165,12 +167,11 @@ def test_hot_reload_under_load_and_rejected_models(sample: Dataset, tmp_path: Pa
         (wrong_sha / METADATA_FILE).write_text(json.dumps({**meta, "sha256": "0" * 64}))
         old_sklearn = _bad_copy(store, new, "old-sklearn")
         (old_sklearn / METADATA_FILE).write_text(json.dumps({**meta, "sklearn_version": "1.3.2"}))
-        other = ModelStore(tmp_path / "other")
         untrusted = Pipeline([("tfidf", TfidfVectorizer()), ("scale", MaxAbsScaler()), ("clf", LogisticRegression())])
         tiny = small.sample(200, random_state=1)
         untrusted.fit(tiny.texts, tiny.labels)
-        untrusted_version = other.publish(untrusted, {})
-        shutil.move(str(other.root / untrusted_version), str(store.root / ".tmp-untrusted"))
+        write_version(tmp_path / "other", "untrusted", dump_pipeline(untrusted))  # publish() would refuse it
+        shutil.move(str(tmp_path / "other" / "untrusted"), str(store.root / ".tmp-untrusted"))
         failures = 'mlservice_model_loads_total{kind="reload",model="sentiment",outcome="failure"}'
         for rejected_so_far, folder in enumerate((corrupt, wrong_sha, old_sklearn, store.root / ".tmp-untrusted")):
             _publish_bad(store, folder)

@@ -90,7 +90,8 @@ def test_empty_store_serves_not_ready(tmp_path: Path) -> None:
         assert ready.status == 503
         assert "no version published yet" in ready.json()["detail"]
         assert request(server.url("/predict"), body={"text": "good"}).status == 503
-    assert "not ready: no version published yet" in server.log()
+    assert "not ready (store " in server.log()
+    assert "no version published yet" in server.log()
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
