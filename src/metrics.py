@@ -24,14 +24,14 @@ from prometheus_client import (
 
 
 class _Pid:
-    """This process's id, remembered: prometheus_client asks for it on every metric write (a system call,
-    12 per prediction: 16% of a worker's CPU at full load, measured with py-spy) to notice a fork."""
+    """This process's id, remembered: prometheus_client asks for it on every metric write (a system
+    call per write, many per prediction) only to notice a fork, which os.register_at_fork tells us."""
 
     value = os.getpid()
 
     @classmethod
     def refresh(cls) -> None:
-        """Called in a forked child, so its writes go to its own file as before."""
+        """Called in a forked child, so its writes go to its own file."""
         cls.value = os.getpid()
 
 

@@ -76,7 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=API_VERSION,
         summary="Sentiment analysis with a TF-IDF + logistic-regression model.",
         lifespan=lifespan,
-        # FastAPI's native OpenTelemetry asks the global providers on every request (~10 µs); the
+        # FastAPI's native OpenTelemetry asks the global providers on every request; the
         # service's telemetry is its Prometheus metrics and request ids.
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )

@@ -34,7 +34,7 @@ EXIT_REFUSED_BY_GATE = 3
 logger = logging.getLogger("src.model.train_script")
 
 # A lexicon's one-word documents teach polarity of words the corpora rarely use; at half the weight
-# of a text source they inform without drowning the sentences (measured: see the README model card).
+# of a text source they inform without drowning the sentences (the README model card has the figures).
 LEXICON_WEIGHT = 0.5
 
 

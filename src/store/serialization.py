@@ -1,9 +1,8 @@
 """The model file: a fitted Pipeline in skops format, loaded only with reviewed types.
 
 skops writes a dict entry by entry, which for a vocabulary of 400k n-grams makes a large file that
-takes seconds to load (measured by `make bench`: 6 s). The vectorizer's `vocabulary_` is therefore
-saved as one newline-joined string of terms in index order (`vocabulary_terms_`) and the dict is
-rebuilt on load (0.2 s with verification and compilation).
+takes seconds to load. The vectorizer's `vocabulary_` is therefore saved as one newline-joined
+string of terms in index order (`vocabulary_terms_`), and the dict is rebuilt on load.
 """
 
 from __future__ import annotations

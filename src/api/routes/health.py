@@ -37,7 +37,7 @@ def model_health(models: ServedModels) -> dict[str, ModelHealth]:
 async def health(models: ModelsDep) -> HealthResponse:
     """Always 200 while the process runs; says which models are loaded, which versions, or why not.
 
-    The top-level model fields describe the default model, as they did before several models.
+    The top-level model fields describe the default model; `models` has every model.
     """
     default = models.default
     predictor = default.predictor
