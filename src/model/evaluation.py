@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, f1_score
 
 
 @dataclass(frozen=True)
@@ -74,10 +74,15 @@ def evaluate_predictions(
 ) -> Evaluation:
     """Score predictions against the truth; `labels` fixes the order of classes in the report."""
     labels = list(labels)
-    precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0.0)
+    report = classification_report(y_true, y_pred, labels=labels, output_dict=True, zero_division=0.0)
     per_class = {
-        label: ClassScores(float(p), float(r), float(f), int(s))
-        for label, p, r, f, s in zip(labels, precision, recall, f1, support, strict=True)
+        label: ClassScores(
+            float(report[label]["precision"]),
+            float(report[label]["recall"]),
+            float(report[label]["f1-score"]),
+            int(report[label]["support"]),
+        )
+        for label in labels
     }
     per_source: dict[str, SourceScores] = {}
     row_sources = list(sources or [])
@@ -92,7 +97,7 @@ def evaluate_predictions(
         )
     return Evaluation(
         accuracy=float(accuracy_score(y_true, y_pred)),
-        macro_f1=float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0.0)),
+        macro_f1=float(report["macro avg"]["f1-score"]),
         labels=labels,
         per_class=per_class,
         per_source=per_source,
