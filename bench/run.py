@@ -142,8 +142,10 @@ def measure(server: Server, path: str, body: str | None, connections: int, secon
         pids = process_tree(server.process.pid)
         before = {pid: cpu_seconds(pid) for pid in pids}
         env = {**os.environ, "METHOD": "POST" if body else "GET", "BODY": body or ""}
+        # WRK_CPU pins wrk to one core (bench/ab.py pins the server to the other).
+        pin = ["taskset", "-c", os.environ["WRK_CPU"]] if os.environ.get("WRK_CPU") else []
         output = subprocess.run(
-            ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "-s", str(WRK_SCRIPT), server.url + path],
+            [*pin, "wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "-s", str(WRK_SCRIPT), server.url + path],
             capture_output=True,
             text=True,
             env=env,

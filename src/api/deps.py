@@ -1,4 +1,4 @@
-"""Dependencies that routes declare by type: the served models.
+"""Dependencies that routes declare by type: the served models and the data plane.
 
 All are `async def`: FastAPI runs a plain `def` dependency in a thread pool, a hop per request.
 """
@@ -9,6 +9,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from src.serving.dataplane import DataPlane
 from src.serving.served_models import ServedModels
 
 
@@ -19,3 +20,12 @@ async def get_models(request: Request) -> ServedModels:
 
 
 ModelsDep = Annotated[ServedModels, Depends(get_models)]
+
+
+async def get_data_plane(request: Request) -> DataPlane:
+    """The process's data plane: where a request finds its model."""
+    plane: DataPlane = request.app.state.data_plane
+    return plane
+
+
+DataPlaneDep = Annotated[DataPlane, Depends(get_data_plane)]

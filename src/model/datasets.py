@@ -156,7 +156,9 @@ def _uci_sentences() -> Iterator[tuple[str, str, str]]:
 def _vader_lexicon() -> Iterator[tuple[str, str, str]]:
     spec = importlib.util.find_spec("vaderSentiment")
     if spec is None or not spec.submodule_search_locations:
-        raise DatasetError("the bundled lexicon needs the package vaderSentiment==3.3.2; install requirements-train.txt")
+        raise DatasetError(
+            "the bundled lexicon needs the package vaderSentiment==3.3.2; install requirements-train.txt"
+        )
     path = Path(next(iter(spec.submodule_search_locations))) / "vader_lexicon.txt"
     with path.open(encoding="utf-8") as handle:
         for line in handle:

@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 
 from src import metrics
 from src.config import Settings
-from src.errors import InvalidInputError
+from src.errors import InvalidInputError, ModelNotReadyError, UnknownVersionError
 from src.serving.explanation import Explanation
 from src.serving.predictor import Prediction, Predictor
 from src.serving.served_models import ServedModels
@@ -130,9 +130,23 @@ class DataPlane:
         self.models = models
         self.limits = limits
 
+    def resolve(self, name: str | None = None, version: str | None = None) -> tuple[str, Predictor]:
+        """A model's name and serving predictor (that version, if named): the one place a request finds its model.
+
+        UnknownModelError (404) for a model not served here, ModelNotReadyError (503) while it has no
+        verified version, UnknownVersionError (404) when it serves another version than the one named.
+        """
+        state = self.models.get(name)
+        predictor = state.predictor
+        if predictor is None:
+            raise ModelNotReadyError(state.name, state.not_ready_reason or "not loaded")
+        if version is not None and version != predictor.version:
+            raise UnknownVersionError(state.name, version, predictor.version)
+        return state.name, predictor
+
     async def infer(self, request: InferenceRequest) -> Inference:
         """Score a request's texts: UnknownModelError (404), ModelNotReadyError (503), InvalidInputError (422)."""
-        name, predictor = self.models.require(request.model, request.version)
+        name, predictor = self.resolve(request.model, request.version)
         texts = request.texts
         check_texts(texts, self.limits, request.locate, request.batch_loc)
         if request.explain or sum(map(len, texts)) > INLINE_BATCH_CHARS:

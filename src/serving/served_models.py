@@ -13,9 +13,8 @@ import asyncio
 import logging
 from collections.abc import Sequence
 
-from src.errors import ModelNotReadyError, ModelStoreError, UnknownModelError, UnknownVersionError
+from src.errors import ModelStoreError, UnknownModelError
 from src.serving.model_state import ModelState
-from src.serving.predictor import Predictor
 from src.store.registry import ModelRegistry
 
 logger = logging.getLogger(__name__)
@@ -98,20 +97,6 @@ class ServedModels:
         self.discover()
         for state in list(self.models.values()):
             state.load()
-
-    def require(self, name: str | None = None, version: str | None = None) -> tuple[str, Predictor]:
-        """A model's name and serving predictor (that version, if named), resolved once for a request.
-
-        UnknownModelError (404) for a model not served here, ModelNotReadyError (503) while it has no
-        verified version, UnknownVersionError (404) when it serves another version than the one named.
-        """
-        state = self.get(name)
-        predictor = state.predictor
-        if predictor is None:
-            raise ModelNotReadyError(state.name, state.not_ready_reason or "not loaded")
-        if version is not None and version != predictor.version:
-            raise UnknownVersionError(state.name, version, predictor.version)
-        return state.name, predictor
 
     def get(self, name: str | None = None) -> ModelState:
         """The state of a model by name (the default model for None); UnknownModelError (404) otherwise."""

@@ -70,7 +70,9 @@ def test_burst_past_the_bound_gets_only_200_and_503_and_recovers(model_dir: Path
         prober.start()
         script = Path(__file__).resolve().parents[2] / "bench" / "wrk.lua"
         burst = subprocess.run(
-            ["wrk", "-t2", "-c256", "-d4s", "-s", str(script), server.url("/predict")],
+            # wrk's own 2 s timeout counts a slow answer as a socket error; on this shared 2-core
+            # machine a queued long text can take that long, and answered is what this test is about.
+            ["wrk", "-t2", "-c256", "-d4s", "--timeout", "15s", "-s", str(script), server.url("/predict")],
             env={**os.environ, "BODY": json.dumps({"text": LONG_TEXT})},
             capture_output=True,
             text=True,
@@ -84,7 +86,7 @@ def test_burst_past_the_bound_gets_only_200_and_503_and_recovers(model_dir: Path
         assert set(statuses) == {"200", "503"}, statuses
         assert statuses["503"] > 0
         assert statuses["200"] > 0
-        assert result["socket_errors"] == 0
+        assert result["socket_errors"] == 0, result
         assert max(probe_times) < 2.0, f"a health probe took {max(probe_times):.2f} s under load"
         recovered = [request(server.url("/predict"), body={"text": "fine"}).status for _ in range(30)]
         assert recovered == [200] * 30

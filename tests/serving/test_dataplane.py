@@ -32,7 +32,7 @@ def test_scores_in_order_with_the_model_version(plane: DataPlane) -> None:
         plane.infer(InferenceRequest(["A wonderful, moving film.", "Dull, boring and far too long."]))
     )
     assert [p.label for p in inference.predictions] == ["positive", "negative"]
-    assert inference.model_version == plane.models.require()[1].version
+    assert inference.model_version == plane.resolve()[1].version
     for prediction in inference.predictions:
         assert list(prediction.probabilities) == inference.classes  # class order
         assert abs(sum(prediction.probabilities.values()) - 1) < 1e-12

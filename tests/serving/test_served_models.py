@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from src.api.main import create_app
 from src.errors import UnknownModelError
 from src.model.trainer import ModelTrainer
+from src.serving.predictor import Predictor
 from src.serving.served_models import ServedModels, parse_required
 from src.store.registry import ModelRegistry
 from src.store.store import METADATA_FILE, ModelStore
@@ -24,6 +25,12 @@ def root(tmp_path: Path, two_models_dir: Path) -> Path:
     """A private copy of the two-model store, free to break."""
     shutil.copytree(two_models_dir, tmp_path / "models")
     return tmp_path / "models"
+
+
+def _serving(models: ServedModels, name: str | None = None) -> Predictor:
+    predictor = models.get(name).predictor
+    assert predictor is not None, models.get(name).not_ready_reason
+    return predictor
 
 
 def _served(root: Path, required: str = "") -> ServedModels:
@@ -43,17 +50,17 @@ def _break_current(root: Path, name: str) -> None:
 def test_every_model_in_the_store_is_served(root: Path) -> None:
     models = _served(root)
     assert sorted(models.models) == ["sentiment", SECOND_MODEL]
-    assert models.require()[1].classes == ["negative", "positive"]
-    assert models.require(SECOND_MODEL)[1].classes == ["review", "tweet"]
+    assert _serving(models).classes == ["negative", "positive"]
+    assert _serving(models, SECOND_MODEL).classes == ["review", "tweet"]
     assert models.not_ready() == {}
     with pytest.raises(UnknownModelError, match="models: sentiment, source"):
-        models.require("topics")[1]
+        _serving(models, "topics")
 
 
 def test_one_bad_model_leaves_the_others_serving(root: Path) -> None:
     _break_current(root, SECOND_MODEL)
     models = _served(root)
-    assert models.require()[1].version
+    assert _serving(models).version
     assert models.get(SECOND_MODEL).predictor is None
     assert "sha256" in str(models.get(SECOND_MODEL).not_ready_reason)
     assert models.not_ready() == {}  # not required: the pod stays ready for the default model
@@ -67,7 +74,7 @@ def test_a_required_model_that_is_not_published_keeps_the_server_not_ready(root:
     models = _served(root, required="topics")
     assert models.required_names() == ["topics"]
     assert "no version published yet" in models.not_ready()["topics"]
-    assert models.require()[1].version  # the default model serves all the same
+    assert _serving(models).version  # the default model serves all the same
 
 
 def test_a_model_published_while_serving_is_found_at_the_next_check(root: Path, trained: ModelTrainer) -> None:
@@ -75,7 +82,7 @@ def test_a_model_published_while_serving_is_found_at_the_next_check(root: Path, 
     version = trained.save_model(root, name="late")
     changed = asyncio.run(models.reload_if_changed())
     assert changed["late"] is True
-    assert models.require("late")[1].version == version
+    assert _serving(models, "late").version == version
     assert changed["sentiment"] is False
 
 
@@ -84,17 +91,17 @@ def test_the_old_layout_serves_beside_new_models(tmp_path: Path, trained: ModelT
     trained.save_model(tmp_path, name="reviews")
     models = _served(tmp_path)
     assert sorted(models.models) == ["reviews", "sentiment"]
-    assert models.require()[1].version == old
+    assert _serving(models).version == old
 
 
 def test_the_images_store_serves_a_model_the_volume_lacks(root: Path, tmp_path: Path, trained: ModelTrainer) -> None:
     volume = tmp_path / "volume"
     models = ServedModels([ModelRegistry(volume), ModelRegistry(root)], default_name="sentiment", max_models=8)
     models.load_all()
-    assert models.require(SECOND_MODEL)[1].version == ModelRegistry(root).store(SECOND_MODEL).current_version()
+    assert _serving(models, SECOND_MODEL).version == ModelRegistry(root).store(SECOND_MODEL).current_version()
     published = trained.save_model(volume)
     assert asyncio.run(models.reload_if_changed())["sentiment"]
-    assert models.require()[1].version == published
+    assert _serving(models).version == published
 
 
 def test_health_and_ready_report_each_model(root: Path) -> None:

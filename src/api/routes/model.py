@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 
-from src.api.deps import ModelsDep
+from src.api.deps import DataPlaneDep, ModelsDep
 from src.api.routing import policy
 from src.api.schemas import ErrorResponse, ModelSummary
 from src.serving.predictor import Predictor
@@ -47,9 +47,9 @@ async def reload_model(_: Annotated[None, Depends(require_admin)], request: Requ
 
 
 @router.get("/model", summary="Metadata of the default model", openapi_extra=policy(keyed=True))
-async def model_metadata(models: ModelsDep) -> dict[str, Any]:
+async def model_metadata(plane: DataPlaneDep) -> dict[str, Any]:
     """What the store recorded when the default model was published, plus how it is being scored."""
-    return _metadata(models.require()[1])
+    return _metadata(plane.resolve()[1])
 
 
 @router.get("/models", summary="The served models", openapi_extra=policy(keyed=True))
@@ -78,6 +78,6 @@ async def list_models(models: ModelsDep) -> list[ModelSummary]:
     responses={404: {"model": ErrorResponse, "description": "No model of that name is served"}},
     openapi_extra=policy(keyed=True),
 )
-async def named_model_metadata(name: str, models: ModelsDep) -> dict[str, Any]:
+async def named_model_metadata(name: str, plane: DataPlaneDep) -> dict[str, Any]:
     """What the store recorded when the model was published, plus how it is being scored."""
-    return _metadata(models.require(name)[1])
+    return _metadata(plane.resolve(name)[1])

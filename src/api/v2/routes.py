@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from src.api import API_VERSION
-from src.api.deps import ModelsDep
+from src.api.deps import DataPlaneDep, ModelsDep
 from src.api.error_responses import V2_ERRORS
 from src.api.routing import policy
 from src.api.v2.codec import (
@@ -70,19 +70,19 @@ async def server_ready(models: ModelsDep) -> Response:
 @router.get(
     "/models/{name}/versions/{version}", summary="Model version metadata", openapi_extra=policy(keyed=True, errors=V2)
 )
-async def model_metadata(models: ModelsDep, name: str, version: str | None = None) -> JSONResponse:
+async def model_metadata(plane: DataPlaneDep, name: str, version: str | None = None) -> JSONResponse:
     """The model's versions, its input and outputs, and the order of its classes."""
-    return JSONResponse(_metadata(name, models.require(name, version)[1]))
+    return JSONResponse(_metadata(name, plane.resolve(name, version)[1]))
 
 
 @router.get("/models/{name}/ready", summary="Model readiness", openapi_extra=policy(errors=V2))
 @router.get(
     "/models/{name}/versions/{version}/ready", summary="Model version readiness", openapi_extra=policy(errors=V2)
 )
-async def model_ready(models: ModelsDep, name: str, version: str | None = None) -> Response:
+async def model_ready(plane: DataPlaneDep, name: str, version: str | None = None) -> Response:
     """200 when the model is loaded and verified, 400 when not, 404 for an unknown model."""
     try:
-        models.require(name, version)
+        plane.resolve(name, version)
     except ModelNotReadyError:
         return Response(status_code=400)
     return Response(status_code=200)
