@@ -1,4 +1,4 @@
-"""The HTTP service: the FastAPI app, its routes, middleware and serving machinery."""
+"""The HTTP adapters: the FastAPI app, its routing and policy, errors, schemas, JSON routes and V2."""
 
 API_VERSION = "1.1.0"
 """The API's version, in the OpenAPI schema and the Open Inference Protocol's server metadata."""

@@ -1,12 +1,13 @@
-"""The versioned model store on persistent storage.
+"""One model's versioned store on persistent storage (MODEL_DIR/<name>, see registry.py).
 
-    MODEL_DIR/<version>/model.skops     the fitted Pipeline, saved with skops (never pickle)
-    MODEL_DIR/<version>/metadata.json   sha256 of model.skops, versions, classes, params, data, scores
-    MODEL_DIR/CURRENT                   the active version's name
+    <store>/<version>/model.skops     the fitted Pipeline, saved with skops (never pickle)
+    <store>/<version>/metadata.json   sha256 of model.skops, versions, classes, params, data, scores
+    <store>/CURRENT                   the active version's name
 
-Publishing writes a version into a hidden temporary folder, renames it into place, then replaces
-CURRENT with os.replace, so a crash at any point leaves the previous model active and readable, and
-two publishers racing each leave a complete version with CURRENT naming one of them.
+Publishing checks the Pipeline as every server will when loading it, writes the version into a
+hidden temporary folder, renames it into place, then replaces CURRENT with os.replace, so a model
+servers would refuse never goes live, a crash at any point leaves the previous model active and
+readable, and two publishers racing each leave a complete version with CURRENT naming one of them.
 The file format (skops, trusted types, compact vocabulary) is src/store/serialization.py's.
 """
 

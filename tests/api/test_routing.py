@@ -10,15 +10,9 @@ from fastapi.testclient import TestClient
 from src.api.error_responses import JSON_ERRORS, V2_ERRORS
 from src.api.routing import RouteTable
 from src.serving.predictor import Predictor
+from tests.api.test_route_policy import SCORING
 
-DIRECT = {
-    "/predict",
-    "/predict/batch",
-    "/models/{name}/predict",
-    "/models/{name}/predict/batch",
-    "/v2/models/{name}/infer",
-    "/v2/models/{name}/versions/{version}/infer",
-}
+DIRECT = SCORING  # every scoring route is dispatched directly
 
 
 def test_paths_match_their_route_once_with_parameters(client: TestClient) -> None:
