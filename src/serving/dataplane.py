@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 
 from src import metrics
 from src.config import Settings
-from src.errors import InvalidInputError, ModelNotReadyError, UnknownVersionError
+from src.errors import InvalidInputError, ModelNotReadyError, UnknownModelError, UnknownVersionError
 from src.serving.explanation import Explanation
 from src.serving.predictor import Prediction, Predictor
 from src.serving.served_models import ServedModels
@@ -136,7 +136,9 @@ class DataPlane:
         UnknownModelError (404) for a model not served here, ModelNotReadyError (503) while it has no
         verified version, UnknownVersionError (404) when it serves another version than the one named.
         """
-        state = self.models.get(name)
+        state = self.models.models.get(self.models.default_name if name is None else name)
+        if state is None:
+            raise UnknownModelError(name or "", self.models.models)
         predictor = state.predictor
         if predictor is None:
             raise ModelNotReadyError(state.name, state.not_ready_reason or "not loaded")

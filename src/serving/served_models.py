@@ -13,7 +13,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 
-from src.errors import ModelStoreError, UnknownModelError
+from src.errors import ModelStoreError
 from src.serving.model_state import ModelState
 from src.store.registry import ModelRegistry
 
@@ -97,13 +97,6 @@ class ServedModels:
         self.discover()
         for state in list(self.models.values()):
             state.load()
-
-    def get(self, name: str | None = None) -> ModelState:
-        """The state of a model by name (the default model for None); UnknownModelError (404) otherwise."""
-        state = self.models.get(self.default_name if name is None else name)
-        if state is None:
-            raise UnknownModelError(name or "", self.models)
-        return state
 
     def required_names(self) -> list[str]:
         """The models readiness waits for."""

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from src.api.main import create_app
 from src.errors import UnknownModelError
 from src.model.trainer import ModelTrainer
+from src.serving.dataplane import DataPlane, TextLimits
 from src.serving.predictor import Predictor
 from src.serving.served_models import ServedModels, parse_required
 from src.store.registry import ModelRegistry
@@ -28,9 +29,7 @@ def root(tmp_path: Path, two_models_dir: Path) -> Path:
 
 
 def _serving(models: ServedModels, name: str | None = None) -> Predictor:
-    predictor = models.get(name).predictor
-    assert predictor is not None, models.get(name).not_ready_reason
-    return predictor
+    return DataPlane(models, TextLimits(max_text_length=100, max_batch_size=1)).resolve(name)[1]
 
 
 def _served(root: Path, required: str = "") -> ServedModels:
@@ -61,8 +60,8 @@ def test_one_bad_model_leaves_the_others_serving(root: Path) -> None:
     _break_current(root, SECOND_MODEL)
     models = _served(root)
     assert _serving(models).version
-    assert models.get(SECOND_MODEL).predictor is None
-    assert "sha256" in str(models.get(SECOND_MODEL).not_ready_reason)
+    assert models.models[SECOND_MODEL].predictor is None
+    assert "sha256" in str(models.models[SECOND_MODEL].not_ready_reason)
     assert models.not_ready() == {}  # not required: the pod stays ready for the default model
     strict = _served(root, required="*")
     assert list(strict.not_ready()) == [SECOND_MODEL]
