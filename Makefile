@@ -8,13 +8,13 @@ export MODEL_DIR ?= models
 
 TOOLS := .venv-tools
 
-.PHONY: run test install train lint typecheck unit clean system-deps tools k8s-rules image-test bench docs
+.PHONY: run test install train lint typecheck unit clean system-deps tools k8s-rules image-test bench docs docs-site
 
 run: $(VENV)/.runtime  ## train the default model if the store has none, then serve on :8000
 	$(BIN)/python -m src.model.train_script --if-missing
 	HOST=$(HOST) PORT=$(PORT) $(BIN)/python -m src.serve
 
-test: lint typecheck image-test unit  ## every check: lint, types, the image build, all tests
+test: lint typecheck docs-site image-test unit  ## every check: lint, types, the docs site, the image build, all tests
 
 install: $(VENV)/.runtime
 
@@ -41,6 +41,9 @@ $(TOOLS)/.installed: requirements-tools.txt
 	$(TOOLS)/bin/python -m pip install --quiet --upgrade pip
 	$(TOOLS)/bin/pip install --quiet --no-deps -r requirements-tools.txt
 	touch $@
+
+docs-site: $(TOOLS)/.installed  ## the documentation site (docs/, mkdocs.yml) into build/site; a broken link fails
+	NO_MKDOCS_2_WARNING=1 $(TOOLS)/bin/mkdocs build --strict --quiet
 
 docs: docs/infra.svg  ## render the architecture picture from docs/infra.dot
 
