@@ -45,7 +45,8 @@ $(TOOLS)/.installed: requirements-tools.txt
 docs-site: $(TOOLS)/.installed  ## the documentation site (docs/, mkdocs.yml) into build/site; a broken link fails
 	NO_MKDOCS_2_WARNING=1 $(TOOLS)/bin/mkdocs build --strict --quiet
 
-docs: docs/infra.svg  ## render the architecture picture from docs/infra.dot
+docs: docs/infra.svg $(VENV)/.runtime  ## render the architecture picture from docs/infra.dot; the settings page from Settings
+	$(BIN)/python -m scripts.settings_reference
 
 docs/infra.svg: docs/infra.dot
 	dot -Tsvg docs/infra.dot -o docs/infra.svg

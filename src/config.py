@@ -21,7 +21,7 @@ LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 class Settings(BaseSettings):
     """Runtime configuration of ml-service, read from the environment (names are upper-case)."""
 
-    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True, use_attribute_docstrings=True)
 
     default_model_name: str = Field(default=DEFAULT_MODEL_NAME, pattern=f"^{MODEL_NAME_PATTERN}$")
     """The model that /predict, /predict/batch and /model serve, and that training publishes by default."""
@@ -113,6 +113,27 @@ class Settings(BaseSettings):
 
     model_keep_versions: int = Field(default=5, ge=1)
     """Versions a training run keeps in the store (the newest, and always CURRENT); older ones are pruned."""
+
+
+def _shown(value: object) -> str:
+    if value is None:
+        return "unset"
+    if value == "":
+        return "empty"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, float) and value.is_integer():
+        return f"`{int(value)}`"
+    return f"`{value}`"
+
+
+def settings_reference() -> str:
+    """Every setting as a Markdown table row: variable, default, meaning (docs/settings.md holds it)."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        meaning = " ".join((field.description or "").split()).replace("|", "\\|").replace("<", "&lt;")
+        rows.append(f"| `{name.upper()}` | {_shown(field.default)} | {meaning} |")
+    return "\n".join(rows) + "\n"
 
 
 # Secrets (the API keys) may also come as files named after the setting, e.g. a Kubernetes Secret
