@@ -3,15 +3,20 @@
 Each `curl` command in a ```bash block of README.md or docs/*.md is run as written, with
 localhost:8000 pointed at a production server started here (two workers; the default model and
 one named `spam`, as the examples use) and `--fail-with-body` added, so an example that answers an
-error fails this test.
+error fails this test; a JSON answer is checked for the shape its route promises. The `ml-service`
+lines that need no file of the reader's (`models list`, `--help`) run too, against the same store.
+Examples that need the reader's data or a cluster (`--data reviews.csv`, `kubectl`) are not run.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shlex
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,21 +30,34 @@ _BLOCK = re.compile(r"```bash\n(.*?)```", re.S)
 _LINK = re.compile(r"\]\(([^)\s#]+)(?:#[^)]*)?\)")
 
 
-def _curl_examples() -> list[tuple[str, str]]:
-    examples = []
+def _commands() -> list[tuple[str, str]]:
+    """(page, command) for every command line of every ```bash block, continuation lines joined."""
+    found = []
     for page in PAGES:
         for block in _BLOCK.findall(page.read_text()):
             command = ""
             for line in block.splitlines():
                 command += line.rstrip("\\").rstrip() + " " if line.endswith("\\") else line
                 if not line.endswith("\\"):
-                    if command.lstrip().startswith("curl ") and "localhost:8000" in command:
-                        examples.append((page.name, command.split(" # ")[0].strip()))
+                    found.append((page.name, command.split(" # ")[0].strip()))
                     command = ""
-    return examples
+    return found
 
 
-EXAMPLES = _curl_examples()
+EXAMPLES = [(page, c) for page, c in _commands() if c.startswith("curl ") and "localhost:8000" in c]
+COMMANDS = [
+    (page, c)
+    for page, c in _commands()
+    if c.startswith("ml-service ") and (c.endswith("--help") or c.split()[1:3] == ["models", "list"])
+]
+# What a route's JSON answer must hold, by a part of its path.
+SHAPES = {
+    "/predict/batch": {"predictions", "model_version"},
+    "/predict": {"label", "probabilities", "model_version"},
+    "/infer": {"model_name", "model_version", "outputs"},
+    "/health/ready": {"status"},
+    "/model": {"version", "engine"},
+}
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +76,7 @@ def test_the_docs_have_examples_to_run() -> None:
     pages = {page for page, _ in EXAMPLES}
     assert {"README.md", "http-api.md", "getting-started.md"} <= pages
     assert len(EXAMPLES) >= 8
+    assert len(COMMANDS) >= 3
 
 
 @pytest.mark.e2e
@@ -70,6 +89,27 @@ def test_every_curl_example_answers_2xx(server: Server, page: str, command: str)
     )
     assert result.returncode == 0, f"{page}: {command}\n{result.stdout}\n{result.stderr}"
     assert result.stdout.strip(), f"{page}: {command} printed nothing"
+    url = next(word for word in shlex.split(command) if "localhost:8000" in word)
+    if url.endswith("/models"):
+        assert {model["name"] for model in json.loads(result.stdout)} >= {"sentiment", "spam"}
+        return
+    for part, keys in SHAPES.items():
+        if part in url:
+            answer = json.loads(result.stdout)
+            assert keys <= set(answer), f"{page}: {command} answered {sorted(answer)}"
+            return
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(("page", "command"), COMMANDS, ids=[f"{p}:{c}" for p, c in COMMANDS])
+def test_every_self_contained_command_example_runs(server: Server, page: str, command: str) -> None:
+    store = server.log_path.parent / "models"
+    cli = [sys.executable, "-m", "src.cli", *shlex.split(command)[1:]]
+    result = subprocess.run(
+        cli, cwd=ROOT, env={**os.environ, "MODEL_DIR": str(store)}, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, f"{page}: {command}\n{result.stderr}"
+    assert "usage: ml-service" in result.stdout or "sentiment:" in result.stdout, result.stdout
 
 
 @pytest.mark.parametrize("page", PAGES, ids=[page.name for page in PAGES])
