@@ -36,6 +36,7 @@ from tests.e2e.servers import (
     stop,
     wait_until,
 )
+from tests.k8s.tools import resource
 from tests.store.forge import write_version
 
 pytestmark = pytest.mark.e2e
@@ -55,15 +56,17 @@ def _statuses(exposition: str, route: str) -> Counter[str]:
 def test_burst_past_the_bound_gets_only_200_and_503_and_recovers(model_dir: Path, tmp_path: Path) -> None:
     port = free_port()
     env = production_env(model_dir, port, tmp_path, MAX_PENDING_REQUESTS="8")
+    readiness = resource("Deployment", "ml-service")["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]
     with running_server(production_command(), port, env, tmp_path) as server:
-        probe_times: list[float] = []
+        probes: list[tuple[float, float]] = []  # (seconds since the burst began, probe duration)
         done = threading.Event()
+        began = time.perf_counter()
 
         def probe() -> None:
             while not done.is_set():
                 started = time.perf_counter()
-                assert request(server.url("/health/ready"), timeout=5).status == 200
-                probe_times.append(time.perf_counter() - started)
+                assert request(server.url("/health/ready"), timeout=10).status == 200
+                probes.append((started - began, time.perf_counter() - started))
                 time.sleep(0.1)
 
         prober = threading.Thread(target=probe)
@@ -87,7 +90,15 @@ def test_burst_past_the_bound_gets_only_200_and_503_and_recovers(model_dir: Path
         assert statuses["503"] > 0
         assert statuses["200"] > 0
         assert result["socket_errors"] == 0, result
-        assert max(probe_times) < 2.0, f"a health probe took {max(probe_times):.2f} s under load"
+        probe_times = [duration for _, duration in probes]
+        # The first second, while wrk opens its 256 connections, a new connection waits up to about
+        # 2.5 s for its first byte (measured on this code and on fb304f7 alike): within what takes a
+        # pod out of the Service (failureThreshold probes past timeoutSeconds), never longer.
+        patience = readiness["timeoutSeconds"] * readiness["failureThreshold"]
+        assert max(probe_times) < patience, f"a health probe took {max(probe_times):.2f} s under load"
+        steady = [duration for at, duration in probes if at > 1.5]
+        assert steady, probes
+        assert max(steady) < 1.0, f"once the burst runs, a health probe took {max(steady):.2f} s"
         recovered = [request(server.url("/predict"), body={"text": "fine"}).status for _ in range(30)]
         assert recovered == [200] * 30
         print(  # noqa: T201 - the counts the hardening issue asks for
