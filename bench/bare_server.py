@@ -13,7 +13,7 @@ import os
 
 from starlette.types import Receive, Scope, Send
 
-from src.serving.compiled import CompiledScorer
+from src.engine.compiled import CompiledScorer
 from src.store.registry import ModelRegistry
 
 _pipeline = ModelRegistry(os.environ.get("MODEL_DIR", "models")).resolve().load().pipeline

@@ -93,7 +93,7 @@ def scoring_table(stored: StoredModel, texts: Texts) -> list[tuple[str, float, f
 def parity(stored: StoredModel, texts: Sequence[str]) -> float:
     """The largest difference between compiled and Pipeline probabilities over `texts`."""
     predictor = Predictor(stored)
-    compiled = np.array([list(p.probabilities.values()) for p in predictor.predict_batch(texts)])
+    compiled = np.array([list((p.probabilities or {}).values()) for p in predictor.predict_batch(texts)])
     return float(np.abs(compiled - stored.pipeline.predict_proba(list(texts))).max())
 
 

@@ -2,7 +2,8 @@
 
     ml-service serve                          the production server (as `python -m src.serve`)
     ml-service train [--data FILE] [...]      train, evaluate, gate and publish (as `python -m src.model.train_script`)
-    ml-service models list|promote|rollback|prune|migrate ...   the model store (as `python -m src.store.cli`)
+    ml-service models list|import|promote|rollback|prune|migrate ...
+                                              the model store (as `python -m src.model.store_cli`)
 
 Settings come from the environment (MODEL_DIR, PORT, ...), as for the server. Exit status is the
 subcommand's own: 0 done, 1 the server could not start, 2 bad input or a refused store change, 3 a
@@ -19,7 +20,7 @@ from importlib import metadata
 COMMANDS = {
     "serve": "run the production server: one worker per CPU on $HOST:$PORT (SIGHUP reloads the models)",
     "train": "train a model on the bundled data or your CSV/JSONL, evaluate it, gate it and publish it",
-    "models": "the model store: list, promote, rollback, prune, migrate",
+    "models": "the model store: list, import, promote, rollback, prune, migrate",
 }
 
 
@@ -61,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from src.model.train_script import main as train
 
         return train(rest, prog="ml-service train")
-    from src.store.cli import main as models
+    from src.model.store_cli import main as models
 
     return models(rest, prog="ml-service models")
 

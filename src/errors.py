@@ -128,8 +128,11 @@ class NotExplainableError(ServiceError):
 
     status_code = 501
 
-    def __init__(self, name: str, version: str) -> None:
-        super().__init__(f"model {name} version {version} is served through scikit-learn, which gives no explanations")
+    def __init__(self, name: str, version: str, why: str = "") -> None:
+        because = f" (it is not compiled: {why})" if why else ""
+        super().__init__(
+            f"model {name} version {version} is served through scikit-learn, which gives no explanations{because}"
+        )
 
 
 class ServiceUnavailableError(ServiceError):

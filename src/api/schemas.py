@@ -82,10 +82,18 @@ class ExplanationModel(BaseModel):
 
 
 class PredictionResult(BaseModel):
-    """The predicted label and the probability of every class (they sum to 1)."""
+    """The predicted label and either the probability of every class (they sum to 1) or, for a model
+    without probabilities (LinearSVC, RidgeClassifier, SGD with hinge loss), its decision scores."""
 
     label: str = Field(examples=["positive"])
-    probabilities: dict[str, float] = Field(examples=[{"negative": 0.04, "positive": 0.96}])
+    probabilities: dict[str, float] | None = Field(
+        default=None, examples=[{"negative": 0.04, "positive": 0.96}], description="absent for a scores model"
+    )
+    scores: dict[str, float] | None = Field(
+        default=None,
+        description="only for a model without probabilities: its decision function, one score for a binary "
+        "model (for its second class: above 0 predicts it), one per class otherwise (the highest wins)",
+    )
     explanation: ExplanationModel | None = Field(default=None, description="only when `explain` was true")
 
 

@@ -15,7 +15,9 @@ from dataclasses import asdict, dataclass, field
 from functools import cache
 from typing import Any
 
+import numpy as np
 import yaml
+from scipy.special import expit
 from sklearn.pipeline import Pipeline
 
 SUITE_LABELS = ("negative", "positive")
@@ -180,4 +182,8 @@ def run_on_pipeline(pipeline: Pipeline) -> BehaviourReport | None:
     if not applies_to(classes):
         return None
     positive = classes.index("positive")
-    return run_suite(lambda texts: pipeline.predict_proba(list(texts))[:, positive])
+    if hasattr(pipeline, "predict_proba"):
+        return run_suite(lambda texts: pipeline.predict_proba(list(texts))[:, positive])
+    # A model without probabilities: its decision score through the logistic function, so 0.5 is its
+    # decision boundary (the score is for the second class, `positive` in sorted order).
+    return run_suite(lambda texts: expit(np.asarray(pipeline.decision_function(list(texts)), dtype=np.float64)))

@@ -1,8 +1,99 @@
-"""`python -m src.model.store_cli`: the model store's command line (src/store/cli.py), kept at its first path."""
+"""`python -m src.model.store_cli`: the model store's command line (src/store/cli.py), plus `import`.
 
+python -m src.model.store_cli import NAME PATH [--trust-pickle] [--sample CSV] [--test CSV]
+                                  [--text-column C] [--label-column L] [--force]
+
+`import` publishes a fitted scikit-learn text Pipeline (a skops file; a joblib or pickle file with
+--trust-pickle; an MLflow model directory) as model NAME's new CURRENT version, after the checks
+in src/model/importer.py. It prints the version. Exit status: 0 published, 2 refused (a one-line
+reason on standard error, nothing published), 3 refused by the quality gate.
+"""
+
+from __future__ import annotations
+
+import argparse
 import sys
+from collections.abc import Sequence
+from pathlib import Path
 
-from src.store.cli import main
+from src.config import get_settings
+from src.errors import ModelStoreError
+from src.model.importer import ImportOptions, ImportRefusedError, import_model
+from src.store import cli as store_cli
+from src.store.registry import ModelRegistry, check_model_name
+
+TRUST_PICKLE_HELP = (
+    "load a joblib or pickle file (or an MLflow model saved with pickle or cloudpickle). Unpickling runs "
+    "whatever code the file holds: use it only for a file whose author you trust. It is loaded in a "
+    "separate process with memory and time limits and stored as skops, so servers never unpickle it"
+)
+
+
+def build_parser(prog: str = "python -m src.model.store_cli") -> argparse.ArgumentParser:
+    """The store's command line with `import` added."""
+    parser = store_cli.build_parser(prog)
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    importing = commands.add_parser(
+        "import",
+        help="publish your own fitted scikit-learn text Pipeline (skops, joblib/pickle, MLflow) as NAME's CURRENT",
+        description=__doc__.split("\n\n")[2].replace("\n", " "),
+    )
+    importing.add_argument("name", help="the model to publish, served at /models/NAME/...")
+    importing.add_argument("path", type=Path, help="a .skops file, a joblib/pickle file, or an MLflow model directory")
+    importing.add_argument("--trust-pickle", action="store_true", help=TRUST_PICKLE_HELP)
+    importing.add_argument(
+        "--sample",
+        type=Path,
+        help="CSV of texts to check parity on (column --text-column; optional expected_<class> columns: the "
+        "outputs the model gave where it was made). Default: a built-in mixed set of 600 texts",
+    )
+    importing.add_argument("--test", type=Path, help="labelled CSV/JSONL: evaluate and compare with CURRENT (the gate)")
+    importing.add_argument("--text-column", default="text", help="the text column of --sample and --test (text)")
+    importing.add_argument("--label-column", default="label", help="the label column of --test (label)")
+    importing.add_argument("--force", action="store_true", help="publish even if the quality gate finds it worse")
+    return parser
+
+
+def run_import(args: argparse.Namespace) -> list[str]:
+    settings = get_settings()
+    registry = ModelRegistry.from_settings(settings, args.model_dir)
+    check_model_name(args.name)
+    options = ImportOptions(
+        trust_pickle=args.trust_pickle,
+        sample=args.sample,
+        test=args.test,
+        text_column=args.text_column,
+        label_column=args.label_column,
+        force=args.force,
+        keep=settings.model_keep_versions,
+    )
+    version, metadata = import_model(registry, args.name, args.path, options)
+    parity = metadata["parity"]
+    return [
+        version,
+        f"imported {args.path.name} ({metadata['imported_from']['format']}) as model {args.name} version {version}: "
+        f"engine {parity['engine']}, {parity['output']} reproduced on {parity['texts']} texts to "
+        f"{parity['max_abs_difference']:.1e}",
+    ]
+
+
+def main(argv: Sequence[str] | None = None, *, prog: str = "python -m src.model.store_cli") -> int:
+    """Entry point: the version on standard output; one-line errors; 2 refused, 3 refused by the gate."""
+    args = build_parser(prog).parse_args(argv)
+    if args.command != "import":
+        return store_cli.main(argv, prog=prog)
+    try:
+        version, summary = run_import(args)
+    except ImportRefusedError as error:
+        print(f"error: {error}; nothing published", file=sys.stderr)
+        return error.exit_status
+    except ModelStoreError as error:
+        print(f"error: {error.message}; nothing published", file=sys.stderr)
+        return store_cli.EXIT_REFUSED
+    print(version)
+    print(summary, file=sys.stderr)
+    return 0
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -121,6 +121,8 @@ class Inference:
     classes: list[str]
     predictions: list[Prediction]
     explanations: list[Explanation] | None = None
+    output: str = "probabilities"  # or "scores", for a model without probabilities
+    output_labels: list[str] = field(default_factory=list)  # the class of each probability or score
 
 
 class DataPlane:
@@ -165,7 +167,8 @@ def _score(name: str, predictor: Predictor, request: InferenceRequest) -> Infere
     else:
         predictions = predictor.predict_batch(request.texts)
     _observe(name, predictions)
-    return Inference(name, predictor.version, predictor.classes, predictions, explanations)
+    labels = predictor.classes if predictor.has_probabilities else predictor.score_labels
+    return Inference(name, predictor.version, predictor.classes, predictions, explanations, predictor.output, labels)
 
 
 def _observe(model: str, predictions: Sequence[Prediction]) -> None:
@@ -174,6 +177,7 @@ def _observe(model: str, predictions: Sequence[Prediction]) -> None:
     oov = metrics.labelled(metrics.INPUT_OOV_RATIO, model)
     for prediction in predictions:
         metrics.labelled(metrics.PREDICTIONS, model, prediction.label).inc()
-        confidence.observe(prediction.confidence)
+        if prediction.confidence is not None:
+            confidence.observe(prediction.confidence)
         tokens.observe(prediction.tokens)
         oov.observe(prediction.oov_rate)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from src.serving.compiled import CompiledScorer, TermWeights
+from src.engine.compiled import CompiledScorer, TermWeights
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,8 +7,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
+from src.engine.compiled import CompiledScorer, TermWeights, UnsupportedPipelineError
 from src.errors import NotExplainableError
-from src.serving.compiled import CompiledScorer, TermWeights, UnsupportedPipelineError
 from src.serving.explanation import Explanation, explain
 from src.store.store import StoredModel
 
@@ -17,17 +19,19 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Prediction:
-    """One text's result: the winning label, every class's probability, and what the model saw."""
+    """One text's result: the label, and either every class's probability or the model's decision
+    scores (a model without probabilities, such as LinearSVC), and what the model saw."""
 
     label: str
-    probabilities: dict[str, float]
+    probabilities: dict[str, float] | None
     tokens: int
     unknown_tokens: int
+    scores: dict[str, float] | None = None
 
     @property
-    def confidence(self) -> float:
-        """The winning class's probability."""
-        return self.probabilities[self.label]
+    def confidence(self) -> float | None:
+        """The winning class's probability (None for a model without probabilities)."""
+        return None if self.probabilities is None else self.probabilities[self.label]
 
     @property
     def oov_rate(self) -> float:
@@ -35,8 +39,16 @@ class Prediction:
         return self.unknown_tokens / self.tokens if self.tokens else 0.0
 
 
+def _score_labels(classes: list[str], width: int) -> list[str]:
+    return classes[1:] if width == 1 and len(classes) == 2 else classes
+
+
 class Predictor:
-    """Predicts with one model version; immutable, so a reload swaps in a whole new Predictor."""
+    """Predicts with one model version; immutable, so a reload swaps in a whole new Predictor.
+
+    Its output is `probabilities` when the model has them (`predict_proba`), otherwise `scores`: the
+    decision function, one score for a binary model (for its second class), one per class otherwise.
+    """
 
     def __init__(self, stored: StoredModel) -> None:
         self.version = stored.version
@@ -44,24 +56,43 @@ class Predictor:
         self.pipeline = stored.pipeline
         self.classes: list[str] = [str(label) for label in stored.pipeline.classes_]
         self.scorer: CompiledScorer | None
+        self.reason: str | None = None
         try:
             self.scorer = CompiledScorer(stored.pipeline)
         except UnsupportedPipelineError as reason:
             logger.warning("model %s: serving through scikit-learn, not compiled: %s", self.version, reason)
             self.scorer = None
+            self.reason = str(reason)
+        if self.scorer is not None:
+            self.has_probabilities = self.scorer.has_probabilities
+            self.score_labels = list(self.scorer.head.score_labels)
+        else:
+            self.has_probabilities = hasattr(self.pipeline, "predict_proba")
+            width = len(self.classes) if self.has_probabilities else _decision_width(self.pipeline, len(self.classes))
+            self.score_labels = _score_labels(self.classes, width)
 
     @property
     def engine(self) -> str:
         """`compiled` when the fast exact scorer serves, `pipeline` when scikit-learn does."""
         return "compiled" if self.scorer is not None else "pipeline"
 
-    def _from_weights(self, scorer: CompiledScorer, weighted: TermWeights) -> Prediction:
-        return self._result(scorer.probabilities(weighted), weighted.tokens, weighted.unknown_tokens)
+    @property
+    def output(self) -> str:
+        """`probabilities` or `scores`: what this model's predictions carry besides the label."""
+        return "probabilities" if self.has_probabilities else "scores"
 
-    def _result(self, probabilities: Sequence[float], tokens: int, unknown: int) -> Prediction:
-        by_class = {label: float(p) for label, p in zip(self.classes, probabilities, strict=True)}
-        winner = max(range(len(self.classes)), key=probabilities.__getitem__)
-        return Prediction(self.classes[winner], by_class, tokens, unknown)
+    def _from_weights(self, scorer: CompiledScorer, weighted: TermWeights) -> Prediction:
+        winner, probabilities, scores = scorer.outputs(weighted)
+        return self._result(winner, probabilities, scores, weighted.tokens, weighted.unknown_tokens)
+
+    def _result(
+        self, winner: int, probabilities: Sequence[float] | None, scores: Sequence[float], tokens: int, unknown: int
+    ) -> Prediction:
+        if probabilities is not None:
+            by_class = {label: float(p) for label, p in zip(self.classes, probabilities, strict=True)}
+            return Prediction(self.classes[winner], by_class, tokens, unknown)
+        by_score = {label: float(s) for label, s in zip(self.score_labels, scores, strict=True)}
+        return Prediction(self.classes[winner], None, tokens, unknown, by_score)
 
     def predict(self, text: str) -> Prediction:
         """Classify one text."""
@@ -72,16 +103,26 @@ class Predictor:
         scorer = self.scorer
         if scorer is not None:
             return [self._from_weights(scorer, scorer.weigh(text)) for text in texts]
-        probabilities = self.pipeline.predict_proba(list(texts))
+        batch = list(texts)
+        labels = [str(label) for label in self.pipeline.predict(batch)]
+        winners = [self.classes.index(label) for label in labels]
+        if self.has_probabilities:
+            rows = self.pipeline.predict_proba(batch)
+            return [
+                self._result(w, row.tolist(), [], *self._word_counts(text))
+                for w, text, row in zip(winners, batch, rows, strict=True)
+            ]
+        scores = np.asarray(self.pipeline.decision_function(batch), dtype=np.float64).reshape(len(batch), -1)
         return [
-            self._result(row.tolist(), *self._word_counts(text)) for text, row in zip(texts, probabilities, strict=True)
+            self._result(w, None, row.tolist(), *self._word_counts(text))
+            for w, text, row in zip(winners, batch, scores, strict=True)
         ]
 
     def predict_explained(self, text: str, top: int = 10, *, name: str = "") -> tuple[Prediction, Explanation]:
         """Classify one text and give the `top` terms' exact shares of the decision (compiled models only)."""
         scorer = self.scorer
         if scorer is None:
-            raise NotExplainableError(name or "?", self.version)
+            raise NotExplainableError(name or "?", self.version, self.reason or "")
         weighted, explanation = explain(scorer, text, top)
         return self._from_weights(scorer, weighted), explanation
 
@@ -92,3 +133,10 @@ class Predictor:
             return 0, 0
         terms = vectorizer.build_analyzer()(text)
         return len(terms), sum(term not in vectorizer.vocabulary_ for term in terms)
+
+
+def _decision_width(pipeline: Any, n_classes: int) -> int:
+    coef = getattr(pipeline.steps[-1][1], "coef_", None)
+    if coef is not None:
+        return int(np.asarray(coef).shape[0])
+    return 1 if n_classes == 2 else n_classes

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import io
 import json
+import warnings
 import zipfile
 from typing import Any
 
 import skops.io
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.pipeline import Pipeline
+from sklearn.exceptions import InconsistentVersionWarning
+from sklearn.feature_extraction.text import CountVectorizer
+from sklearn.pipeline import FeatureUnion, Pipeline
 
 from src.config import DEFAULT_MAX_MODEL_BYTES
-from src.store.pipeline_checks import UnsupportedModelError, check_pipeline
+from src.engine.model_types import trusted_types
+from src.engine.pipeline_checks import UnsupportedModelError, check_pipeline
 
 
 class UnusableModelError(Exception):
@@ -30,25 +33,9 @@ UNPACK_FACTOR = 4
 _MAX_MEMBERS = 10_000
 
 
-# Reviewed: every type a model file may contain. Anything else in a file is refused before loading.
-TRUSTED_TYPES = [
-    "builtins.bool",
-    "builtins.dict",
-    "builtins.float",
-    "builtins.int",
-    "builtins.list",
-    "builtins.str",
-    "builtins.tuple",
-    "numpy.dtype",
-    "numpy.float64",
-    "numpy.int64",
-    "numpy.ndarray",
-    "sklearn.feature_extraction.text.TfidfTransformer",
-    "sklearn.feature_extraction.text.TfidfVectorizer",
-    "sklearn.linear_model._logistic.LogisticRegression",
-    "sklearn.pipeline.Pipeline",
-    "src.model.text_features.NegationTfidfVectorizer",
-]
+# Reviewed: every type a model file may contain (src/engine/model_types.py). Anything else in a file is
+# refused before loading.
+TRUSTED_TYPES = trusted_types()
 
 
 def _skops_bytes(pipeline: Pipeline) -> bytes:
@@ -56,31 +43,42 @@ def _skops_bytes(pipeline: Pipeline) -> bytes:
     return data
 
 
+def _vectorizers(pipeline: Pipeline) -> list[Any]:
+    """The pipeline's text vectorizers: its first step, or the members of a FeatureUnion there."""
+    first = pipeline.steps[0][1] if isinstance(pipeline, Pipeline) and pipeline.steps else None
+    if isinstance(first, FeatureUnion):
+        members = [m.steps[0][1] if isinstance(m, Pipeline) else m for _, m in first.transformer_list]
+        return [m for m in members if not isinstance(m, str)]
+    return [first]
+
+
 def dump_pipeline(pipeline: Pipeline) -> bytes:
-    """The skops bytes of a fitted Pipeline, its vocabulary stored compactly; the pipeline is left as it was."""
-    vectorizer = pipeline.steps[0][1]
-    vocabulary = getattr(vectorizer, "vocabulary_", None)
-    if (
-        not isinstance(vectorizer, TfidfVectorizer)
-        or not isinstance(vocabulary, dict)
-        or any("\n" in term for term in vocabulary)
-    ):
-        return _skops_bytes(pipeline)
-    del vectorizer.vocabulary_
-    vectorizer.vocabulary_terms_ = "\n".join(sorted(vocabulary, key=vocabulary.__getitem__))
+    """The skops bytes of a fitted Pipeline, its vocabularies stored compactly; the pipeline is left as it was."""
+    compacted: list[tuple[Any, dict[str, int]]] = []
+    for vectorizer in _vectorizers(pipeline):
+        vocabulary = getattr(vectorizer, "vocabulary_", None)
+        if not isinstance(vectorizer, CountVectorizer) or not isinstance(vocabulary, dict):
+            continue
+        if not any("\n" in term for term in vocabulary):
+            compacted.append((vectorizer, vocabulary))
     try:
+        for vectorizer, vocabulary in compacted:
+            del vectorizer.vocabulary_
+            vectorizer.vocabulary_terms_ = "\n".join(sorted(vocabulary, key=vocabulary.__getitem__))
         return _skops_bytes(pipeline)
     finally:
-        del vectorizer.vocabulary_terms_
-        vectorizer.vocabulary_ = vocabulary
+        for vectorizer, vocabulary in compacted:
+            if hasattr(vectorizer, "vocabulary_terms_"):
+                del vectorizer.vocabulary_terms_
+            vectorizer.vocabulary_ = vocabulary
 
 
 def _restore_vocabulary(pipeline: Pipeline) -> None:
-    vectorizer = pipeline.steps[0][1]
-    terms = getattr(vectorizer, "vocabulary_terms_", None)
-    if isinstance(terms, str):
-        vectorizer.vocabulary_ = {term: index for index, term in enumerate(terms.split("\n"))}
-        del vectorizer.vocabulary_terms_
+    for vectorizer in _vectorizers(pipeline):
+        terms = getattr(vectorizer, "vocabulary_terms_", None)
+        if isinstance(terms, str):
+            vectorizer.vocabulary_ = {term: index for index, term in enumerate(terms.split("\n"))}
+            del vectorizer.vocabulary_terms_
 
 
 def _types_in_file(data: bytes) -> set[str]:
@@ -135,11 +133,15 @@ def load_pipeline(data: bytes, max_bytes: int = DEFAULT_MAX_MODEL_BYTES) -> Pipe
     if untrusted:
         raise UnusableModelError(f"refusing untrusted types {', '.join(untrusted)}")
     try:
-        pipeline = skops.io.loads(data, trusted=TRUSTED_TYPES)
+        with warnings.catch_warnings():
+            # Which scikit-learn made the file is judged by the store (metadata) and the importer
+            # (the recorded version, with parity), not by a warning at load.
+            warnings.simplefilter("ignore", InconsistentVersionWarning)
+            pipeline = skops.io.loads(data, trusted=TRUSTED_TYPES)
     except Exception as error:  # skops raises many kinds on a damaged file
         raise UnusableModelError(f"cannot load the model file ({error})") from None
-    if not isinstance(pipeline, Pipeline) or not hasattr(pipeline, "predict_proba"):
-        raise UnusableModelError("the model file does not hold a classification Pipeline")
+    if not isinstance(pipeline, Pipeline):
+        raise UnusableModelError("the model file does not hold a scikit-learn Pipeline")
     _restore_vocabulary(pipeline)
     try:
         check_pipeline(pipeline)

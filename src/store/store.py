@@ -29,6 +29,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import scipy
 import sklearn
 from sklearn.pipeline import Pipeline
 
@@ -134,6 +136,8 @@ class ModelStore:
                 "sha256": hashlib.sha256(model_bytes).hexdigest(),
                 "sklearn_version": sklearn.__version__,
                 "python_version": platform.python_version(),
+                "numpy_version": np.__version__,
+                "scipy_version": scipy.__version__,
                 "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             }
             _write_durably(staging / METADATA_FILE, json.dumps(full_metadata, indent=2).encode())

@@ -34,6 +34,7 @@ def test_scores_in_order_with_the_model_version(plane: DataPlane) -> None:
     assert [p.label for p in inference.predictions] == ["positive", "negative"]
     assert inference.model_version == plane.resolve()[1].version
     for prediction in inference.predictions:
+        assert prediction.probabilities is not None
         assert list(prediction.probabilities) == inference.classes  # class order
         assert abs(sum(prediction.probabilities.values()) - 1) < 1e-12
     assert inference.explanations is None

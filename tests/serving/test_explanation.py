@@ -2,13 +2,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
+from src.engine.compiled import CompiledScorer
 from src.errors import ServiceError
 from src.model.datasets import Dataset
-from src.serving.compiled import CompiledScorer
 from src.serving.explanation import explain
 from src.serving.predictor import Predictor
 from src.store.store import StoredModel
@@ -64,9 +65,9 @@ def test_top_limits_each_list(stored: StoredModel) -> None:
 
 
 def test_pipeline_engine_cannot_explain() -> None:
-    pipeline = Pipeline([("tfidf", TfidfVectorizer(analyzer="char")), ("clf", LogisticRegression())])
+    pipeline = Pipeline([("tfidf", TfidfVectorizer()), ("svd", TruncatedSVD(2)), ("clf", LogisticRegression())])
     pipeline.fit(["good", "bad", "fine", "awful"], ["p", "n", "p", "n"])
-    with pytest.raises(ServiceError, match="no explanations") as raised:
+    with pytest.raises(ServiceError, match=r"no explanations .*TruncatedSVD between") as raised:
         Predictor(StoredModel("v", pipeline, {})).predict_explained("good")
     assert raised.value.status_code == 501
 

@@ -31,6 +31,7 @@ def test_a_model_file_from_before_the_move_loads_and_scores_the_same(old_store: 
     predictor = Predictor(stored)
     assert predictor.engine == "compiled"
     prediction = predictor.predict(TEXT)
+    assert prediction.probabilities is not None
     for label, probability in EXPECTED.items():
         assert prediction.probabilities[label] == pytest.approx(probability, abs=1e-12)
 

@@ -14,8 +14,8 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
+from src.engine.pipeline_checks import UnsupportedModelError, check_pipeline
 from src.errors import ModelNotFoundError, ModelVerificationError
-from src.store.pipeline_checks import UnsupportedModelError, check_pipeline
 from src.store.serialization import dump_pipeline
 from src.store.store import ModelStore
 from tests.store.forge import write_version

@@ -38,7 +38,7 @@ def test_not_a_skops_file() -> None:
 
 def test_a_fitted_non_pipeline_is_refused() -> None:
     data = skops.io.dumps(LogisticRegression().fit([[0.0], [1.0]], [0, 1]))
-    with pytest.raises(UnusableModelError, match="classification Pipeline"):
+    with pytest.raises(UnusableModelError, match="scikit-learn Pipeline"):
         load_pipeline(data)
 
 

@@ -10,7 +10,7 @@ import sklearn
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import MaxAbsScaler
+from sklearn.preprocessing import StandardScaler
 
 from src.errors import ModelNotFoundError, ModelVerificationError
 from src.store import store as store_module
@@ -122,14 +122,14 @@ def test_other_sklearn_minor_version_is_refused_with_advice(tmp_path: Path) -> N
 
 def test_untrusted_type_is_refused_before_loading(tmp_path: Path) -> None:
     store = ModelStore(tmp_path)
-    pipeline = Pipeline([("tfidf", TfidfVectorizer()), ("scale", MaxAbsScaler()), ("clf", LogisticRegression())]).fit(
-        TEXTS, LABELS
-    )
-    with pytest.raises(ModelVerificationError, match=r"untrusted types .*MaxAbsScaler"):
+    pipeline = Pipeline(
+        [("tfidf", TfidfVectorizer()), ("scale", StandardScaler(with_mean=False)), ("clf", LogisticRegression())]
+    ).fit(TEXTS, LABELS)
+    with pytest.raises(ModelVerificationError, match=r"untrusted types .*StandardScaler"):
         store.publish(pipeline, {})  # refused before anything is written
     assert store.current_version() is None
     write_version(tmp_path, "v1", dump_pipeline(pipeline))  # a file put there by other means
-    with pytest.raises(ModelVerificationError, match=r"untrusted types .*MaxAbsScaler"):
+    with pytest.raises(ModelVerificationError, match=r"untrusted types .*StandardScaler"):
         store.load()
 
 

@@ -66,7 +66,10 @@ async def _parse(request: Request, model: type[RequestModel]) -> RequestModel:
 
 def _results(inference: Inference) -> list[dict[str, Any]]:
     results: list[dict[str, Any]] = [
-        {"label": p.label, "probabilities": p.probabilities} for p in inference.predictions
+        {"label": p.label, "probabilities": p.probabilities}
+        if p.probabilities is not None
+        else {"label": p.label, "scores": p.scores}
+        for p in inference.predictions
     ]
     for result, explanation in zip(results, inference.explanations or (), strict=False):
         result["explanation"] = asdict(explanation)

@@ -1,6 +1,7 @@
 "use strict";
 // The playground: calls POST /predict (or /models/NAME/predict, picked from GET /models when the
-// server has several models) with explain=true and shows label, probabilities and why.
+// server has several models) with explain=true and shows label, probabilities (or a scores
+// model's decision scores) and why.
 (function () {
   const form = document.getElementById("form");
   const text = document.getElementById("text");
@@ -102,31 +103,40 @@
     document.getElementById("label").textContent = body.label;
     const bars = document.getElementById("bars");
     bars.replaceChildren();
-    for (const [label, probability] of Object.entries(body.probabilities)) {
+    // A model without probabilities answers decision scores instead (one for a binary model, for its
+    // second class): shown signed, the bar's length saturating at |score| = 3.
+    const scored = !body.probabilities;
+    const values = body.probabilities || body.scores;
+    for (const [label, value] of Object.entries(values)) {
       const row = document.createElement("div");
       row.className = "bar";
       const name = document.createElement("span");
-      name.textContent = label;
+      name.textContent = scored ? label + " score" : label;
       const track = document.createElement("div");
       track.className = "track";
-      track.setAttribute("role", "meter");
-      track.setAttribute("aria-label", label + " probability");
-      track.setAttribute("aria-valuemin", "0");
-      track.setAttribute("aria-valuemax", "100");
-      track.setAttribute("aria-valuenow", (probability * 100).toFixed(0));
       const fill = document.createElement("div");
-      fill.className = "fill " + label;
-      fill.style.width = (probability * 100).toFixed(1) + "%";
+      const share = scored ? Math.min(Math.abs(value), 3) / 3 : value;
+      fill.className = "fill " + (scored && value < 0 ? "against" : label);
+      fill.style.width = (share * 100).toFixed(1) + "%";
+      if (!scored) {
+        track.setAttribute("role", "meter");
+        track.setAttribute("aria-label", label + " probability");
+        track.setAttribute("aria-valuemin", "0");
+        track.setAttribute("aria-valuemax", "100");
+        track.setAttribute("aria-valuenow", (value * 100).toFixed(0));
+      }
       track.append(fill);
-      const value = document.createElement("span");
-      value.textContent = (probability * 100).toFixed(1) + "%";
-      row.append(name, track, value);
+      const shown = document.createElement("span");
+      shown.textContent = scored ? (value >= 0 ? "+" : "") + value.toFixed(3) : (value * 100).toFixed(1) + "%";
+      row.append(name, track, shown);
       bars.append(row);
     }
-    const classes = Object.keys(body.probabilities);
-    const towards = classes.length === 2 ? classes[1] : body.label;
+    const classes = Object.keys(values);
+    const binaryScore = scored && classes.length === 1;
+    const towards = binaryScore ? classes[0] : classes.length === 2 ? classes[1] : body.label;
     document.getElementById("towards").textContent = towards;
-    document.getElementById("against").textContent = classes.length === 2 ? classes[0] : "other classes";
+    document.getElementById("against").textContent =
+      binaryScore ? "the other class" : classes.length === 2 ? classes[0] : "other classes";
     highlight(document.getElementById("highlighted"), source, body.explanation ? body.explanation.terms : [], towards);
     document.getElementById("model-name").textContent = modelRow.hidden ? defaultModel || "default" : model.value;
     document.getElementById("version").textContent = body.model_version;

@@ -22,7 +22,8 @@ from src.serving.dataplane import Inference, TextLimits, check_batch_size
 
 HEADER_LENGTH = "inference-header-content-length"
 INPUT_NAME = "text"
-OUTPUT_NAMES = ("label", "probabilities")
+# Every model answers `label` and one of the others: `probabilities`, or `scores` for a model without them.
+OUTPUT_NAMES = ("label", "probabilities", "scores")
 TEXT_LOCATION = ("inputs", 0, "data")
 SHAPE_LOCATION = ("inputs", 0, "shape")
 _HEADER_LENGTH_VALUE = re.compile(r"[0-9]{1,10}")
@@ -34,8 +35,20 @@ class InferRequest:
 
     texts: list[str]
     request_id: str | None
-    outputs: list[str]
+    outputs: list[str] | None  # None: all of the model's outputs
     binary_outputs: set[str]
+    all_binary: bool = False
+
+    def chosen(self, model_outputs: list[str], model: str) -> tuple[list[str], set[str]]:
+        """The outputs to send for a model with these outputs, and which of them in binary."""
+        if self.outputs is None:
+            return model_outputs, set(model_outputs) if self.all_binary else set()
+        unknown = [name for name in self.outputs if name not in model_outputs]
+        if unknown:
+            raise BadRequestError(
+                f"model {model} has no output {quoted(unknown[0])}; its outputs are {', '.join(model_outputs)}"
+            )
+        return self.outputs, self.binary_outputs
 
 
 def _json_part(body: bytes, header_length: str | None) -> tuple[Any, bytes]:
@@ -115,12 +128,12 @@ def _texts(tensor: dict[str, Any], binary: bytes, limits: TextLimits) -> tuple[l
     return _flat_texts(tensor.get("data"), count), 0
 
 
-def _requested_outputs(document: dict[str, Any]) -> tuple[list[str], set[str]]:
+def _requested_outputs(document: dict[str, Any]) -> tuple[list[str] | None, set[str], bool]:
     parameters = document.get("parameters") or {}
     binary_default = isinstance(parameters, dict) and parameters.get("binary_data_output") is True
     requested = document.get("outputs")
     if requested is None:
-        return list(OUTPUT_NAMES), set(OUTPUT_NAMES) if binary_default else set()
+        return None, set(), binary_default
     if not isinstance(requested, list) or not all(isinstance(o, dict) for o in requested):
         raise BadRequestError("'outputs' must be a list of objects")
     names: list[str] = []
@@ -128,14 +141,16 @@ def _requested_outputs(document: dict[str, Any]) -> tuple[list[str], set[str]]:
     for output in requested:
         name = output.get("name")
         if name not in OUTPUT_NAMES:
-            raise BadRequestError(f"unknown output {quoted(name)}; this model has {', '.join(OUTPUT_NAMES)}")
+            raise BadRequestError(
+                f"unknown output {quoted(name)}; a model's outputs are among {', '.join(OUTPUT_NAMES)}"
+            )
         if name in names:
             raise BadRequestError(f"output {name!r} is asked for more than once")
         names.append(name)
         options = output.get("parameters") or {}
         if (isinstance(options, dict) and options.get("binary_data") is True) or binary_default:
             binary.add(name)
-    return names, binary
+    return names, binary, False
 
 
 def parse_infer_request(body: bytes, header_length: str | None, limits: TextLimits) -> InferRequest:
@@ -155,31 +170,31 @@ def parse_infer_request(body: bytes, header_length: str | None, limits: TextLimi
     request_id = document.get("id")
     if request_id is not None and not isinstance(request_id, str):
         raise BadRequestError("'id' must be a string")
-    outputs, binary_outputs = _requested_outputs(document)
-    return InferRequest(texts, request_id, outputs, binary_outputs)
+    outputs, binary_outputs, all_binary = _requested_outputs(document)
+    return InferRequest(texts, request_id, outputs, binary_outputs, all_binary)
 
 
 def encode_infer_response(request: InferRequest, inference: Inference) -> tuple[bytes, dict[str, str]]:
     """The response body and its headers: JSON, or JSON then binary tensors when any were asked so."""
     predictions = inference.predictions
-    classes = inference.classes
     n = len(predictions)
-    labels = [prediction.label for prediction in predictions]
-    probabilities = np.array([list(p.probabilities.values()) for p in predictions], dtype="<f4").reshape(
-        n, len(classes)
-    )
+    names, binary_outputs = request.chosen(["label", inference.output], inference.model_name)
     outputs: list[dict[str, Any]] = []
     blobs: list[bytes] = []
-    for name in request.outputs:
+    for name in names:
         if name == "label":
+            labels = [prediction.label for prediction in predictions]
             tensor: dict[str, Any] = {"name": "label", "datatype": "BYTES", "shape": [n]}
             raw = b"".join(struct.pack("<I", len(e)) + e for e in (label.encode() for label in labels))
             values: list[Any] = labels
         else:
-            tensor = {"name": "probabilities", "datatype": "FP32", "shape": [n, len(classes)]}
-            raw = probabilities.tobytes()
-            values = probabilities.reshape(-1).tolist()
-        if name in request.binary_outputs:
+            rows = [(p.probabilities if name == "probabilities" else p.scores) or {} for p in predictions]
+            width = len(inference.output_labels)
+            matrix = np.array([list(row.values()) for row in rows], dtype="<f4").reshape(n, width)
+            tensor = {"name": name, "datatype": "FP32", "shape": [n, width]}
+            raw = matrix.tobytes()
+            values = matrix.reshape(-1).tolist()
+        if name in binary_outputs:
             tensor["parameters"] = {"binary_data_size": len(raw)}
             blobs.append(raw)
         else:

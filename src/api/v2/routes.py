@@ -34,6 +34,11 @@ EXTENSIONS = ["binary_tensor_data"]
 V2 = V2_ERRORS.name
 
 
+def _output_labels(predictor: Predictor) -> list[str]:
+    """The class of each column of the model's FP32 output."""
+    return predictor.classes if predictor.has_probabilities else predictor.score_labels
+
+
 def _metadata(name: str, predictor: Predictor) -> dict[str, Any]:
     return {
         "name": name,
@@ -42,9 +47,13 @@ def _metadata(name: str, predictor: Predictor) -> dict[str, Any]:
         "inputs": [{"name": "text", "datatype": "BYTES", "shape": [-1]}],
         "outputs": [
             {"name": "label", "datatype": "BYTES", "shape": [-1]},
-            {"name": "probabilities", "datatype": "FP32", "shape": [-1, len(predictor.classes)]},
+            {"name": predictor.output, "datatype": "FP32", "shape": [-1, len(_output_labels(predictor))]},
         ],
-        "parameters": {"classes": predictor.classes, "engine": predictor.engine},
+        "parameters": {
+            "classes": predictor.classes,
+            "engine": predictor.engine,
+            "output_labels": _output_labels(predictor),
+        },
     }
 
 

@@ -1,0 +1,195 @@
+"""Import a user's fitted scikit-learn text Pipeline into the model store, verified before it is published.
+
+In order, each step able to refuse with a one-line reason (and nothing published):
+1. read the file (src/store/model_sources.py): skops audited, pickle only when trusted and then
+   in a limited child process, an MLflow directory by its MLmodel file; the shape and parameters
+   of the Pipeline checked as every server will (src/engine/pipeline_checks.py);
+2. parity: the engine that will serve it (compiled, or the Pipeline loaded back from skops)
+   reproduces the model's own outputs and labels on sample texts to 1e-9 (src/engine/parity.py);
+3. versions: a model made with another scikit-learn minor version is refused, unless the sample
+   carries the outputs it gave where it was made and this server reproduces those to 1e-9;
+4. the quality gate, with labelled test data: not worse than CURRENT (as training), `force` overrides;
+5. publish as the model's new CURRENT version, with the source file's sha256 and recorded versions,
+   the parity report, the evaluation and the gate's verdict in its metadata.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sklearn
+
+from src.engine.parity import TOLERANCE, ModelRaisedError, builtin_texts, check_parity, model_outputs
+from src.errors import DatasetError
+from src.model import quality_gate
+from src.model.behaviour import run_on_pipeline
+from src.model.datasets import load_file
+from src.model.evaluation import evaluate_predictions
+from src.store.model_sources import ModelSource, ModelSourceError, read_model_source
+from src.store.registry import ModelRegistry
+from src.store.serialization import dump_pipeline, load_pipeline
+
+EXPECTED_PREFIX = "expected_"
+_MAX_SAMPLE_ROWS = 100_000
+
+
+class ImportRefusedError(Exception):
+    """The model cannot be imported; `exit_status` is 2 (bad or unsafe model) or 3 (quality gate)."""
+
+    def __init__(self, message: str, exit_status: int = 2) -> None:
+        super().__init__(message)
+        self.exit_status = exit_status
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    trust_pickle: bool = False
+    sample: Path | None = None
+    test: Path | None = None
+    text_column: str = "text"
+    label_column: str = "label"
+    force: bool = False
+    keep: int | None = None
+
+
+@dataclass(frozen=True)
+class Sample:
+    """Texts to check parity on, and (optionally) the outputs the model gave where it was made."""
+
+    texts: list[str]
+    expected: np.ndarray | None
+    origin: str
+
+
+def _minor(version: str) -> str:
+    return ".".join(version.split(".")[:2])
+
+
+def read_sample(path: Path | None, text_column: str) -> Sample:
+    """The user's sample CSV (a text column, optionally `expected_<class>` columns), else the built-in set."""
+    if path is None:
+        return Sample(builtin_texts(), None, "built-in mixed set")
+    try:
+        content = path.read_bytes().decode("utf-8-sig")
+    except OSError as error:
+        raise ImportRefusedError(f"cannot read the sample {path.name} ({error.strerror})") from None
+    except UnicodeDecodeError:
+        raise ImportRefusedError(f"the sample {path.name} is not UTF-8 text") from None
+    reader = csv.DictReader(io.StringIO(content, newline=""))
+    fields = reader.fieldnames or []
+    if text_column not in fields:
+        raise ImportRefusedError(f"the sample {path.name} has no column {text_column!r} (found: {', '.join(fields)})")
+    expected_columns = [f for f in fields if f.startswith(EXPECTED_PREFIX)]
+    texts: list[str] = []
+    rows: list[list[float]] = []
+    for row in reader:
+        if len(texts) >= _MAX_SAMPLE_ROWS:
+            raise ImportRefusedError(f"the sample {path.name} has over {_MAX_SAMPLE_ROWS} rows")
+        texts.append(row[text_column] or "")
+        try:
+            rows.append([float(row[column]) for column in expected_columns])
+        except (TypeError, ValueError):
+            raise ImportRefusedError(
+                f"the sample {path.name}, line {reader.line_num}: an expected_ value is not a number"
+            ) from None
+    if not texts:
+        raise ImportRefusedError(f"the sample {path.name} has no rows")
+    expected = np.asarray(rows, dtype=np.float64) if expected_columns else None
+    return Sample(texts, expected, f"{path.name} ({len(texts)} texts)")
+
+
+def _recorded_parity(source: ModelSource, served: Any, sample: Sample) -> dict[str, Any] | None:
+    """The outputs the model gave where it was made (the sample's expected_ columns), reproduced here.
+
+    Required when the model was made with another scikit-learn minor version: the only proof that
+    this server computes what the model computed there. Checked whenever the sample carries them.
+    """
+    made_with, here = source.sklearn_version or "unknown", sklearn.__version__
+    other_version = source.sklearn_version is not None and _minor(source.sklearn_version) != _minor(here)
+    refusal = (
+        f"the model was made with scikit-learn {made_with} but this server runs {here}; refused unless "
+        f"--sample carries the outputs it gave there ({EXPECTED_PREFIX}<class> columns) and they are reproduced"
+        if other_version
+        else "the outputs recorded in the sample are not reproduced"
+    )
+    if sample.expected is None:
+        if other_version:
+            raise ImportRefusedError(refusal)
+        return None
+    _, reproduced, _ = model_outputs(served, sample.texts)
+    if reproduced.shape != sample.expected.shape:
+        raise ImportRefusedError(
+            f"{refusal} (the sample has {sample.expected.shape[1]} expected_ columns, the model "
+            f"gives {reproduced.shape[1]} outputs)"
+        )
+    difference = float(np.abs(reproduced - sample.expected).max())
+    if not difference <= TOLERANCE:
+        raise ImportRefusedError(f"{refusal} (they differ by up to {difference:.3g})")
+    return {"made_with": made_with, "served_with": here, "max_abs_difference": difference, "texts": len(sample.texts)}
+
+
+def _gate(source: ModelSource, options: ImportOptions, registry: ModelRegistry, name: str) -> dict[str, Any]:
+    if options.test is None:
+        return {"quality_gate": None}
+    try:
+        test = load_file(options.test, text_column=options.text_column, label_column=options.label_column)
+    except DatasetError as error:
+        raise ImportRefusedError(str(error)) from None
+    pipeline = source.pipeline
+    classes = [str(label) for label in pipeline.classes_]
+    predicted = [str(label) for label in pipeline.predict(test.texts)]
+    evaluation = evaluate_predictions(test.labels, predicted, sorted(set(classes) | set(test.labels)), test.sources)
+    behaviour = run_on_pipeline(pipeline)
+    mine = quality_gate.ModelFigures(evaluation.macro_f1, behaviour.pass_rate if behaviour else None)
+    verdict = quality_gate.check(mine, classes, test, registry.resolve(name), force=options.force)
+    if not verdict.passed:
+        raise ImportRefusedError(f"refused by the quality gate: {verdict.reason} (--force overrides)", exit_status=3)
+    return {
+        "evaluation": evaluation.to_dict(),
+        "behaviour": behaviour.to_dict() if behaviour else None,
+        "quality_gate": verdict.to_dict(),
+    }
+
+
+def import_model(
+    registry: ModelRegistry, name: str, path: str | Path, options: ImportOptions
+) -> tuple[str, dict[str, Any]]:
+    """Verify the model at `path` and publish it as model `name`'s new CURRENT; its version and metadata."""
+    path = Path(path)
+    try:
+        source = read_model_source(path, trust_pickle=options.trust_pickle, max_bytes=registry.max_model_bytes)
+    except ModelSourceError as error:
+        raise ImportRefusedError(str(error)) from None
+    sample = read_sample(options.sample, options.text_column)
+    served = load_pipeline(dump_pipeline(source.pipeline), registry.max_model_bytes)  # what servers will load
+    try:
+        parity = check_parity(source.pipeline, served, sample.texts)
+    except ModelRaisedError as error:
+        raise ImportRefusedError(str(error)) from None
+    if not parity.passed:
+        what = (
+            "labels differ" if not parity.labels_equal else f"outputs differ by up to {parity.max_abs_difference:.3g}"
+        )
+        raise ImportRefusedError(
+            f"the {parity.engine} engine does not reproduce the model ({what}; tolerance {TOLERANCE})"
+        )
+    recorded = _recorded_parity(source, served, sample)
+    gate = _gate(source, options, registry, name)
+    metadata = {
+        "classes": [str(label) for label in source.pipeline.classes_],
+        "steps": [type(step).__name__ for _, step in source.pipeline.steps],
+        "engine": parity.engine,
+        "output": parity.output,
+        "imported_from": source.to_metadata(path),
+        "parity": {**parity.to_dict(), "sample": sample.origin},
+        "recorded_outputs_parity": recorded,
+        **gate,
+    }
+    store = registry.store(name)
+    version = store.publish(source.pipeline, metadata, keep=options.keep)
+    return version, store.read_metadata(version)
