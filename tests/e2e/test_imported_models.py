@@ -11,8 +11,8 @@ from pathlib import Path
 import joblib
 import numpy as np
 import pytest
-import skops.io
 import sklearn
+import skops.io
 from sklearn.pipeline import Pipeline
 
 from src.engine.parity import builtin_texts

@@ -59,7 +59,8 @@ def test_each_supported_type_compiles_and_matches_scikit_learn(kind: str, train:
     assert np.abs(actual - expected).max() <= TOLERANCE
     assert [scorer.classes[winner] for winner, _, _ in outputs] == [str(c) for c in pipeline.predict(texts)]
     report = check_parity(pipeline, stored, texts)
-    assert report.passed and report.engine == "compiled"
+    assert report.passed
+    assert report.engine == "compiled"
 
 
 @pytest.mark.parametrize("kind", sorted(SUPPORTED))
@@ -70,7 +71,7 @@ def test_explanations_add_up_to_the_explained_scores(kind: str, train: Dataset) 
     for text in ("A wonderful film, but the ending was awful.", "the battery overheats", "ok"):
         weighted, explanation = explain(scorer, text, top=3)
         for k, label in enumerate(head.score_labels):
-            listed = sum(float(term["contributions"][label]) for term in explanation.terms)  # type: ignore[index]
+            listed = sum(float(term["contributions"][label]) for term in explanation.terms)  # type: ignore[index,misc]
             total = explanation.intercepts[label] + listed + explanation.other_terms[label]
             assert math.isclose(total, explanation.scores[label], abs_tol=1e-9)
             direct = head.explained_intercepts[k] + sum(
@@ -98,9 +99,9 @@ def test_hashing_columns_and_signs_match_scikit_learn_with_collisions() -> None:
     docs = [" ".join(rng.choices(words, k=rng.randint(1, 30))) for _ in range(300)]
     labels = ["a" if i % 2 else "b" for i in range(len(docs))]
     for options in ({}, {"binary": True}, {"alternate_sign": False, "norm": "l1"}, {"norm": None}):
-        pipeline = Pipeline(
-            [("v", HashingVectorizer(n_features=8, **options)), ("c", LogisticRegression())]  # type: ignore[arg-type]
-        ).fit(docs, labels)
+        pipeline = Pipeline([("v", HashingVectorizer(n_features=8, **options)), ("c", LogisticRegression())]).fit(
+            docs, labels
+        )
         scorer = CompiledScorer(pipeline)
         expected = pipeline.predict_proba(docs)
         actual = np.array([scorer.predict_proba(doc) for doc in docs])
@@ -116,7 +117,8 @@ def test_a_step_between_features_and_classifier_is_served_by_the_pipeline(train:
     with pytest.raises(UnsupportedPipelineError, match="TruncatedSVD between the features and the classifier"):
         CompiledScorer(pipeline)  # ... but not compiled
     report = check_parity(pipeline, load_pipeline(dump_pipeline(pipeline)), builtin_texts())
-    assert report.passed and report.engine == "pipeline"
+    assert report.passed
+    assert report.engine == "pipeline"
 
 
 def test_a_signed_hashing_count_under_sublinear_tf_is_not_compiled() -> None:

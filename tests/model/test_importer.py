@@ -16,8 +16,8 @@ from pathlib import Path
 import joblib
 import numpy as np
 import pytest
-import skops.io
 import sklearn
+import skops.io
 from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression, SGDClassifier
 from sklearn.pipeline import Pipeline
@@ -53,7 +53,7 @@ def write_csv(path: Path, rows: list[dict[str, object]]) -> Path:
     return path
 
 
-def run(tmp_path: Path, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+def run(tmp_path: Path, capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, str, str]:
     status = main(["--model-dir", str(tmp_path / "store"), "import", *map(str, args)])
     out, err = capsys.readouterr()
     return status, out, err
@@ -90,7 +90,8 @@ def test_an_imported_skops_model_is_published_with_its_provenance(
     assert metadata["imported_from"]["sha256"] == hashlib.sha256((tmp_path / "svc.skops").read_bytes()).hexdigest()
     assert metadata["imported_from"]["sklearn_version"] == sklearn.__version__
     assert {"sklearn_version", "python_version", "numpy_version", "scipy_version", "sha256"} <= set(metadata)
-    assert metadata["parity"]["passed"] and metadata["parity"]["texts"] >= 500
+    assert metadata["parity"]["passed"]
+    assert metadata["parity"]["texts"] >= 500
     assert (metadata["engine"], metadata["output"]) == ("compiled", "scores")
     assert "engine compiled, scores reproduced on 600 texts" in err
 
@@ -99,7 +100,9 @@ def test_a_pickle_without_trust_is_refused(tmp_path: Path, capsys: pytest.Captur
     joblib.dump(good, tmp_path / "svc.joblib")
     status, out, err = run(tmp_path, capsys, "mine", tmp_path / "svc.joblib")
     assert (status, out) == (2, "")
-    assert err.count("\n") == 1 and "--trust-pickle" in err and "nothing published" in err
+    assert err.count("\n") == 1
+    assert "--trust-pickle" in err
+    assert "nothing published" in err
     assert published(tmp_path) == []
 
 
@@ -110,8 +113,10 @@ def test_an_untrusted_type_is_refused(
     pipeline = Pipeline([("v", TfidfVectorizer()), ("s", StandardScaler(with_mean=False)), ("c", LogisticRegression())])
     joblib.dump(pipeline.fit(train.texts, train.labels), tmp_path / "scaled.joblib")
     status, _, err = run(tmp_path, capsys, "mine", tmp_path / "scaled.joblib", "--trust-pickle")
-    assert status == 2 and "untrusted types sklearn.preprocessing._data.StandardScaler" in err
-    assert err.count("\n") == 1 and published(tmp_path) == []
+    assert status == 2
+    assert "untrusted types sklearn.preprocessing._data.StandardScaler" in err
+    assert err.count("\n") == 1
+    assert published(tmp_path) == []
 
 
 def test_another_scikit_learn_version_is_refused_without_recorded_outputs(
@@ -121,7 +126,8 @@ def test_another_scikit_learn_version_is_refused_without_recorded_outputs(
     status, _, err = run(tmp_path, capsys, "mine", tmp_path / "old.skops")
     assert status == 2
     assert f"made with scikit-learn {OTHER_SKLEARN} but this server runs {sklearn.__version__}" in err
-    assert err.count("\n") == 1 and published(tmp_path) == []
+    assert err.count("\n") == 1
+    assert published(tmp_path) == []
 
 
 def test_another_version_is_accepted_when_its_recorded_outputs_are_reproduced(
@@ -132,18 +138,23 @@ def test_another_version_is_accepted_when_its_recorded_outputs_are_reproduced(
     texts = test.texts[:300]
     scores = good.decision_function(texts)  # what the model gave "where it was made"
     sample = write_csv(
-        tmp_path / "sample.csv", [{"text": t, "expected_positive": repr(float(s))} for t, s in zip(texts, scores)]
+        tmp_path / "sample.csv",
+        [{"text": t, "expected_positive": repr(float(s))} for t, s in zip(texts, scores, strict=True)],
     )
     wrong = write_csv(
-        tmp_path / "wrong.csv", [{"text": t, "expected_positive": repr(float(s) + 1e-6)} for t, s in zip(texts, scores)]
+        tmp_path / "wrong.csv",
+        [{"text": t, "expected_positive": repr(float(s) + 1e-6)} for t, s in zip(texts, scores, strict=True)],
     )
     status, _, err = run(tmp_path, capsys, "mine", tmp_path / "old.skops", "--sample", wrong)
-    assert status == 2 and "differ by up to 1e-06" in err and published(tmp_path) == []
+    assert status == 2
+    assert "differ by up to 1e-06" in err
+    assert published(tmp_path) == []
     status, out, err = run(tmp_path, capsys, "mine", tmp_path / "old.skops", "--sample", sample)
     assert status == 0, err
     metadata = ModelStore(tmp_path / "store" / "mine").read_metadata(out.strip())
     recorded = metadata["recorded_outputs_parity"]
-    assert recorded["made_with"] == OTHER_SKLEARN and recorded["max_abs_difference"] <= 1e-9
+    assert recorded["made_with"] == OTHER_SKLEARN
+    assert recorded["max_abs_difference"] <= 1e-9
     assert metadata["parity"]["sample"] == "sample.csv (300 texts)"
 
 
@@ -151,7 +162,9 @@ def test_a_pipeline_that_expects_numbers_is_refused(tmp_path: Path, capsys: pyte
     numbers = Pipeline([("scale", MaxAbsScaler()), ("c", LogisticRegression())]).fit([[0.0], [1.0], [3.0]], [0, 1, 1])
     skops.io.dump(numbers, tmp_path / "numbers.skops")
     status, _, err = run(tmp_path, capsys, "mine", tmp_path / "numbers.skops")
-    assert status == 2 and "expects numbers rather than texts" in err and published(tmp_path) == []
+    assert status == 2
+    assert "expects numbers rather than texts" in err
+    assert published(tmp_path) == []
 
 
 def test_a_pipeline_whose_predict_raises_on_some_texts_is_refused(
@@ -168,8 +181,10 @@ def test_a_pipeline_whose_predict_raises_on_some_texts_is_refused(
         pipeline.predict(train.texts[:50])
     skops.io.dump(pipeline, tmp_path / "nan.skops")
     status, _, err = run(tmp_path, capsys, "mine", tmp_path / "nan.skops")
-    assert status == 2 and "the model's predict raised ValueError on sample text" in err
-    assert err.count("\n") == 1 and published(tmp_path) == []
+    assert status == 2
+    assert "the model's predict raised ValueError on sample text" in err
+    assert err.count("\n") == 1
+    assert published(tmp_path) == []
 
 
 def test_a_file_over_max_model_bytes_is_refused_by_the_command(tmp_path: Path, data: tuple[Dataset, Dataset]) -> None:
@@ -185,29 +200,34 @@ def test_a_file_over_max_model_bytes_is_refused_by_the_command(tmp_path: Path, d
         text=True,
         timeout=120,
     )
-    assert result.returncode == 2 and result.stdout == ""
-    assert (
-        result.stderr.startswith("error: svc.skops is ")
-        and "over the limit of 1000000 (MAX_MODEL_BYTES)" in result.stderr
-    )
-    assert result.stderr.count("\n") == 1 and published(tmp_path) == []
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.startswith("error: svc.skops is ")
+    assert "over the limit of 1000000 (MAX_MODEL_BYTES)" in result.stderr
+    assert result.stderr.count("\n") == 1
+    assert published(tmp_path) == []
 
 
 def test_the_gate_compares_an_import_with_current(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], good: Pipeline, data: tuple[Dataset, Dataset]
 ) -> None:
     train, test = data
-    test_csv = write_csv(tmp_path / "test.csv", [{"text": t, "label": l} for t, l in zip(test.texts, test.labels)])
+    test_csv = write_csv(
+        tmp_path / "test.csv", [{"text": t, "label": label} for t, label in zip(test.texts, test.labels, strict=True)]
+    )
     skops.io.dump(good, tmp_path / "good.skops")
     status, out, err = run(tmp_path, capsys, "mine", tmp_path / "good.skops", "--test", test_csv)
     assert status == 0, err
     first = ModelStore(tmp_path / "store" / "mine").read_metadata(out.strip())
-    assert first["evaluation"]["accuracy"] > 0.7 and first["behaviour"]["pass_rate"] > 0.5
+    assert first["evaluation"]["accuracy"] > 0.7
+    assert first["behaviour"]["pass_rate"] > 0.5
     shuffled = list(np.random.default_rng(0).permutation(train.labels))
     worse = Pipeline([("v", TfidfVectorizer()), ("c", LogisticRegression())]).fit(train.texts, shuffled)
     skops.io.dump(worse, tmp_path / "worse.skops")
     status, _, err = run(tmp_path, capsys, "mine", tmp_path / "worse.skops", "--test", test_csv)
-    assert status == 3 and "refused by the quality gate: macro-F1" in err and len(published(tmp_path)) == 1
+    assert status == 3
+    assert "refused by the quality gate: macro-F1" in err
+    assert len(published(tmp_path)) == 1
     status, out, _ = run(tmp_path, capsys, "mine", tmp_path / "worse.skops", "--test", test_csv, "--force")
     assert status == 0
     forced = ModelStore(tmp_path / "store" / "mine").read_metadata(out.strip())
