@@ -54,9 +54,10 @@ docs/infra.svg: docs/infra.dot
 k8s-rules: $(VENV)/.runtime  ## regenerate k8s/prometheus-rules.yaml from monitoring/rules.yml
 	$(BIN)/python -m monitoring.build_configmap
 
-bench: $(VENV)/.dev system-deps  ## the benchmark: writes bench/results.md
+bench: $(VENV)/.dev system-deps  ## the benchmark: writes bench/results.md and bench/model_types.md
 	$(BIN)/python -m src.model.train_script --if-missing
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.model_types
 
 image-test: system-deps  ## build the Dockerfile with buildah and smoke-test the image (no Docker engine needed)
 	bash scripts/image-test.sh

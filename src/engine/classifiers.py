@@ -180,22 +180,21 @@ def _isotonic_map(calibrator: Any) -> Callable[[float], float]:
     return lambda score: float(np.interp(min(max(score, low), high), xs, ys))
 
 
-def calibrated(classifier: Any, n_features: int) -> LinearHead:
+def calibrated(classifier: Any, n_features: int, inner_head: Callable[[Any], HeadFactory | None]) -> LinearHead:
     """CalibratedClassifierCV over linear models: each fold's scores through its calibrators, then the
     mean of the folds' probabilities (CalibratedClassifierCV.predict_proba), label the most probable.
 
     Its explanation splits the mean of the folds' scores: exact for that score, which the calibrated
     probabilities follow closely but not term by term (each fold has its own calibration map).
+    `inner_head` finds the compiler of each fold's linear model (the registry's, in model_types.py).
     """
-    from src.engine.model_types import linear_head_for  # the registry lists the linear models to wrap
-
     classes = _classes(classifier)
     folds = []
     for fold in classifier.calibrated_classifiers_:
         if fold.method not in ("sigmoid", "isotonic"):
             raise UnsupportedPipelineError(f"calibration method {fold.method!r} is not compiled")
-        inner = linear_head_for(fold.estimator)
-        if inner is None or inner is calibrated or not hasattr(fold.estimator, "decision_function"):
+        inner = inner_head(fold.estimator)
+        if inner is None or not hasattr(fold.estimator, "decision_function"):
             raise UnsupportedPipelineError(f"calibrated {type(fold.estimator).__name__} is not a compiled linear model")
         head = inner(fold.estimator, n_features)
         if [str(c) for c in fold.classes] != classes or head.classes != classes:

@@ -130,6 +130,7 @@ class StepSpec:
 
 
 _TEXT = "sklearn.feature_extraction.text"
+CALIBRATED = "sklearn.calibration.CalibratedClassifierCV"
 SPECS: tuple[StepSpec, ...] = (
     StepSpec(f"{_TEXT}.CountVectorizer", "vectorizer", _check_vocabulary_vectorizer, featurizers.vocabulary_featurizer),
     StepSpec(f"{_TEXT}.TfidfVectorizer", "vectorizer", _check_vocabulary_vectorizer, featurizers.vocabulary_featurizer),
@@ -172,10 +173,10 @@ SPECS: tuple[StepSpec, ...] = (
     StepSpec("sklearn.naive_bayes.MultinomialNB", "classifier", _check_naive_bayes, head=classifiers.multinomial_nb),
     StepSpec("sklearn.naive_bayes.ComplementNB", "classifier", _check_naive_bayes, head=classifiers.complement_nb),
     StepSpec(
-        "sklearn.calibration.CalibratedClassifierCV",
+        CALIBRATED,
         "classifier",
         _check_calibrated,
-        head=classifiers.calibrated,
+        head=lambda classifier, n_features: classifiers.calibrated(classifier, n_features, linear_head_for),
         brings=(
             "sklearn.calibration._CalibratedClassifier",
             "sklearn.calibration._SigmoidCalibration",
@@ -231,6 +232,9 @@ def check_step(step: Any, role: str | None = None) -> StepSpec:
 
 
 def linear_head_for(classifier: Any) -> classifiers.HeadFactory | None:
-    """The compiler of a linear classifier's head, or None (used by calibrated models for their folds)."""
+    """The compiler of a linear classifier's head (a calibrated model's fold), or None; never another
+    calibrated model."""
     spec = spec_for(classifier)
-    return spec.head if spec is not None and spec.role == "classifier" else None
+    if spec is None or spec.role != "classifier" or spec.name == CALIBRATED:
+        return None
+    return spec.head

@@ -1,1 +1,1 @@
-"""The serving core: the served models, the data plane, the scoring engines and explanations; no HTTP."""
+"""The serving core: the served models, the data plane, the predictor and explanations; no HTTP."""

@@ -8,7 +8,12 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.pipeline import Pipeline
+from sklearn.svm import LinearSVC
 
+from src.model.datasets import Dataset
+from src.store.store import ModelStore
 from tests.conftest import SECOND_MODEL
 from tests.e2e.servers import ROOT, free_port, request, running_server, uvicorn_command
 
@@ -156,3 +161,20 @@ def test_api_docs_render_from_the_service_alone(page: Page, base_url: str) -> No
     expect(page.get_by_text("/predict/batch", exact=True)).to_be_visible()
     expect(page.get_by_text("/models/{name}/predict", exact=True)).to_be_visible()
     assert outside == []
+
+
+def test_a_model_without_probabilities_shows_its_signed_score(page: Page, sample: Dataset, tmp_path: Path) -> None:
+    svm = Pipeline([("tfidf", TfidfVectorizer()), ("svm", LinearSVC())]).fit(sample.texts, sample.labels)
+    ModelStore(tmp_path / "models" / "sentiment").publish(svm, {"classes": ["negative", "positive"]})
+    port = free_port()
+    env = {"MODEL_DIR": str(tmp_path / "models"), "MODEL_POLL_SECONDS": "0"}
+    with running_server(uvicorn_command(port), port, env, tmp_path) as server:
+        page.goto(server.base_url + "/")
+        page.get_by_label("Text to analyse").fill("A dull, boring and awful film.")
+        page.get_by_role("button", name="Analyse").click()
+        expect(page.locator("#label")).to_have_text("negative")
+        row = page.locator(".bar", has_text="positive score")
+        expect(row).to_be_visible()
+        assert row.inner_text().split()[-1].startswith("-")  # below 0: the first class
+        expect(page.locator("#towards")).to_have_text("positive")
+        expect(page.locator("#highlighted .towards-positive, #highlighted .towards-negative").first).to_be_visible()
