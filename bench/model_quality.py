@@ -1,22 +1,30 @@
-"""What each training choice does to quality where the model did not train.
+"""What each training choice does to quality where the model did not train, over several seeds.
 
-    python -m bench.model_quality            # every configuration, ~15 minutes on 2 cores
-    python -m bench.model_quality --only final
+    python -m bench.model_quality --only before,after --seeds 3 --jobs 2   # the cue study, ~20 minutes
+    python -m bench.model_quality                                          # every configuration
 
-Configurations, each adding to the one before: the seed's model (movie reviews and tweets,
-unweighted, plain TF-IDF, C=4); the UCI sentences and balanced (source, label) weights; negation
-marking and emoticon tokens; the VADER lexicon (plain and negated); C=3, the default. For each it
-reports held-out accuracy per source (20% split), leave-one-source-out accuracy on every text source
-(a source the configuration does not train on is scored by the model trained on all it has), and
-behaviour-suite pass rates. Writes bench/model_quality.md.
+The history, each configuration adding to the one before: the seed's model (movie reviews and
+tweets, unweighted, plain TF-IDF, C=4); the UCI sentences and balanced (source, label) weights;
+negation marking and emoticon tokens; the VADER lexicon as one-word documents; C=3 (`before`: the
+default until the sentiment cues). Then `after`, today's default: the sentiment cues of
+SentimentCueVectorizer (shared lexicon tokens, contrast, narrow negation, raw cues) with the lexicon
+rows at 0.1, and one ablation per cue (`after -x`: that cue off), and the lexicon rows at 0.5.
+
+For each configuration and seed of the 80/20 split: held-out accuracy per source, and the behaviour
+suite by capability. Leave-one-source-out accuracy on every text source (trained on all the others,
+no split, so the same for every seed) once per configuration. Reports the mean over seeds and the
+spread (max - min). Writes bench/model_quality.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
-from dataclasses import dataclass
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from src.model.behaviour import run_on_pipeline
 from src.model.datasets import LEXICON_SOURCE, NEGATED_LEXICON_SOURCE, Dataset, load_bundled
@@ -24,45 +32,58 @@ from src.model.trainer import DEFAULT_C, ModelTrainer
 
 SEED_SOURCES = {"imdb", "rotten_tomatoes", "tweets"}
 LEXICONS = {LEXICON_SOURCE, NEGATED_LEXICON_SOURCE}
+SEEDS = (42, 7, 1234, 99, 2026)
+NO_CUES = {"lexicon_tokens": False, "contrast": False, "narrow_negation": False, "raw_cues": False}
 
 
 @dataclass(frozen=True)
 class Config:
-    """One way to train: which sources, whether rows are balanced, the features and C."""
+    """One way to train: which sources, whether rows are balanced and how the lexicon weighs, the trainer."""
 
     name: str
-    sources_without_lexicons: bool
-    seed_sources_only: bool
-    balanced: bool
-    negation: bool
-    C: float
+    lexicons: bool = True
+    seed_sources_only: bool = False
+    balanced: bool = True
+    lexicon_weight: float = 0.1
+    trainer: dict[str, Any] = field(default_factory=dict)
 
 
+_OLD = {**NO_CUES, "C": 4.0}
 CONFIGS = [
-    Config("seed", True, True, False, False, 4.0),
-    Config("+uci+balanced", True, False, True, False, 4.0),
-    Config("+negation+emoticons", True, False, True, True, 4.0),
-    Config("+lexicon", False, False, True, True, 4.0),
-    Config("final (C=3)", False, False, True, True, DEFAULT_C),
+    Config(
+        "seed",
+        lexicons=False,
+        seed_sources_only=True,
+        balanced=False,
+        trainer={**_OLD, "negation": False, "emoticons": False},
+    ),
+    Config(
+        "+uci+balanced", lexicons=False, lexicon_weight=0.5, trainer={**_OLD, "negation": False, "emoticons": False}
+    ),
+    Config("+negation+emoticons", lexicons=False, lexicon_weight=0.5, trainer=_OLD),
+    Config("+lexicon", lexicon_weight=0.5, trainer=_OLD),
+    Config("before", lexicon_weight=0.5, trainer={**NO_CUES, "C": DEFAULT_C}),
+    Config("after"),
+    Config("after -lexicon tokens", trainer={"lexicon_tokens": False}),
+    Config("after -contrast", trainer={"contrast": False}),
+    Config("after -narrow negation", trainer={"narrow_negation": False}),
+    Config("after -raw cues", trainer={"raw_cues": False}),
+    Config("after with lexicon rows at 0.5", lexicon_weight=0.5),
 ]
 
 
 def _select(data: Dataset, config: Config) -> Dataset:
     def keep(source: str) -> bool:
         if source in LEXICONS:
-            return not config.sources_without_lexicons
+            return config.lexicons
         return source in SEED_SOURCES or not config.seed_sources_only
 
     return data.where(keep)
 
 
-def _trainer(config: Config) -> ModelTrainer:
-    return ModelTrainer(C=config.C, negation=config.negation, emoticons=config.negation)
-
-
 def _fit(config: Config, data: Dataset) -> ModelTrainer:
-    weights = data.balanced_weights(0.5) if config.balanced else None
-    return _trainer(config).train(data.texts, data.labels, sample_weight=weights)
+    weights = data.balanced_weights(config.lexicon_weight) if config.balanced else None
+    return ModelTrainer(**config.trainer).train(data.texts, data.labels, sample_weight=weights)
 
 
 def _accuracy(model: ModelTrainer, data: Dataset) -> float:
@@ -70,61 +91,100 @@ def _accuracy(model: ModelTrainer, data: Dataset) -> float:
     return sum(p == y for p, y in zip(predicted, data.labels, strict=True)) / len(data)
 
 
-def evaluate(config: Config, everything: Dataset) -> dict[str, float]:
-    """Held-out, leave-one-source-out and behaviour figures of one configuration."""
-    started = time.perf_counter()
-    data = _select(everything, config)
-    train, test = data.split(0.2, 42)
+def held_out(config: Config, everything: Dataset, seed: int) -> dict[str, float]:
+    """Held-out accuracy per source and behaviour-suite rates, for one seed of the split."""
+    train, test = _select(everything, config).split(0.2, seed)
     model = _fit(config, train)
-    row: dict[str, float] = {}
-    for source in test.source_names:
-        row[f"held-out {source}"] = _accuracy(model, test.where(lambda s, source=source: s == source))  # type: ignore[misc]
+    row = {
+        f"held-out {source}": _accuracy(model, test.where(lambda s, source=source: s == source))  # type: ignore[misc]
+        for source in test.source_names
+    }
     behaviour = run_on_pipeline(model.pipeline_)
     assert behaviour is not None
     row["behaviour all"] = behaviour.pass_rate
-    for capability, rate in behaviour.by_capability.items():
-        row[f"behaviour {capability}"] = rate
+    row.update({f"behaviour {capability}": rate for capability, rate in behaviour.by_capability.items()})
+    return row
+
+
+def leave_one_source_out(config: Config, everything: Dataset) -> dict[str, float]:
+    """Accuracy on each text source of a model trained on all the others; their mean."""
+    data = _select(everything, config)
     text_sources = [s for s in everything.source_names if s not in everything.training_only]
     trained_on_all = None
-    loso = []
+    row = {}
     for source in text_sources:
         if source in data.source_names:
             without = _fit(config, data.where(lambda s, source=source: s != source))  # type: ignore[misc]
         else:
             trained_on_all = trained_on_all or _fit(config, data)
             without = trained_on_all
-        accuracy = _accuracy(without, everything.where(lambda s, source=source: s == source))  # type: ignore[misc]
-        row[f"loso {source}"] = accuracy
-        loso.append(accuracy)
-    row["loso mean"] = sum(loso) / len(loso)
-    row["seconds"] = time.perf_counter() - started
-    print(f"{config.name}: {row}", flush=True)
+        row[f"loso {source}"] = _accuracy(without, everything.where(lambda s, source=source: s == source))  # type: ignore[misc]
+    row["loso mean"] = sum(row.values()) / len(row)
     return row
+
+
+def _unit(job: tuple[Config, int | None]) -> tuple[str, int | None, dict[str, float], float]:
+    config, seed = job
+    started = time.perf_counter()
+    everything = load_bundled()
+    row = held_out(config, everything, seed) if seed is not None else leave_one_source_out(config, everything)
+    print(
+        f"{config.name} {'loso' if seed is None else f'seed {seed}'}: done in {time.perf_counter() - started:.0f} s",
+        flush=True,
+    )
+    return config.name, seed, row, time.perf_counter() - started
+
+
+def report(configs: list[Config], results: list[tuple[str, int | None, dict[str, float], float]], seeds: int) -> str:
+    """The markdown table: per metric and configuration, the mean over seeds and the spread."""
+    by_config: dict[str, dict[str, list[float]]] = {config.name: {} for config in configs}
+    for name, _, row, _ in results:
+        for metric, value in row.items():
+            by_config[name].setdefault(metric, []).append(value)
+    metrics = list(dict.fromkeys(metric for _, _, row, _ in results for metric in row))
+    metrics.sort(key=lambda m: (not m.startswith("loso"), not m.startswith("behaviour"), m))
+    names = [config.name for config in configs]
+    lines = [
+        "# Model quality by training choice (`python -m bench.model_quality`)",
+        "",
+        f"Held-out and behaviour figures: mean over {seeds} seeds of the 80/20 split, ± half the spread "
+        "(max - min) / 2; leave-one-source-out: one run (no split). "
+        f"Written {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
+        "",
+        "| metric | " + " | ".join(names) + " |",
+        "|---|" + "---:|" * len(names),
+    ]
+    for metric in metrics:
+        cells = []
+        for name in names:
+            values = by_config[name].get(metric)
+            if not values:
+                cells.append("")
+            elif len(values) == 1:
+                cells.append(f"{values[0]:.3f}")
+            else:
+                cells.append(f"{statistics.mean(values):.3f} ±{(max(values) - min(values)) / 2:.3f}")
+        lines.append(f"| {metric} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     """Evaluate the configurations and write the table."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--only", help="evaluate just the configuration whose name starts with this")
+    parser.add_argument("--only", help="comma-separated configuration names (default: all)")
+    parser.add_argument("--seeds", type=int, default=3, help=f"seeds of the split, from {SEEDS} (default: 3)")
+    parser.add_argument("--jobs", type=int, default=1, help="trainings run at once (each takes one core)")
     parser.add_argument("--output", type=Path, default=Path("bench/model_quality.md"))
     args = parser.parse_args()
-    configs = [c for c in CONFIGS if args.only is None or c.name.startswith(args.only)]
-    everything = load_bundled()
-    rows = {config.name: evaluate(config, everything) for config in configs}
-    metrics = list(dict.fromkeys(metric for row in rows.values() for metric in row))
-    lines = [
-        "# Model quality by training choice (`python -m bench.model_quality`)",
-        "",
-        "| metric | " + " | ".join(rows) + " |",
-        "|---|" + "---|" * len(rows),
-    ]
-    for metric in metrics:
-        cells = [f"{row[metric]:.3f}" if metric in row else "" for row in rows.values()]
-        if metric == "seconds":
-            cells = [f"{row[metric]:.0f}" for row in rows.values()]
-        lines.append(f"| {metric} | " + " | ".join(cells) + " |")
-    args.output.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    wanted = set(args.only.split(",")) if args.only else None
+    configs = [c for c in CONFIGS if wanted is None or c.name in wanted]
+    jobs: list[tuple[Config, int | None]] = [(c, None) for c in configs]
+    jobs += [(c, seed) for c in configs for seed in SEEDS[: args.seeds]]
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        results = list(pool.map(_unit, jobs))
+    table = report(configs, results, args.seeds)
+    args.output.write_text(table)
+    print(table)
 
 
 if __name__ == "__main__":

@@ -429,7 +429,7 @@ def render(
         "|---|---:|---:|---:|",
     ]
     for case, compiled, pipeline in scoring:
-        if pipeline != pipeline:  # NaN: no Pipeline counterpart (explanations)
+        if pipeline != pipeline:  # NaN: no Pipeline counterpart (explanations, the preprocessor alone)
             lines.append(f"| {case} | {compiled:.1f} | - | - |")
         else:
             lines.append(f"| {case} | {compiled:.1f} | {pipeline:.1f} | {pipeline / compiled:.1f}x |")

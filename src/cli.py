@@ -20,7 +20,7 @@ from importlib import metadata
 COMMANDS = {
     "serve": "run the production server: one worker per CPU on $HOST:$PORT (SIGHUP reloads the models)",
     "train": "train a model on the bundled data or your CSV/JSONL, evaluate it, gate it and publish it",
-    "models": "the model store: list, import, promote, rollback, prune, migrate",
+    "models": "the model store: list, import, promote, rollback, prune, migrate, rollout",
 }
 
 

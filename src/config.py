@@ -114,6 +114,21 @@ class Settings(BaseSettings):
     model_keep_versions: int = Field(default=5, ge=1)
     """Versions a training run keeps in the store (the newest, and always CURRENT); older ones are pruned."""
 
+    rollout_min_requests: int = Field(default=100, ge=1)
+    """Texts a rollout's candidate must score in a worker before its guards judge it."""
+
+    rollout_max_error_rate: float = Field(default=0.01, ge=0, le=1)
+    """A rollout is aborted when its candidate fails to score more than this share of texts."""
+
+    rollout_max_latency_ratio: float = Field(default=3.0, gt=1)
+    """A rollout is aborted when its candidate's mean scoring time per text exceeds CURRENT's by this factor."""
+
+    rollout_max_disagreement: float = Field(default=0.2, ge=0, le=1)
+    """A rollout is aborted when its candidate's label differs from CURRENT's on more than this share of texts."""
+
+    rollout_key_header: str = Field(default="x-rollout-key", pattern=r"^[A-Za-z0-9-]{1,64}$")
+    """The request header whose value keeps a client on one version during a canary (else its address)."""
+
 
 def _shown(value: object) -> str:
     if value is None:

@@ -13,6 +13,7 @@ from typing import TypeVar
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
+    REGISTRY,
     CollectorRegistry,
     Counter,
     Gauge,
@@ -120,6 +121,44 @@ MODEL_READY = Gauge(
     multiprocess_mode="livemin",
 )
 
+# Rollouts: a candidate version beside CURRENT (src/serving/rollout_traffic.py). The guard figures
+# follow from these counters, summed over workers: error rate = errors / requests of the candidate,
+# latency ratio = (seconds / requests) of the candidate over CURRENT's, disagreement = 1 - agreed /
+# compared, mean |probability difference| = absolute_difference / compared.
+ROLLOUT_RUNNING = Gauge(
+    "mlservice_rollout_running",
+    "1 while a rollout of the model's candidate runs in the process (by mode), 0 once it ended.",
+    ["model", "candidate", "mode"],
+    multiprocess_mode="livemax",
+)
+ROLLOUT_REQUESTS = Counter(
+    "mlservice_rollout_requests_total",
+    "Texts scored during a rollout, by model, version and role (current or candidate).",
+    ["model", "version", "role"],
+)
+ROLLOUT_ERRORS = Counter(
+    "mlservice_rollout_errors_total", "Texts a rollout's candidate failed to score.", ["model", "version"]
+)
+ROLLOUT_SECONDS = Counter(
+    "mlservice_rollout_scoring_seconds_total",
+    "Seconds spent scoring during a rollout, by model, version and role.",
+    ["model", "version", "role"],
+)
+ROLLOUT_COMPARED = Counter(
+    "mlservice_rollout_compared_total", "Texts scored by both CURRENT and the candidate.", ["model", "version"]
+)
+ROLLOUT_AGREED = Counter(
+    "mlservice_rollout_agreed_total", "Compared texts given the same label by both.", ["model", "version"]
+)
+ROLLOUT_ABSOLUTE_DIFFERENCE = Counter(
+    "mlservice_rollout_absolute_difference_total",
+    "Sum over compared texts of the mean |probability (or score) difference| between the two.",
+    ["model", "version"],
+)
+ROLLOUT_ABORTS = Counter(
+    "mlservice_rollout_aborts_total", "Rollouts this process aborted, by the guard that tripped.", ["model", "guard"]
+)
+
 
 Metric = TypeVar("Metric", Counter, Gauge, Histogram)
 
@@ -128,6 +167,25 @@ Metric = TypeVar("Metric", Counter, Gauge, Histogram)
 def labelled(metric: Metric, *values: str) -> Metric:
     """`metric.labels(*values)`, remembered: the hot path's label sets are few and fixed."""
     return metric.labels(*values)
+
+
+def _registry() -> CollectorRegistry:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return registry
+    return REGISTRY
+
+
+def totals(metric: Counter, **labels: str) -> float:
+    """A counter's value summed over every worker (in multiprocess mode) and every series matching `labels`."""
+    name = f"{metric._name}_total"
+    total = 0.0
+    for family in _registry().collect():
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                total += sample.value
+    return total
 
 
 def render() -> tuple[bytes, str]:

@@ -29,3 +29,11 @@ async def get_data_plane(request: Request) -> DataPlane:
 
 
 DataPlaneDep = Annotated[DataPlane, Depends(get_data_plane)]
+
+
+def client_key(request: Request) -> str:
+    """What keeps a client on one version during a canary: ROLLOUT_KEY_HEADER's value, else its address."""
+    key = request.headers.get(request.app.state.rollout_key_header)
+    if key:
+        return key[:256]
+    return request.client.host if request.client else ""

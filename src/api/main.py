@@ -26,6 +26,7 @@ from src.config import Settings, get_settings
 from src.logs import configure_logging
 from src.serving.dataplane import DataPlane, TextLimits
 from src.serving.reload_broadcast import ReloadBroadcast
+from src.serving.rollout_traffic import Guards
 from src.serving.served_models import ServedModels, parse_required
 from src.store.registry import ModelRegistry
 
@@ -89,10 +90,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         default_name=settings.default_model_name,
         required=parse_required(settings.required_models),
         max_models=settings.max_models,
+        guards=Guards(
+            min_requests=settings.rollout_min_requests,
+            max_error_rate=settings.rollout_max_error_rate,
+            max_latency_ratio=settings.rollout_max_latency_ratio,
+            max_disagreement=settings.rollout_max_disagreement,
+        ),
     )
     app.state.models = models
     app.state.reloads = ReloadBroadcast.from_environment(models)
     app.state.data_plane = DataPlane(models, TextLimits.from_settings(settings))
+    app.state.rollout_key_header = settings.rollout_key_header.lower()
     routers = [*ROUTERS, *([docs.router] if settings.docs_enabled else [])]
     for router in routers:
         app.include_router(router)

@@ -141,6 +141,13 @@ SPECS: tuple[StepSpec, ...] = (
         _check_vocabulary_vectorizer,
         featurizers.vocabulary_featurizer,
     ),
+    # Our trainer's default vectorizer since the sentiment cues: negation, contrast, lexicon tokens.
+    StepSpec(
+        "src.model.text_features.SentimentCueVectorizer",
+        "vectorizer",
+        _check_vocabulary_vectorizer,
+        featurizers.vocabulary_featurizer,
+    ),
     StepSpec(f"{_TEXT}.HashingVectorizer", "vectorizer", _check_hashing_vectorizer, featurizers.hashing_featurizer),
     StepSpec(f"{_TEXT}.TfidfTransformer", "weighting", _check_tfidf_transformer),
     StepSpec("sklearn.pipeline.FeatureUnion", "union", check=lambda union: None),  # its members are checked

@@ -17,6 +17,8 @@ import importlib.resources
 import importlib.util
 import io
 import json
+import re
+import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -169,6 +171,20 @@ def _vader_lexicon() -> Iterator[tuple[str, str, str]]:
                 if token.isalpha():
                     # VADER's own rule: a negation flips a word's polarity ("not good", "no problem").
                     yield f"not {token}", LABELS[strength < 0], NEGATED_LEXICON_SOURCE
+
+
+def vader_polarity_words() -> tuple[list[str], list[str]]:
+    """The VADER lexicon's clearly positive and negative words (|mean| >= 1), lower-cased and
+    accent-stripped, those that are one `\\w+` token: what SentimentCueVectorizer stores in a model."""
+    positive: set[str] = set()
+    negative: set[str] = set()
+    for token, label, source in _vader_lexicon():
+        if source != LEXICON_SOURCE:
+            continue
+        word = "".join(c for c in unicodedata.normalize("NFKD", token.lower()) if not unicodedata.combining(c))
+        if re.fullmatch(r"\w+", word):
+            (positive if label == "positive" else negative).add(word)
+    return sorted(positive), sorted(negative - positive)
 
 
 def load_bundled() -> Dataset:

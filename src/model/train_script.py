@@ -33,9 +33,11 @@ EXIT_REFUSED_BY_GATE = 3
 
 logger = logging.getLogger("src.model.train_script")
 
-# A lexicon's one-word documents teach polarity of words the corpora rarely use; at half the weight
-# of a text source they inform without drowning the sentences (the README model card has the figures).
-LEXICON_WEIGHT = 0.5
+# A lexicon's one-word documents teach polarity of words the corpora rarely use. With the shared
+# lexicon tokens (lexpos/lexneg) those documents would teach the shared weight almost alone at a
+# higher weight; at 0.1 of a text source they inform without drowning the sentences (the model card
+# in docs/training.md has the figures).
+LEXICON_WEIGHT = 0.1
 
 
 def _at_least_one(value: str) -> int:
@@ -95,6 +97,23 @@ def build_parser(prog: str = "python -m src.model.train_script") -> argparse.Arg
         help=f"weight of a lexicon source's cells relative to a text source's (default: {LEXICON_WEIGHT})",
     )
     model.add_argument("--no-negation", action="store_true", help="do not mark negated words (`not bad` -> neg_bad)")
+    model.add_argument(
+        "--no-lexicon-tokens",
+        action="store_true",
+        help="do not add a shared lexpos/lexneg token per VADER lexicon word in a text",
+    )
+    model.add_argument(
+        "--no-contrast",
+        action="store_true",
+        help="do not repeat the clause after 'but' (it usually carries the verdict)",
+    )
+    model.add_argument(
+        "--wide-negation",
+        action="store_true",
+        help="a negation's scope runs to the next punctuation mark, every word marked (as before the cues; "
+        "by default it also ends at 'and' and marks its first 3 words)",
+    )
+    model.add_argument("--no-raw-cues", action="store_true", help="do not add the xxexcl ('!!') and xxcaps tokens")
     model.add_argument(
         "--no-cross-source",
         action="store_true",
@@ -166,7 +185,14 @@ def run(args: argparse.Namespace) -> int:
     weigh = _weigher(args)
 
     trainer = ModelTrainer(
-        C=args.C, ngram_range=(1, args.ngram_max), negation=not args.no_negation, random_state=args.random_state
+        C=args.C,
+        ngram_range=(1, args.ngram_max),
+        negation=not args.no_negation,
+        lexicon_tokens=not args.no_lexicon_tokens,
+        contrast=not args.no_contrast,
+        narrow_negation=not args.wide_negation,
+        raw_cues=not args.no_raw_cues,
+        random_state=args.random_state,
     )
     tuning = None
     if args.tune:

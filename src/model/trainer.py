@@ -15,9 +15,9 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.pipeline import Pipeline
 
 from src.config import get_settings
-from src.model.datasets import Dataset
+from src.model.datasets import Dataset, vader_polarity_words
 from src.model.evaluation import Evaluation, evaluate_predictions
-from src.model.text_features import TOKEN_PATTERN, NegationTfidfVectorizer
+from src.model.text_features import TOKEN_PATTERN, NegationTfidfVectorizer, SentimentCueVectorizer
 from src.store.registry import ModelRegistry
 
 logger = logging.getLogger(__name__)
@@ -25,6 +25,9 @@ logger = logging.getLogger(__name__)
 # Chosen by leave-one-source-out and the behaviour suite (bench/model_quality.py), not by an in-domain
 # split, which favours a weaker regularisation (C=4-16) that also learns each corpus's topic words.
 DEFAULT_C = 3.0
+
+# With narrow negation, only the first words after a cue are marked (the study's choice).
+NARROW_NEGATION_WORDS = 3
 
 # The grid searched by tune(): regularisation strength and n-gram range, the two choices that matter.
 DEFAULT_GRID: dict[str, list[Any]] = {
@@ -63,6 +66,10 @@ class ModelTrainer:
         strip_accents: str | None = "unicode",
         negation: bool = True,
         emoticons: bool = True,
+        lexicon_tokens: bool = True,
+        contrast: bool = True,
+        narrow_negation: bool = True,
+        raw_cues: bool = True,
         C: float = DEFAULT_C,
         max_iter: int = 1000,
         random_state: int = 42,
@@ -75,6 +82,10 @@ class ModelTrainer:
         self.strip_accents = strip_accents
         self.negation = negation
         self.emoticons = emoticons
+        self.lexicon_tokens = lexicon_tokens
+        self.contrast = contrast
+        self.narrow_negation = narrow_negation
+        self.raw_cues = raw_cues
         self.C = C
         self.max_iter = max_iter
         self.random_state = random_state
@@ -91,22 +102,50 @@ class ModelTrainer:
             "strip_accents": self.strip_accents,
             "negation": self.negation,
             "emoticons": self.emoticons,
+            "lexicon_tokens": self.lexicon_tokens,
+            "contrast": self.contrast,
+            "narrow_negation": self.narrow_negation,
+            "raw_cues": self.raw_cues,
             "C": self.C,
             "max_iter": self.max_iter,
             "random_state": self.random_state,
         }
 
+    @property
+    def uses_cues(self) -> bool:
+        """Whether the vectorizer adds sentiment cues (SentimentCueVectorizer) beyond negation marking."""
+        return self.lexicon_tokens or self.contrast or self.raw_cues or (self.negation and self.narrow_negation)
+
     def build_pipeline(self) -> Pipeline:
-        """A new, unfitted Pipeline with this trainer's hyper-parameters."""
-        vectorizer_class = NegationTfidfVectorizer if self.negation else TfidfVectorizer
-        vectorizer = vectorizer_class(
-            ngram_range=self.ngram_range,
-            min_df=self.min_df,
-            max_df=self.max_df,
-            sublinear_tf=self.sublinear_tf,
-            strip_accents=self.strip_accents,
-            token_pattern=TOKEN_PATTERN if self.emoticons else r"(?u)\b\w\w+\b",
-        )
+        """A new, unfitted Pipeline with this trainer's hyper-parameters.
+
+        With any sentiment cue on, the vectorizer is SentimentCueVectorizer, carrying the VADER
+        lexicon's words (read from the vaderSentiment package now, stored in the model); with
+        negation marking alone, NegationTfidfVectorizer, as models before the cues were trained.
+        """
+        options: dict[str, Any] = {
+            "ngram_range": self.ngram_range,
+            "min_df": self.min_df,
+            "max_df": self.max_df,
+            "sublinear_tf": self.sublinear_tf,
+            "strip_accents": self.strip_accents,
+            "token_pattern": TOKEN_PATTERN if self.emoticons else r"(?u)\b\w\w+\b",
+        }
+        vectorizer: TfidfVectorizer
+        if self.uses_cues:
+            positive, negative = vader_polarity_words() if self.lexicon_tokens else ([], [])
+            vectorizer = SentimentCueVectorizer(
+                **options,
+                negation=self.negation,
+                negation_ends_at_and=self.narrow_negation,
+                negation_max_words=NARROW_NEGATION_WORDS if self.narrow_negation else None,
+                contrast=self.contrast,
+                positive_words="\n".join(positive),
+                negative_words="\n".join(negative),
+                raw_cues=self.raw_cues,
+            )
+        else:
+            vectorizer = (NegationTfidfVectorizer if self.negation else TfidfVectorizer)(**options)
         classifier = LogisticRegression(C=self.C, max_iter=self.max_iter, random_state=self.random_state)
         return Pipeline([("tfidf", vectorizer), ("clf", classifier)])
 

@@ -14,7 +14,9 @@ whose `loc` says where the protocol's request holds the text.
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -23,7 +25,7 @@ from starlette.concurrency import run_in_threadpool
 
 from src import metrics
 from src.config import Settings
-from src.errors import InvalidInputError, ModelNotReadyError, UnknownModelError, UnknownVersionError
+from src.errors import InvalidInputError, ModelNotReadyError, ServiceError, UnknownModelError, UnknownVersionError
 from src.serving.explanation import Explanation
 from src.serving.predictor import Prediction, Predictor
 from src.serving.served_models import ServedModels
@@ -110,6 +112,7 @@ class InferenceRequest:
     top_terms: int = 10
     locate: Locator = field(default=_json_text_location)
     batch_loc: Location = ("body", "texts")
+    client_key: str = ""  # keeps a client on one version during a canary (ROLLOUT_KEY_HEADER, else its address)
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,7 @@ class Inference:
     explanations: list[Explanation] | None = None
     output: str = "probabilities"  # or "scores", for a model without probabilities
     output_labels: list[str] = field(default_factory=list)  # the class of each probability or score
+    scoring_seconds: float = 0.0  # the model's own time on the texts (what a rollout's latency guard compares)
 
 
 class DataPlane:
@@ -144,31 +148,66 @@ class DataPlane:
         predictor = state.predictor
         if predictor is None:
             raise ModelNotReadyError(state.name, state.not_ready_reason or "not loaded")
-        if version is not None and version != predictor.version:
-            raise UnknownVersionError(state.name, version, predictor.version)
+        if version is not None:
+            chosen = state.predictor_for(version)
+            if chosen is None:
+                raise UnknownVersionError(state.name, version, ", ".join(state.loaded_versions))
+            return state.name, chosen
         return state.name, predictor
 
     async def infer(self, request: InferenceRequest) -> Inference:
-        """Score a request's texts: UnknownModelError (404), ModelNotReadyError (503), InvalidInputError (422)."""
+        """Score a request's texts: UnknownModelError (404), ModelNotReadyError (503), InvalidInputError (422).
+
+        During a rollout (src/serving/rollout_traffic.py) a request naming no version may be answered
+        by the candidate (canary) or also scored by it after the answer (shadow).
+        """
         name, predictor = self.resolve(request.model, request.version)
         texts = request.texts
         check_texts(texts, self.limits, request.locate, request.batch_loc)
-        if request.explain or sum(map(len, texts)) > INLINE_BATCH_CHARS:
-            return await run_in_threadpool(_score, name, predictor, request)
-        return _score(name, predictor, request)
+        traffic = self.models.models[name].traffic if request.version is None else None
+        if traffic is None:
+            return await _run(name, predictor, request)
+        loop = asyncio.get_running_loop()
+        if traffic.answers(request.client_key):
+            try:
+                inference = await _run(name, traffic.candidate, request)
+            except ServiceError:
+                raise  # the request's own fault (e.g. no explanations): the client hears it
+            except Exception as error:  # the candidate failed: counted, and CURRENT answers
+                traffic.record_error(len(texts), error)
+            else:
+                traffic.record_candidate(len(texts), inference.scoring_seconds)
+                loop.call_soon(traffic.check, predictor, texts, inference.predictions)
+                return inference
+        inference = await _run(name, predictor, request)
+        traffic.record_current(predictor.version, len(texts), inference.scoring_seconds)
+        if traffic.shadows():
+            loop.call_soon(traffic.shadow, texts, inference.predictions)
+        return inference
+
+
+async def _run(name: str, predictor: Predictor, request: InferenceRequest) -> Inference:
+    """Score in the event loop when the work is small, in a worker thread when it is not."""
+    if request.explain or sum(map(len, request.texts)) > INLINE_BATCH_CHARS:
+        return await run_in_threadpool(_score, name, predictor, request)
+    return _score(name, predictor, request)
 
 
 def _score(name: str, predictor: Predictor, request: InferenceRequest) -> Inference:
     explanations = None
+    started = time.perf_counter()
     if request.explain:
         explained = [predictor.predict_explained(text, request.top_terms, name=name) for text in request.texts]
         predictions = [prediction for prediction, _ in explained]
         explanations = [explanation for _, explanation in explained]
     else:
         predictions = predictor.predict_batch(request.texts)
+    elapsed = time.perf_counter() - started
     _observe(name, predictions)
     labels = predictor.classes if predictor.has_probabilities else predictor.score_labels
-    return Inference(name, predictor.version, predictor.classes, predictions, explanations, predictor.output, labels)
+    return Inference(
+        name, predictor.version, predictor.classes, predictions, explanations, predictor.output, labels, elapsed
+    )
 
 
 def _observe(model: str, predictions: Sequence[Prediction]) -> None:

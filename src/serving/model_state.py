@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from dataclasses import dataclass
 
@@ -16,6 +17,9 @@ from src import metrics
 from src.config import DEFAULT_MODEL_NAME
 from src.errors import ModelStoreError
 from src.serving.predictor import Predictor
+from src.serving.rollout_traffic import Guards, RolloutTraffic
+from src.store import rollout as rollouts
+from src.store.rollout import Rollout
 from src.store.store import METADATA_FILE, MODEL_FILE, ModelStore
 
 logger = logging.getLogger(__name__)
@@ -48,12 +52,16 @@ class ModelState:
     old single-model layout, then the image's built-in default (see ModelRegistry.stores).
     """
 
-    def __init__(self, *stores: ModelStore, name: str = DEFAULT_MODEL_NAME) -> None:
+    def __init__(self, *stores: ModelStore, name: str = DEFAULT_MODEL_NAME, guards: Guards | None = None) -> None:
         if not stores:
             raise ValueError("a model needs at least one store")
         self.name = name
         self.stores = list(stores)
+        self.guards = guards or Guards()
         self.predictor: Predictor | None = None
+        self.rollout: Rollout | None = None  # as last read from the store
+        self.traffic: RolloutTraffic | None = None  # the running rollout's candidate, in this worker
+        self._tripped: set[str] = set()  # rollouts this worker aborted, until the store says so
         self.not_ready_reason: str | None = "the model has not been loaded yet"
         self.rejection: Rejection | None = None
         metrics.MODEL_READY.labels(name).set(0)
@@ -73,7 +81,11 @@ class ModelState:
         store = self.stores[0]
         try:
             store, version = self._current()
-            predictor = Predictor(store.load(version))
+            traffic = self.traffic
+            if traffic is not None and version == traffic.candidate.version:
+                predictor = traffic.candidate  # promoted: the candidate, verified when it was loaded
+            else:
+                predictor = Predictor(store.load(version))
         except Exception as error:
             message = error.message if isinstance(error, ModelStoreError) else f"unusable model: {error!r}"
             self._remember_rejection(store, version)
@@ -159,9 +171,82 @@ class ModelState:
         """
         if retry_rejected:
             self.rejection = None
-        if not self.current_changed():
-            return False
-        return await asyncio.to_thread(self.load, kind="reload")
+        changed = self.current_changed() and await asyncio.to_thread(self.load, kind="reload")
+        await self.follow_rollout()
+        return changed
+
+    def predictor_for(self, version: str) -> Predictor | None:
+        """The loaded predictor of `version`: CURRENT's, or the running rollout's candidate."""
+        if self.predictor is not None and self.predictor.version == version:
+            return self.predictor
+        traffic = self.traffic
+        if traffic is not None and traffic.candidate.version == version:
+            return traffic.candidate
+        return None
+
+    @property
+    def loaded_versions(self) -> list[str]:
+        """The versions this worker holds: CURRENT's, then a rollout's candidate (at most two)."""
+        versions = [self.predictor.version] if self.predictor else []
+        if self.traffic is not None:
+            versions.append(self.traffic.candidate.version)
+        return versions
+
+    async def follow_rollout(self) -> None:
+        """Follow the store's rollout: load its candidate while it runs, drop it once it has ended."""
+        store = self.stores[0]  # a rollout lives in the model's own store
+        try:
+            rollout = await asyncio.to_thread(rollouts.read_rollout, store)
+        except ModelStoreError as error:
+            logger.warning("model %s: cannot read the rollout: %s", self.name, error.message)
+            return
+        self.rollout = rollout
+        traffic = self.traffic
+        wanted = (
+            rollout is not None
+            and rollout.running
+            and rollout.id not in self._tripped
+            and self.predictor is not None
+            and rollout.candidate != self.predictor.version
+        )
+        if traffic is not None and (not wanted or rollout is None or traffic.rollout.id != rollout.id):
+            traffic.stop()
+            self.traffic = traffic = None
+        if not wanted or traffic is not None or rollout is None:
+            return
+        try:
+            candidate = await asyncio.to_thread(lambda: Predictor(store.load(rollout.candidate)))
+        except ModelStoreError as error:
+            logger.error("model %s: rollout candidate %s rejected: %s", self.name, rollout.candidate, error.message)
+            self._abort(rollout, "candidate", f"the candidate failed to load: {error.message}")
+            return
+        self.traffic = RolloutTraffic(self.name, rollout, candidate, self.guards, self._on_trip)
+        logger.info(
+            "model %s: rollout of %s (%s, %g%%) beside %s",
+            self.name,
+            rollout.candidate,
+            rollout.mode,
+            rollout.percent,
+            self.predictor.version if self.predictor else "-",
+        )
+
+    def _on_trip(self, traffic: RolloutTraffic, guard: str, reason: str) -> None:
+        """A guard tripped in this worker: stop the candidate now, abort the rollout in the store."""
+        if self.traffic is traffic:
+            self.traffic = None
+        self._abort(traffic.rollout, guard, reason)
+
+    def _abort(self, rollout: Rollout, guard: str, reason: str) -> None:
+        self._tripped.add(rollout.id)
+        store = self.stores[0]
+
+        def write() -> None:
+            try:
+                rollouts.abort(store, f"{guard}: {reason}", rollout.id)
+            except ModelStoreError as error:  # already ended by another worker or pod: theirs stands
+                logger.info("model %s: rollout %s not aborted here: %s", self.name, rollout.id, error.message)
+
+        threading.Thread(target=write, name=f"abort-rollout-{self.name}", daemon=True).start()
 
 
 def _signature(store: ModelStore, version: str | None) -> tuple[tuple[int, int], ...]:

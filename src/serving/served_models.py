@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from src.errors import ModelStoreError
 from src.serving.model_state import ModelState
+from src.serving.rollout_traffic import Guards
 from src.store.registry import ModelRegistry
 
 logger = logging.getLogger(__name__)
@@ -41,11 +42,13 @@ class ServedModels:
         default_name: str,
         required: Sequence[str] = (),
         max_models: int,
+        guards: Guards | None = None,
     ) -> None:
         if not registries:
             raise ValueError("serving needs at least one model store")
         self.registries = list(registries)
         self.max_models = max_models
+        self.guards = guards or Guards()
         self.skipped: set[str] = set()  # found, but over MAX_MODELS: logged once each
         self.default_name = default_name
         self.every_model_required = EVERY_MODEL in required
@@ -63,7 +66,7 @@ class ServedModels:
         state = self.models.get(name)
         if state is None:
             stores = [store for registry in self.registries for store in registry.stores(name)]
-            state = self.models[name] = ModelState(*stores, name=name)
+            state = self.models[name] = ModelState(*stores, name=name, guards=self.guards)
         return state
 
     def discover(self) -> list[str]:

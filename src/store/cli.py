@@ -5,6 +5,8 @@ python -m src.store.cli promote sentiment VERSION # verify VERSION, then make it
 python -m src.store.cli rollback sentiment        # CURRENT back to the version before it
 python -m src.store.cli prune sentiment --keep 3  # delete all but the newest 3 (never CURRENT)
 python -m src.store.cli migrate                   # move the old single-model layout to MODEL_DIR/<default>/
+python -m src.store.cli rollout start sentiment VERSION --canary 10   # or --shadow 100
+python -m src.store.cli rollout status|promote|abort sentiment
 
 Running servers follow CURRENT on their next poll (MODEL_POLL_SECONDS), or at once on POST /model/reload.
 Exit status: 0 done, 2 refused (a one-line reason on standard error).
@@ -13,6 +15,7 @@ Exit status: 0 done, 2 refused (a one-line reason on standard error).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +23,7 @@ from typing import Any
 
 from src.config import get_settings
 from src.errors import ModelStoreError
+from src.store import rollout as rollouts
 from src.store.registry import ModelRegistry
 from src.store.store import ModelStore
 
@@ -78,6 +82,26 @@ def rollback(registry: ModelRegistry, name: str) -> str:
     return promote(registry, name, older[-1])
 
 
+def _rollout(registry: ModelRegistry, args: argparse.Namespace) -> list[str]:
+    store = registry.store(args.name)
+    if args.action == "start":
+        mode, percent = ("shadow", args.shadow) if args.shadow is not None else ("canary", args.canary)
+        started = rollouts.start(store, args.version, mode, percent)
+        return [
+            f"{args.name}: rollout {started.id} of {started.candidate} ({mode}, {percent:g}%) beside {started.baseline}"
+        ]
+    if args.action == "promote":
+        promoted = rollouts.promote(store)
+        return [f"{args.name}: CURRENT is now {promoted.candidate} (rollout {promoted.id} promoted)"]
+    if args.action == "abort":
+        aborted = rollouts.abort(store, "aborted by hand")
+        return [f"{args.name}: rollout {aborted.id} of {aborted.candidate} {aborted.state}"]
+    rollout = rollouts.read_rollout(store)
+    if rollout is None:
+        return [f"{args.name}: no rollout"]
+    return [json.dumps(rollout.to_dict(), indent=2)]
+
+
 def build_parser(prog: str = "python -m src.store.cli") -> argparse.ArgumentParser:
     """The command line of the store tool."""
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n", 1)[0])
@@ -93,6 +117,22 @@ def build_parser(prog: str = "python -m src.store.cli") -> argparse.ArgumentPars
     prune_parser.add_argument("name")
     prune_parser.add_argument("--keep", type=int, default=None, help="versions to keep (default: $MODEL_KEEP_VERSIONS)")
     commands.add_parser("migrate", help="move the old single-model layout into MODEL_DIR/<default model>/")
+    rollout_parser = commands.add_parser(
+        "rollout", help="try a version beside CURRENT: in its shadow or on a share of traffic, guarded"
+    )
+    actions = rollout_parser.add_subparsers(dest="action", required=True)
+    starting = actions.add_parser("start", help="start a rollout of VERSION (replaces a finished one)")
+    starting.add_argument("name")
+    starting.add_argument("version")
+    share = starting.add_mutually_exclusive_group(required=True)
+    share.add_argument("--shadow", type=float, metavar="PERCENT", help="also score this share of requests, unseen")
+    share.add_argument("--canary", type=float, metavar="PERCENT", help="answer this share of clients with it")
+    for action, summary in (
+        ("status", "the rollout as the store holds it"),
+        ("promote", "make the candidate CURRENT, verified first"),
+        ("abort", "stop the rollout; CURRENT stays"),
+    ):
+        actions.add_parser(action, help=summary).add_argument("name")
     return parser
 
 
@@ -110,6 +150,8 @@ def run(args: argparse.Namespace) -> list[str]:
         keep = args.keep or settings.model_keep_versions
         removed = registry.resolve(args.name).prune(keep)
         return [f"{args.name}: removed {len(removed)} versions" + (f": {', '.join(removed)}" if removed else "")]
+    if args.command == "rollout":
+        return _rollout(registry, args)
     moved = registry.migrate()
     return [f"moved {len(moved)} versions into {registry.store().root}"]
 

@@ -40,10 +40,17 @@ class Reply:
         return json.loads(self.body)
 
 
-def request(url: str, *, body: Any = None, method: str | None = None, timeout: float = 10.0) -> Reply:
+def request(
+    url: str,
+    *,
+    body: Any = None,
+    method: str | None = None,
+    timeout: float = 10.0,
+    headers: dict[str, str] | None = None,
+) -> Reply:
     """One HTTP request with the standard library; any status comes back as a Reply."""
     data = json.dumps(body).encode() if body is not None else None
-    headers = {"Content-Type": "application/json"} if data is not None else {}
+    headers = {**({"Content-Type": "application/json"} if data is not None else {}), **(headers or {})}
     req = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as response:

@@ -16,8 +16,8 @@ from sklearn.preprocessing import MaxAbsScaler
 
 from src.engine.compiled import CompiledScorer, UnsupportedPipelineError
 from src.engine.featurizers import VocabularyFeaturizer
-from src.model.datasets import Dataset
-from src.model.text_features import TOKEN_PATTERN, NegationTfidfVectorizer
+from src.model.datasets import Dataset, vader_polarity_words
+from src.model.text_features import TOKEN_PATTERN, NegationTfidfVectorizer, SentimentCueVectorizer
 from src.store.store import StoredModel
 
 TOLERANCE = 1e-9
@@ -157,3 +157,35 @@ def test_any_string_gives_valid_probabilities(stored: StoredModel, text: str) ->
     assert all(0.0 <= p <= 1.0 for p in probabilities)
     assert abs(sum(probabilities) - 1.0) <= 1e-12
     assert np.abs(np.array(probabilities) - stored.pipeline.predict_proba([text])[0]).max() <= TOLERANCE
+
+
+CUE_TEXTS = [
+    "not not good, but never bad and not awful",
+    "It was fine but slow but cheap but loud; but why?",
+    "GREAT!! BUT THE BATTERY OVERHEATS!!! :( :-) <3",
+    "Café crème, naïve but NOT bad at all",
+    "no no no but yes yes but no",
+    "hardly worth it and not recommended but the staff were lovely!!",
+    "",
+    "but",
+    "!!",
+]
+
+
+@pytest.mark.parametrize("options", [{}, {"binary": True, "ngram_range": (1, 3)}, {"negation_max_words": None}])
+def test_parity_with_sentiment_cues(bundled: Dataset, options: dict[str, Any]) -> None:
+    positive, negative = vader_polarity_words()
+    train = bundled.sample(3000, random_state=6)
+    vectorizer = SentimentCueVectorizer(
+        min_df=2,
+        sublinear_tf=True,
+        strip_accents="unicode",
+        token_pattern=TOKEN_PATTERN,
+        positive_words="\n".join(positive),
+        negative_words="\n".join(negative),
+        **options,
+    )
+    pipeline = Pipeline([("tfidf", vectorizer), ("clf", LogisticRegression(C=2.0))])
+    pipeline.fit(train.texts, train.labels)
+    assert {"lexpos", "lexneg", "xxexcl", "xxcaps"} <= set(vectorizer.vocabulary_)
+    assert_parity(pipeline, CUE_TEXTS + varied_texts(bundled, 600))

@@ -1,17 +1,22 @@
-"""The served models: their list and metadata, and the admin reload."""
+"""The served models: their list and metadata, their rollouts, and the admin reload."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 
+from src import metrics
 from src.api.deps import DataPlaneDep, ModelsDep
 from src.api.routing import policy
 from src.api.schemas import ErrorResponse, ModelSummary
+from src.errors import ModelNotFoundError, UnknownModelError
 from src.serving.predictor import Predictor
 from src.serving.reload_broadcast import ReloadBroadcast
+from src.store import rollout as rollouts
+from src.store.rollout import Rollout
 
 router = APIRouter(tags=["model"])
 
@@ -81,3 +86,57 @@ async def list_models(models: ModelsDep) -> list[ModelSummary]:
 async def named_model_metadata(name: str, plane: DataPlaneDep) -> dict[str, Any]:
     """What the store recorded when the model was published, plus how it is being scored."""
     return _metadata(plane.resolve(name)[1])
+
+
+def _rollout_figures(name: str, rollout: Rollout) -> dict[str, Any]:
+    """The rollout's counts, summed over every worker of this server (Prometheus multiprocess files)."""
+    candidate, baseline = rollout.candidate, rollout.baseline
+    requests = metrics.totals(metrics.ROLLOUT_REQUESTS, model=name, version=candidate, role="candidate")
+    current = metrics.totals(metrics.ROLLOUT_REQUESTS, model=name, version=baseline, role="current")
+    seconds = metrics.totals(metrics.ROLLOUT_SECONDS, model=name, version=candidate, role="candidate")
+    current_seconds = metrics.totals(metrics.ROLLOUT_SECONDS, model=name, version=baseline, role="current")
+    errors = metrics.totals(metrics.ROLLOUT_ERRORS, model=name, version=candidate)
+    compared = metrics.totals(metrics.ROLLOUT_COMPARED, model=name, version=candidate)
+    agreed = metrics.totals(metrics.ROLLOUT_AGREED, model=name, version=candidate)
+    difference = metrics.totals(metrics.ROLLOUT_ABSOLUTE_DIFFERENCE, model=name, version=candidate)
+    ratio = (seconds / requests) / (current_seconds / current) if requests and current and current_seconds else None
+    return {
+        "candidate_requests": int(requests),
+        "current_requests": int(current),
+        "candidate_errors": int(errors),
+        "error_rate": errors / (requests + errors) if requests + errors else None,
+        "latency_ratio": ratio,
+        "compared": int(compared),
+        "agreement": agreed / compared if compared else None,
+        "mean_absolute_difference": difference / compared if compared else None,
+    }
+
+
+@router.get(
+    "/models/{name}/rollout",
+    summary="A model's rollout: its candidate, mode, share, state and guard figures",
+    responses={404: {"model": ErrorResponse, "description": "No model of that name is served, or no rollout"}},
+    openapi_extra=policy(keyed=True),
+)
+async def model_rollout(name: str, models: ModelsDep, request: Request) -> dict[str, Any]:
+    """The rollout as the store holds it (`state`: running, aborted or promoted; `reason` when aborted),
+    its counts over every worker of this server since it started here, and the guards' thresholds."""
+    state = models.models.get(name)
+    if state is None:
+        raise UnknownModelError(name, models.models)
+    rollout = await asyncio.to_thread(rollouts.read_rollout, state.stores[0])
+    if rollout is None:
+        raise ModelNotFoundError(f"model {name} has had no rollout")
+    guards = state.guards
+    return {
+        **rollout.to_dict(),
+        **_rollout_figures(name, rollout),
+        "candidate_loaded_here": state.traffic is not None and state.traffic.rollout.id == rollout.id,
+        "guards": {
+            "min_requests": guards.min_requests,
+            "max_error_rate": guards.max_error_rate,
+            "max_latency_ratio": guards.max_latency_ratio,
+            "max_disagreement": guards.max_disagreement,
+        },
+        "key_header": request.app.state.rollout_key_header,
+    }

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
+from src.api.deps import client_key
 from src.api.routing import policy
 from src.api.schemas import BatchPredictRequest, BatchPredictResponse, ErrorResponse, PredictRequest, PredictResponse
 from src.errors import UnsupportedMediaTypeError
@@ -45,11 +46,20 @@ _MODEL_NAME_PARAMETER = {
 RequestModel = TypeVar("RequestModel", bound=BaseModel)
 
 
-def _body_schema(model: type[BaseModel], *, named: bool = False) -> dict[str, Any]:
+_VERSION_PARAMETER = {
+    "name": "version",
+    "in": "path",
+    "required": True,
+    "description": "a loaded version: CURRENT's, or a running rollout's candidate (`GET /models/{name}/rollout`)",
+    "schema": {"type": "string"},
+}
+
+
+def _body_schema(model: type[BaseModel], *, named: bool = False, versioned: bool = False) -> dict[str, Any]:
     schema = {"schema": model.model_json_schema()}
     extra: dict[str, Any] = {"requestBody": {"required": True, "content": {"application/json": schema}}}
     if named:
-        extra["parameters"] = [_MODEL_NAME_PARAMETER]
+        extra["parameters"] = [_MODEL_NAME_PARAMETER, *([_VERSION_PARAMETER] if versioned else [])]
     return policy(keyed=True, shed=True, direct=True, **extra)
 
 
@@ -88,10 +98,12 @@ async def predict(request: Request) -> Response:
         InferenceRequest(
             [body.text],
             model=request.path_params.get("name"),
+            version=request.path_params.get("version"),
             explain=body.explain,
             top_terms=body.top_terms,
             locate=lambda _: ("body", "text"),
             batch_loc=("body", "text"),
+            client_key=client_key(request),
         )
     )
     return _json({**_results(inference)[0], "model_version": inference.model_version})
@@ -103,7 +115,12 @@ async def predict_batch(request: Request) -> Response:
     plane: DataPlane = request.app.state.data_plane
     inference = await plane.infer(
         InferenceRequest(
-            body.texts, model=request.path_params.get("name"), explain=body.explain, top_terms=body.top_terms
+            body.texts,
+            model=request.path_params.get("name"),
+            version=request.path_params.get("version"),
+            explain=body.explain,
+            top_terms=body.top_terms,
+            client_key=client_key(request),
         )
     )
     return _json({"predictions": _results(inference), "model_version": inference.model_version})
@@ -134,4 +151,13 @@ for path, handler, request_model, response_model, summary in _ROUTES:
         response_model=response_model,
         responses=_NOT_FOUND,
         openapi_extra=_body_schema(request_model, named=True),
+    )
+    router.add_api_route(
+        f"/models/{{name}}/versions/{{version}}{path}",
+        handler,
+        methods=["POST"],
+        summary=f"{summary} with one loaded version of a named model (CURRENT's, or a rollout's candidate)",
+        response_model=response_model,
+        responses=_NOT_FOUND,
+        openapi_extra=_body_schema(request_model, named=True, versioned=True),
     )

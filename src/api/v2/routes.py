@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from src.api import API_VERSION
-from src.api.deps import DataPlaneDep, ModelsDep
+from src.api.deps import DataPlaneDep, ModelsDep, client_key
 from src.api.error_responses import V2_ERRORS
 from src.api.routing import policy
 from src.api.v2.codec import (
@@ -39,10 +39,10 @@ def _output_labels(predictor: Predictor) -> list[str]:
     return predictor.classes if predictor.has_probabilities else predictor.score_labels
 
 
-def _metadata(name: str, predictor: Predictor) -> dict[str, Any]:
+def _metadata(name: str, predictor: Predictor, versions: list[str]) -> dict[str, Any]:
     return {
         "name": name,
-        "versions": [predictor.version],
+        "versions": versions,
         "platform": "scikit-learn",
         "inputs": [{"name": "text", "datatype": "BYTES", "shape": [-1]}],
         "outputs": [
@@ -80,8 +80,10 @@ async def server_ready(models: ModelsDep) -> Response:
     "/models/{name}/versions/{version}", summary="Model version metadata", openapi_extra=policy(keyed=True, errors=V2)
 )
 async def model_metadata(plane: DataPlaneDep, name: str, version: str | None = None) -> JSONResponse:
-    """The model's versions, its input and outputs, and the order of its classes."""
-    return JSONResponse(_metadata(name, plane.resolve(name, version)[1]))
+    """The model's loaded versions (CURRENT's, then a rollout's candidate), its input and outputs, and the
+    order of its classes (of the version named, else CURRENT's)."""
+    served, predictor = plane.resolve(name, version)
+    return JSONResponse(_metadata(served, predictor, plane.models.models[served].loaded_versions))
 
 
 @router.get("/models/{name}/ready", summary="Model readiness", openapi_extra=policy(errors=V2))
@@ -113,6 +115,7 @@ async def infer(request: Request) -> Response:
             version=request.path_params.get("version"),
             locate=lambda index: (*TEXT_LOCATION, index),
             batch_loc=SHAPE_LOCATION,
+            client_key=client_key(request),
         )
     )
     body, headers = encode_infer_response(parsed, inference)

@@ -1,0 +1,217 @@
+"""A running rollout inside one worker: who the candidate answers, what it is compared on, its guards.
+
+- Canary: a request is answered by the candidate when its client's key (the ROLLOUT_KEY_HEADER
+  header, else the client's address) falls in the rollout's share; the same key always gets the
+  same version for a rollout. A sample of those texts is scored by CURRENT too, after the answer
+  is sent, to measure agreement. A text the candidate fails to score is answered by CURRENT.
+- Shadow: CURRENT answers every request; the rollout's share of requests is also scored by the
+  candidate after the answer is sent, so clients never wait for it.
+
+Each worker judges the candidate on what it saw itself, once it has scored ROLLOUT_MIN_REQUESTS
+texts: error rate, latency ratio to CURRENT, label disagreement with CURRENT. A guard that trips
+stops the candidate in this worker at once, and aborts the rollout in the store (the first writer
+wins), which every other worker and pod follows at its next poll.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from src import metrics
+from src.serving.predictor import Prediction, Predictor
+from src.store.rollout import Rollout
+
+logger = logging.getLogger(__name__)
+
+# In canary mode, the share of the candidate's texts also scored by CURRENT to measure agreement.
+CANARY_COMPARISON_SHARE = 1.0
+
+
+@dataclass(frozen=True)
+class Guards:
+    """The thresholds a candidate must stay within (settings ROLLOUT_*)."""
+
+    min_requests: int = 100
+    max_error_rate: float = 0.01
+    max_latency_ratio: float = 3.0
+    max_disagreement: float = 0.2
+
+
+@dataclass
+class Figures:
+    """What this worker saw of the candidate and of CURRENT during the rollout."""
+
+    candidate_texts: int = 0
+    candidate_errors: int = 0
+    candidate_seconds: float = 0.0
+    current_texts: int = 0
+    current_seconds: float = 0.0
+    compared: int = 0
+    agreed: int = 0
+    absolute_difference: float = 0.0
+
+    def error_rate(self) -> float:
+        attempts = self.candidate_texts + self.candidate_errors
+        return self.candidate_errors / attempts if attempts else 0.0
+
+    def latency_ratio(self) -> float | None:
+        if not self.candidate_texts or not self.current_texts or self.current_seconds <= 0:
+            return None
+        return (self.candidate_seconds / self.candidate_texts) / (self.current_seconds / self.current_texts)
+
+    def disagreement(self) -> float | None:
+        return 1.0 - self.agreed / self.compared if self.compared else None
+
+
+def _difference(a: Prediction, b: Prediction) -> float:
+    """Mean |difference| of two predictions' probabilities (or scores), class by class."""
+    left, right = a.probabilities or a.scores or {}, b.probabilities or b.scores or {}
+    shared = left.keys() & right.keys()
+    return sum(abs(left[k] - right[k]) for k in shared) / len(shared) if shared else 0.0
+
+
+class RolloutTraffic:
+    """One model's running rollout in this worker, with the candidate loaded and verified."""
+
+    def __init__(
+        self,
+        model: str,
+        rollout: Rollout,
+        candidate: Predictor,
+        guards: Guards,
+        on_trip: Callable[[RolloutTraffic, str, str], None],
+    ) -> None:
+        self.model = model
+        self.rollout = rollout
+        self.candidate = candidate
+        self.guards = guards
+        self.figures = Figures()
+        self.stopped = False
+        self._on_trip = on_trip
+        self._salt = rollout.id.encode()
+        metrics.ROLLOUT_RUNNING.labels(model, candidate.version, rollout.mode).set(1)
+
+    def stop(self) -> None:
+        """Stop using the candidate in this worker (a guard tripped, or the rollout ended)."""
+        if not self.stopped:
+            self.stopped = True
+            metrics.ROLLOUT_RUNNING.labels(self.model, self.candidate.version, self.rollout.mode).set(0)
+
+    def _bucket(self, key: str) -> float:
+        digest = hashlib.blake2b(key.encode(errors="replace"), key=self._salt, digest_size=8).digest()
+        return int.from_bytes(digest, "big") / 2**64 * 100.0
+
+    def answers(self, key: str) -> bool:
+        """Canary: whether the candidate answers this client (sticky for the rollout's life)."""
+        return not self.stopped and self.rollout.mode == "canary" and self._bucket(key) < self.rollout.percent
+
+    def shadows(self) -> bool:
+        """Shadow: whether the candidate also scores this request, off the response path."""
+        return not self.stopped and self.rollout.mode == "shadow" and random.random() * 100.0 < self.rollout.percent
+
+    def record_current(self, version: str, texts: int, seconds: float) -> None:
+        """CURRENT scored `texts` texts in `seconds` during the rollout."""
+        if self.stopped:
+            return
+        self.figures.current_texts += texts
+        self.figures.current_seconds += seconds
+        metrics.ROLLOUT_REQUESTS.labels(self.model, version, "current").inc(texts)
+        metrics.ROLLOUT_SECONDS.labels(self.model, version, "current").inc(seconds)
+
+    def record_candidate(self, texts: int, seconds: float) -> None:
+        """The candidate scored `texts` texts in `seconds`."""
+        version = self.candidate.version
+        self.figures.candidate_texts += texts
+        self.figures.candidate_seconds += seconds
+        metrics.ROLLOUT_REQUESTS.labels(self.model, version, "candidate").inc(texts)
+        metrics.ROLLOUT_SECONDS.labels(self.model, version, "candidate").inc(seconds)
+
+    def record_error(self, texts: int, error: BaseException) -> None:
+        """The candidate failed to score `texts` texts; judged at once."""
+        version = self.candidate.version
+        self.figures.candidate_errors += texts
+        metrics.ROLLOUT_ERRORS.labels(self.model, version).inc(texts)
+        logger.warning("model %s: candidate %s failed to score: %r", self.model, version, error)
+        self._judge()
+
+    def score_candidate(self, texts: Sequence[str]) -> list[Prediction] | None:
+        """The candidate's predictions, timed and counted; None (an error counted) if it fails."""
+        started = time.perf_counter()
+        try:
+            predictions = self.candidate.predict_batch(texts)
+        except Exception as error:  # a candidate must never fail a request: CURRENT answers instead
+            self.record_error(len(texts), error)
+            return None
+        self.record_candidate(len(texts), time.perf_counter() - started)
+        return predictions
+
+    def shadow(self, texts: Sequence[str], current: Sequence[Prediction]) -> None:
+        """Shadow, after CURRENT's answer was sent: the candidate scores the same texts, compared."""
+        if self.stopped:
+            return
+        candidate = self.score_candidate(texts)
+        if candidate is not None:
+            self.compare(current, candidate)
+
+    def check(self, current: Predictor, texts: Sequence[str], candidate: Sequence[Prediction]) -> None:
+        """Canary, after the candidate's answer was sent: CURRENT scores the same texts, compared."""
+        if self.stopped or random.random() >= CANARY_COMPARISON_SHARE:
+            return
+        started = time.perf_counter()
+        ours = current.predict_batch(texts)
+        self.record_current(current.version, len(texts), time.perf_counter() - started)
+        self.compare(ours, candidate)
+
+    def compare(self, current: Sequence[Prediction], candidate: Sequence[Prediction]) -> None:
+        """Record agreement between CURRENT's and the candidate's predictions of the same texts, then judge."""
+        if self.stopped:
+            return
+        agreed = sum(a.label == b.label for a, b in zip(current, candidate, strict=True))
+        difference = sum(_difference(a, b) for a, b in zip(current, candidate, strict=True))
+        self.figures.compared += len(current)
+        self.figures.agreed += agreed
+        self.figures.absolute_difference += difference
+        version = self.candidate.version
+        metrics.ROLLOUT_COMPARED.labels(self.model, version).inc(len(current))
+        metrics.ROLLOUT_AGREED.labels(self.model, version).inc(agreed)
+        metrics.ROLLOUT_ABSOLUTE_DIFFERENCE.labels(self.model, version).inc(difference)
+        self._judge()
+
+    def verdict(self) -> tuple[str, str] | None:
+        """(guard, reason) when the candidate is out of bounds, once it has scored enough texts."""
+        figures, guards = self.figures, self.guards
+        if figures.candidate_texts + figures.candidate_errors < guards.min_requests:
+            return None
+        if figures.error_rate() > guards.max_error_rate:
+            return "error_rate", (
+                f"candidate error rate {figures.error_rate():.3f} over {guards.max_error_rate} "
+                f"({figures.candidate_errors} of {figures.candidate_texts + figures.candidate_errors} texts)"
+            )
+        ratio = figures.latency_ratio()
+        if ratio is not None and ratio > guards.max_latency_ratio:
+            return "latency_ratio", f"candidate latency {ratio:.2f}x CURRENT's, over {guards.max_latency_ratio}x"
+        disagreement = figures.disagreement()
+        if (
+            disagreement is not None
+            and figures.compared >= guards.min_requests
+            and disagreement > guards.max_disagreement
+        ):
+            return "disagreement", (
+                f"candidate disagrees with CURRENT on {disagreement:.1%} of {figures.compared} texts, "
+                f"over {guards.max_disagreement:.0%}"
+            )
+        return None
+
+    def _judge(self) -> None:
+        tripped = self.verdict()
+        if tripped is not None and not self.stopped:
+            self.stop()
+            guard, reason = tripped
+            metrics.ROLLOUT_ABORTS.labels(self.model, guard).inc()
+            logger.error("model %s: rollout of %s aborted: %s", self.model, self.candidate.version, reason)
+            self._on_trip(self, guard, reason)
