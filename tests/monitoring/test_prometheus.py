@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from src.store import rollout as rollouts
+from src.store.registry import ModelRegistry
 from tests.e2e.servers import free_port, production_command, production_env, request, running_server, wait_until
 from tests.monitoring.prometheus import (
     alert_rules,
@@ -32,9 +34,21 @@ def _has_data(base_url: str, expr: str) -> bool:
     return answer["status"] == "success" and bool(answer["data"]["result"])
 
 
+def _with_shadow_rollout(model_dir: Path, root: Path) -> Path:
+    """A copy of the store whose model has a shadow rollout running, so the rollout series exist too."""
+    shutil.copytree(model_dir, root)
+    store = ModelRegistry(root).store()
+    current = store.load()
+    candidate = store.publish(current.pipeline, current.metadata)
+    store.activate(current.version)
+    rollouts.start(store, candidate, "shadow", 100)
+    return root
+
+
 def test_prometheus_sees_exactly_what_was_sent(model_dir: Path, tmp_path: Path) -> None:
     service_port, prometheus_port = free_port(), free_port()
-    env = production_env(model_dir, service_port, tmp_path)
+    store = _with_shadow_rollout(model_dir, tmp_path / "models")
+    env = production_env(store, service_port, tmp_path, MODEL_POLL_SECONDS="0.3")
     config = write_config(tmp_path / "prometheus.yml", local_config(f"127.0.0.1:{service_port}"))
     checked = subprocess.run(["promtool", "check", "config", str(config)], capture_output=True, text=True)
     assert checked.returncode == 0, checked.stdout + checked.stderr
@@ -49,6 +63,10 @@ def test_prometheus_sees_exactly_what_was_sent(model_dir: Path, tmp_path: Path) 
         running_server(production_command(), service_port, env, tmp_path) as service,
         running_server(prometheus, prometheus_port, {}, tmp_path, ready_path="/-/ready") as server,
     ):
+        wait_until(
+            lambda: request(service.url("/models/sentiment/rollout")).json()["candidate_loaded_here"], 10, "the rollout"
+        )
+        time.sleep(1.0)  # every worker follows the rollout at its next poll
         for i in range(SENT):
             assert request(service.url("/predict"), body={"text": f"a fine film, number {i}"}).status == 200
         sent_at = time.monotonic()
