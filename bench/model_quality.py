@@ -69,6 +69,9 @@ CONFIGS = [
     Config("after -narrow negation", trainer={"narrow_negation": False}),
     Config("after -raw cues", trainer={"raw_cues": False}),
     Config("after with lexicon rows at 0.5", lexicon_weight=0.5),
+    Config("after with lexicon rows at 0.2", lexicon_weight=0.2),
+    Config("after with C=4", trainer={"C": 4.0}),
+    Config("after with C=5", trainer={"C": 5.0}),
 ]
 
 

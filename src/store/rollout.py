@@ -11,11 +11,9 @@ a running one must be promoted or aborted first. Nothing here changes CURRENT ex
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import secrets
-import stat
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -83,17 +81,9 @@ def _now() -> str:
 
 def read_rollout(store: ModelStore) -> Rollout | None:
     """The model's rollout (running or finished), or None when it never had one."""
-    try:
-        fd = os.open(store.root / ROLLOUT_FILE, os.O_RDONLY | os.O_NOFOLLOW)
-    except FileNotFoundError:
+    content = store.read_pointer(ROLLOUT_FILE, _MAX_ROLLOUT_BYTES)
+    if content is None:
         return None
-    except OSError as error:
-        reason = "it is a symbolic link" if error.errno == errno.ELOOP else error.strerror
-        raise ModelStoreError(f"model {store.name}: cannot read {ROLLOUT_FILE} ({reason})") from None
-    with os.fdopen(fd, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-            raise ModelStoreError(f"model {store.name}: {ROLLOUT_FILE} is not a file")
-        content = handle.read(_MAX_ROLLOUT_BYTES + 1)
     if len(content) > _MAX_ROLLOUT_BYTES:
         raise ModelStoreError(f"model {store.name}: {ROLLOUT_FILE} is over {_MAX_ROLLOUT_BYTES} bytes")
     try:

@@ -197,24 +197,31 @@ class ModelStore:
         os.replace(pointer, self.root / CURRENT_FILE)  # noqa: PTH105 - the atomic rename is the point
         fsync_dir(self.root)
 
+    def read_pointer(self, name: str, limit: int) -> bytes | None:
+        """Up to `limit` + 1 bytes of a small file at the store's root (CURRENT, ROLLOUT), or None when
+        there is none; opened without following a symbolic link, refused unless a regular file."""
+        try:
+            fd = os.open(self.root / name, os.O_RDONLY | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            reason = "it is a symbolic link" if error.errno == errno.ELOOP else error.strerror
+            raise ModelStoreError(f"model {self.name}: cannot read {name} ({reason})") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise ModelStoreError(f"model {self.name}: cannot read {name} (not a file)")
+        with os.fdopen(fd, "rb") as handle:
+            return handle.read(limit + 1)
+
     def current_version(self) -> str | None:
         """The version CURRENT names, or None when nothing has been published.
 
         CURRENT is opened without following a symbolic link, and only a version name is taken from
         it: its content is never repeated in an error.
         """
-        try:
-            fd = os.open(self.root / CURRENT_FILE, os.O_RDONLY | os.O_NOFOLLOW)
-        except FileNotFoundError:
+        content = self.read_pointer(CURRENT_FILE, _MAX_CURRENT_BYTES)
+        if content is None:
             return None
-        except OSError as error:
-            reason = "it is a symbolic link" if error.errno == errno.ELOOP else error.strerror
-            raise ModelStoreError(f"model {self.name}: cannot read {CURRENT_FILE} ({reason})") from None
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            os.close(fd)
-            raise ModelStoreError(f"model {self.name}: cannot read {CURRENT_FILE} (not a file)")
-        with os.fdopen(fd, "rb") as handle:
-            content = handle.read(_MAX_CURRENT_BYTES + 1)
         try:
             name = content.decode("ascii").strip()
         except UnicodeDecodeError:
