@@ -151,3 +151,27 @@ def run(model_dir: Path) -> Figures:
         dict_format_bytes=dict_size,
         texts=texts,
     )
+
+
+def main() -> int:
+    """`python -m bench.inprocess STORE [STORE ...]`: the in-process scoring table of each store's default
+    model, side by side (run it pinned to one core: `taskset -c 0`)."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("stores", nargs="+", type=Path, help="model store roots (MODEL_DIR)")
+    args = parser.parse_args()
+    texts = bench_texts(load_bundled())
+    for root in args.stores:
+        stored = ModelRegistry(root).resolve().load()
+        print(f"{root}: {stored.version} ({type(stored.pipeline.steps[0][1]).__name__})")
+        for case, compiled, pipeline in scoring_table(stored, texts):
+            shown = "-" if pipeline != pipeline else f"{pipeline:.1f}"
+            print(f"  {case:32} compiled {compiled:8.1f} µs   Pipeline {shown} µs")
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from functools import lru_cache
 
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -102,6 +103,23 @@ def _words(joined: str) -> frozenset[str]:
     return frozenset(word for word in joined.split("\n") if word)
 
 
+@lru_cache(maxsize=16)
+def _lexicon_tokens(positive_words: str, negative_words: str) -> dict[str, str]:
+    """Each lexicon word, plain and negated, to the token it adds: one dictionary lookup per word.
+
+    Built once per lexicon: scikit-learn calls build_preprocessor() on every transform.
+    """
+    tokens: dict[str, str] = {}
+    for words, plain, flipped in (
+        (_words(positive_words), LEXICON_POSITIVE, LEXICON_NEGATIVE),
+        (_words(negative_words), LEXICON_NEGATIVE, LEXICON_POSITIVE),
+    ):
+        for word in words:
+            tokens.setdefault(word, plain)
+            tokens.setdefault(NEGATION_PREFIX + word, flipped)
+    return tokens
+
+
 class SentimentCueVectorizer(TfidfVectorizer):  # type: ignore[misc]  # scikit-learn ships no types
     """A TfidfVectorizer whose preprocessor adds sentiment cues a bag of n-grams cannot learn alone.
 
@@ -187,15 +205,7 @@ class SentimentCueVectorizer(TfidfVectorizer):  # type: ignore[misc]  # scikit-l
         base = super().build_preprocessor()
         negation, end_at_and, max_words = self.negation, self.negation_ends_at_and, self.negation_max_words
         contrast, raw_cues = self.contrast, self.raw_cues
-        # Each lexicon word, plain and negated, to the token it adds: one dictionary lookup per word.
-        tokens: dict[str, str] = {}
-        for words, plain, flipped in (
-            (_words(self.positive_words), LEXICON_POSITIVE, LEXICON_NEGATIVE),
-            (_words(self.negative_words), LEXICON_NEGATIVE, LEXICON_POSITIVE),
-        ):
-            for word in words:
-                tokens.setdefault(word, plain)
-                tokens.setdefault(NEGATION_PREFIX + word, flipped)
+        tokens = _lexicon_tokens(self.positive_words, self.negative_words)
         find_words = _WORD.findall
 
         def preprocess(raw: str) -> str:

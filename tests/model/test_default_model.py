@@ -34,20 +34,21 @@ def test_behaviour_suite_pass_rates(metadata: dict[str, Any]) -> None:
     behaviour = metadata["behaviour"]
     assert behaviour["cases"] >= 200
     by_capability = behaviour["by_capability"]
-    # Floors just under what the default model measured (README model card); the targets for
-    # vocabulary (0.97), negation (0.90) and names (0.95) are not all reached by a linear model yet.
-    assert by_capability["vocabulary"] >= 0.90
-    assert by_capability["negation"] >= 0.65
-    assert by_capability["names"] >= 0.85
+    # Floors just under what the default model measured (docs/training.md model card: .961, .775,
+    # .895, .917, .918); the model-quality issue's targets are .96 vocabulary, .89 contrast, .91 overall.
+    assert by_capability["vocabulary"] >= 0.95
+    assert by_capability["negation"] >= 0.75
+    assert by_capability["contrast"] >= 0.84
+    assert by_capability["names"] >= 0.87
     assert by_capability["appended negative clause"] >= 0.9
-    assert behaviour["pass_rate"] >= 0.85
+    assert behaviour["pass_rate"] >= 0.90
 
 
 def test_held_out_scores_per_source(metadata: dict[str, Any]) -> None:
     per_source = metadata["evaluation"]["per_source"]
     assert set(per_source) == {"imdb", "rotten_tomatoes", "tweets", "uci_amazon", "uci_imdb", "uci_yelp"}
     assert per_source["imdb"]["accuracy"] >= 0.88
-    assert per_source["rotten_tomatoes"]["accuracy"] >= 0.78
+    assert per_source["rotten_tomatoes"]["accuracy"] >= 0.76
     assert per_source["tweets"]["accuracy"] >= 0.85
     for source in ("uci_amazon", "uci_imdb", "uci_yelp"):
         assert per_source[source]["accuracy"] >= 0.83
@@ -60,4 +61,5 @@ def test_model_endpoint_shows_the_behaviour_report_and_gate(default_store: Path)
     assert body["behaviour"]["by_type"]["MFT"] >= 0.85
     assert body["quality_gate"]["passed"] is True
     assert body["params"]["negation"] is True
+    assert body["params"]["lexicon_tokens"] is True
     assert answer["label"] == "positive"
