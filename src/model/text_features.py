@@ -200,6 +200,18 @@ class SentimentCueVectorizer(TfidfVectorizer):  # type: ignore[misc]  # scikit-l
         self.negative_words = negative_words
         self.raw_cues = raw_cues
 
+    def build_text_preprocessor(self) -> Callable[[str], str]:
+        """The preprocessing of the text itself, before any cue is appended: what the text's words are.
+
+        The compiled scorer counts a text's words (and the unknown ones, the drift signal) on this, so
+        the appended cues and repeated clauses do not dilute the out-of-vocabulary share.
+        """
+        base = super().build_preprocessor()
+        negation, end_at_and, max_words = self.negation, self.negation_ends_at_and, self.negation_max_words
+        if not negation:
+            return base  # type: ignore[no-any-return]
+        return lambda raw: mark_negation_scoped(base(raw), end_at_and=end_at_and, max_words=max_words)
+
     def build_preprocessor(self) -> Callable[[str], str]:
         """scikit-learn's preprocessor, then negation marking, contrast, lexicon tokens and raw cues."""
         base = super().build_preprocessor()

@@ -15,10 +15,19 @@ SCORING = {
     "/predict/batch",
     "/models/{name}/predict",
     "/models/{name}/predict/batch",
+    "/models/{name}/versions/{version}/predict",
+    "/models/{name}/versions/{version}/predict/batch",
     "/v2/models/{name}/infer",
     "/v2/models/{name}/versions/{version}/infer",
 }
-METADATA = {"/model", "/models", "/models/{name}", "/v2/models/{name}", "/v2/models/{name}/versions/{version}"}
+METADATA = {
+    "/model",
+    "/models",
+    "/models/{name}",
+    "/models/{name}/rollout",
+    "/v2/models/{name}",
+    "/v2/models/{name}/versions/{version}",
+}
 
 
 def _flagged(schema: dict[str, object], flag: str) -> set[str]:

@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry, generate_latest, multiprocess
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import MaxAbsScaler
+from sklearn.preprocessing import StandardScaler
 
 from src.model.datasets import Dataset
 from src.model.trainer import ModelTrainer
@@ -75,7 +75,7 @@ def test_burst_past_the_bound_gets_only_200_and_503_and_recovers(model_dir: Path
         burst = subprocess.run(
             # wrk's own 2 s timeout counts a slow answer as a socket error; on this shared 2-core
             # machine a queued long text can take that long, and answered is what this test is about.
-            ["wrk", "-t2", "-c256", "-d4s", "--timeout", "15s", "-s", str(script), server.url("/predict")],
+            ["wrk", "-t2", "-c256", "-d7s", "--timeout", "15s", "-s", str(script), server.url("/predict")],
             env={**os.environ, "BODY": json.dumps({"text": LONG_TEXT})},
             capture_output=True,
             text=True,
@@ -92,11 +92,12 @@ def test_burst_past_the_bound_gets_only_200_and_503_and_recovers(model_dir: Path
         assert result["socket_errors"] == 0, result
         probe_times = [duration for _, duration in probes]
         # The first second, while wrk opens its 256 connections, a new connection waits up to about
-        # 2.5 s for its first byte (measured on this code and on fb304f7 alike): within what takes a
-        # pod out of the Service (failureThreshold probes past timeoutSeconds), never longer.
+        # 2.5-3 s for its first byte (measured on this code and on fb304f7 alike; 3.0 s once on
+        # 2026-11-29): within what takes a pod out of the Service (failureThreshold probes past
+        # timeoutSeconds), never longer. The burst runs 7 s, so probes after the stall are seen.
         patience = readiness["timeoutSeconds"] * readiness["failureThreshold"]
         assert max(probe_times) < patience, f"a health probe took {max(probe_times):.2f} s under load"
-        steady = [duration for at, duration in probes if at > 1.5]
+        steady = [duration for at, duration in probes if at > 4.5]
         assert steady, probes
         assert max(steady) < 1.0, f"once the burst runs, a health probe took {max(steady):.2f} s"
         recovered = [request(server.url("/predict"), body={"text": "fine"}).status for _ in range(30)]
@@ -180,7 +181,9 @@ def test_hot_reload_under_load_and_rejected_models(sample: Dataset, tmp_path: Pa
         (wrong_sha / METADATA_FILE).write_text(json.dumps({**meta, "sha256": "0" * 64}))
         old_sklearn = _bad_copy(store, new, "old-sklearn")
         (old_sklearn / METADATA_FILE).write_text(json.dumps({**meta, "sklearn_version": "1.3.2"}))
-        untrusted = Pipeline([("tfidf", TfidfVectorizer()), ("scale", MaxAbsScaler()), ("clf", LogisticRegression())])
+        untrusted = Pipeline(
+            [("tfidf", TfidfVectorizer()), ("scale", StandardScaler(with_mean=False)), ("clf", LogisticRegression())]
+        )
         tiny = small.sample(200, random_state=1)
         untrusted.fit(tiny.texts, tiny.labels)
         write_version(tmp_path / "other", "untrusted", dump_pipeline(untrusted))  # publish() would refuse it

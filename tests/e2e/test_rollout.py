@@ -220,17 +220,18 @@ def test_promote_under_load_fails_no_request(server: Server, store: tuple[Path, 
     seen: list[str] = []
     stop = threading.Event()
 
-    def load() -> None:
+    def load(number: int) -> None:
         i = 0
         while not stop.is_set():
-            reply = request(server.url("/predict"), body={"text": TEXTS[i % 4]}, timeout=10)
+            key = {"X-Rollout-Key": f"load-{number}-{i}"}  # new clients: both versions answer some
+            reply = request(server.url("/predict"), body={"text": TEXTS[i % 4]}, timeout=10, headers=key)
             if reply.status != 200:
                 failures.append((reply.status, reply.body[:200]))
             else:
                 seen.append(str(reply.json()["model_version"]))
             i += 1
 
-    threads = [threading.Thread(target=load) for _ in range(4)]
+    threads = [threading.Thread(target=load, args=(n,)) for n in range(4)]
     for thread in threads:
         thread.start()
     time.sleep(0.5)

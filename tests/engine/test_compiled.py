@@ -145,8 +145,10 @@ def test_unknown_words_are_counted(stored: StoredModel) -> None:
     weighted = scorer.weigh("great movie qqqzzz wwwxxx")
     assert weighted.tokens == 4
     assert weighted.unknown_tokens == 2
-    empty = scorer.weigh("!!!")
+    empty = scorer.weigh("... ???")
     assert (empty.tokens, empty.unknown_tokens, empty.features) == (0, 0, [])
+    shouted = scorer.weigh("!!!")  # no words, one cue (xxexcl): a feature, but no word to count
+    assert (shouted.tokens, shouted.unknown_tokens, len(shouted.features)) == (0, 0, 1)
 
 
 @settings(max_examples=300, deadline=None)

@@ -122,6 +122,11 @@ def test_only_negative_positive_models_take_the_suite() -> None:
 )
 def test_invariant_to_case_and_surrounding_whitespace(stored: StoredModel, text: str) -> None:
     predictor = Predictor(stored)
-    expected = predictor.predict(text).probabilities
-    for variant in (text.upper(), text.lower(), f"  {text}\n\t", text.title()):
-        assert predictor.predict(variant).probabilities == pytest.approx(expected, abs=1e-12)
+    expected = predictor.predict(text)
+    for variant in (text.lower(), f"  {text}\n\t", text.title()):
+        assert predictor.predict(variant).probabilities == pytest.approx(expected.probabilities, abs=1e-12)
+    # All-caps words are a deliberate cue (`xxcaps`, docs/training.md): shouting may move the
+    # probability a little, never the verdict.
+    shouted = predictor.predict(text.upper())
+    assert shouted.label == expected.label
+    assert shouted.probabilities == pytest.approx(expected.probabilities, abs=0.05)

@@ -48,7 +48,8 @@ def test_worse_is_refused_better_is_published_and_force_overrides(
     assert main(["--data", str(shuffled_csv), *args]) == EXIT_REFUSED_BY_GATE
     captured = capsys.readouterr()
     assert "quality gate: REFUSED" in captured.out
-    assert captured.err.startswith("error: refused by the quality gate, nothing published: macro-F1")
+    assert captured.err.startswith("error: refused by the quality gate, nothing published: ")
+    assert "below CURRENT's" in captured.err
     assert store.versions() == [first]
     assert store.current_version() == first
 

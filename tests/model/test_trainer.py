@@ -8,7 +8,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
 from src.model.datasets import Dataset
-from src.model.text_features import TOKEN_PATTERN, NegationTfidfVectorizer
+from src.model.text_features import TOKEN_PATTERN, NegationTfidfVectorizer, SentimentCueVectorizer
 from src.model.trainer import DEFAULT_C, ModelTrainer
 
 
@@ -34,22 +34,27 @@ def test_seed_interface_train_then_save(tmp_path: Path, sample: Dataset, monkeyp
 
 def test_pipeline_is_tfidf_then_logistic_regression(trained: ModelTrainer) -> None:
     steps = [type(step) for _, step in trained.pipeline_.steps]
-    assert steps == [NegationTfidfVectorizer, LogisticRegression]
-    assert issubclass(NegationTfidfVectorizer, TfidfVectorizer)
+    assert steps == [SentimentCueVectorizer, LogisticRegression]
+    assert issubclass(SentimentCueVectorizer, TfidfVectorizer)
     assert trained.classes_ == ["negative", "positive"]
     vectorizer = trained.pipeline_.named_steps["tfidf"]
     assert vectorizer.ngram_range == (1, 2)
     assert vectorizer.sublinear_tf is True
     assert vectorizer.token_pattern == TOKEN_PATTERN
+    assert len(vectorizer.positive_words.split("\n")) + len(vectorizer.negative_words.split("\n")) == 5606
+    assert (vectorizer.contrast, vectorizer.raw_cues, vectorizer.negation_max_words) == (True, True, 3)
     assert trained.pipeline_.named_steps["clf"].random_state == 42
     assert trained.pipeline_.named_steps["clf"].C == DEFAULT_C
 
 
 def test_plain_features_on_request(sample: Dataset) -> None:
     texts, labels = _xy(sample, 600)
-    plain = ModelTrainer(negation=False, emoticons=False).train(texts, labels)
+    cues_off = {"lexicon_tokens": False, "contrast": False, "raw_cues": False}
+    plain = ModelTrainer(negation=False, emoticons=False, **cues_off).train(texts, labels)  # type: ignore[arg-type]
     assert type(plain.pipeline_.named_steps["tfidf"]) is TfidfVectorizer
     assert not any(term.startswith("neg_") for term in plain.pipeline_.named_steps["tfidf"].vocabulary_)
+    negation_only = ModelTrainer(narrow_negation=False, **cues_off).train(texts, labels)  # type: ignore[arg-type]
+    assert type(negation_only.pipeline_.named_steps["tfidf"]) is NegationTfidfVectorizer  # as before the cues
 
 
 def test_sample_weights_reach_the_classifier() -> None:
