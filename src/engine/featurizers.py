@@ -86,10 +86,10 @@ class Analysis:
         if vectorizer.input != "content":
             raise UnsupportedPipelineError("input must be 'content'")
         self.words = vectorizer.analyzer == "word"
-        # A vectorizer whose preprocessor appends terms after the text (SentimentCueVectorizer) says how
-        # to preprocess the text alone, so only the text's own words are counted (and their unknown share).
-        text_only = getattr(vectorizer, "build_text_preprocessor", None)
-        self._text_only = text_only() if self.words and callable(text_only) else None
+        # A vectorizer whose preprocessor appends terms after the text (SentimentCueVectorizer) gives it
+        # as (text, appended); only the text's own words are counted (and their unknown share).
+        split = getattr(vectorizer, "build_split_preprocessor", None)
+        self._split = split() if self.words and callable(split) else None
         if self.words:
             self._preprocess = vectorizer.build_preprocessor()
             self._tokenize = vectorizer.build_tokenizer()
@@ -106,21 +106,22 @@ class Analysis:
         if not self.words:
             terms: list[str] = self._analyze(text)
             return terms, len(terms)
-        tokens = self._tokenize(self._preprocess(text))
+        appended = 0
+        if self._split is None:
+            tokens = self._tokenize(self._preprocess(text))
+        else:
+            own, tail = self._split(text)
+            tokens = self._tokenize(own + tail)  # exactly what the preprocessor gives
+            appended = len(self._tokenize(tail)) if tail else 0
         if self._stop_words is not None:
             tokens = [t for t in tokens if t not in self._stop_words]
         n = len(tokens)
         terms = list(tokens) if self._min_n == 1 else []
         for size in range(max(self._min_n, 2), min(self._max_n, n) + 1):
             terms += [" ".join(tokens[i : i + size]) for i in range(n - size + 1)]
-        if self._text_only is None:
-            return terms, n
-        # The text's own words come first among the tokens (the appended ones follow), so counting
-        # them is enough: the first that many terms are those words.
-        words = self._tokenize(self._text_only(text))
-        if self._stop_words is not None:
-            words = [t for t in words if t not in self._stop_words]
-        return terms, min(len(words), n)
+        # The text's own words come first (the appended tokens follow), so the first n - appended terms
+        # are its words: a count for the metrics only, never a feature.
+        return terms, max(n - appended, 0)
 
     def counts_words(self) -> bool:
         """Whether the first terms are the words themselves (unigrams), so unknown words can be counted."""

@@ -200,39 +200,42 @@ class SentimentCueVectorizer(TfidfVectorizer):  # type: ignore[misc]  # scikit-l
         self.negative_words = negative_words
         self.raw_cues = raw_cues
 
-    def build_text_preprocessor(self) -> Callable[[str], str]:
-        """The preprocessing of the text itself, before any cue is appended: what the text's words are.
-
-        The compiled scorer counts a text's words (and the unknown ones, the drift signal) on this, so
-        the appended cues and repeated clauses do not dilute the out-of-vocabulary share.
-        """
-        base = super().build_preprocessor()
-        negation, end_at_and, max_words = self.negation, self.negation_ends_at_and, self.negation_max_words
-        if not negation:
-            return base  # type: ignore[no-any-return]
-        return lambda raw: mark_negation_scoped(base(raw), end_at_and=end_at_and, max_words=max_words)
-
-    def build_preprocessor(self) -> Callable[[str], str]:
-        """scikit-learn's preprocessor, then negation marking, contrast, lexicon tokens and raw cues."""
+    def build_split_preprocessor(self) -> Callable[[str], tuple[str, str]]:
+        """The preprocessing as (the text, what is appended to it): the preprocessor returns their
+        concatenation. The compiled scorer counts the text's words (and the unknown ones, the drift
+        signal) without what is appended, so cues and repeated clauses do not dilute that share."""
         base = super().build_preprocessor()
         negation, end_at_and, max_words = self.negation, self.negation_ends_at_and, self.negation_max_words
         contrast, raw_cues = self.contrast, self.raw_cues
         tokens = _lexicon_tokens(self.positive_words, self.negative_words)
         find_words = _WORD.findall
 
-        def preprocess(raw: str) -> str:
+        def split(raw: str) -> tuple[str, str]:
             text = base(raw)
             if negation:
                 text = mark_negation_scoped(text, end_at_and=end_at_and, max_words=max_words)
+            tail = ""
             if contrast and "but" in text:
                 clauses = _BUT_CLAUSE.findall(text)
                 if clauses:
-                    text = " ".join([text, *clauses])
-            cues = [tokens[word] for word in find_words(text) if word in tokens] if tokens else []
+                    tail = " " + " ".join(clauses)
+            cues = [tokens[word] for word in find_words(text + tail) if word in tokens] if tokens else []
             if raw_cues:
                 if "!!" in raw:
                     cues.append(EXCLAMATION)
                 cues.extend(ALL_CAPS for _ in _CAPS_WORD.finditer(raw))
-            return f"{text} {' '.join(cues)}" if cues else text
+            if cues:
+                tail = f"{tail} {' '.join(cues)}"
+            return text, tail
+
+        return split
+
+    def build_preprocessor(self) -> Callable[[str], str]:
+        """scikit-learn's preprocessor, then negation marking, contrast, lexicon tokens and raw cues."""
+        split = self.build_split_preprocessor()
+
+        def preprocess(raw: str) -> str:
+            text, tail = split(raw)
+            return text + tail
 
         return preprocess
