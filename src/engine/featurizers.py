@@ -55,12 +55,18 @@ class Weighting:
     norm: str | None = None
 
     def apply(self, features: list[int], weights: list[float]) -> list[float]:
-        if self.binary:
-            weights = [1.0] * len(weights)
+        idf, log = self.idf, math.log
+        # One pass per case: this runs for every text scored.
+        if idf is None:
+            if self.binary:
+                weights = [1.0] * len(weights)
+            elif self.sublinear:
+                weights = [1.0 + log(w) for w in weights]
+        elif self.binary:
+            weights = [idf[j] for j in features]
         elif self.sublinear:
-            weights = [1.0 + math.log(w) for w in weights]
-        idf = self.idf
-        if idf is not None:
+            weights = [(1.0 + log(w)) * idf[j] for j, w in zip(features, weights, strict=True)]
+        else:
             weights = [w * idf[j] for j, w in zip(features, weights, strict=True)]
         if self.norm == "l2":
             norm = math.sqrt(sum(w * w for w in weights))

@@ -112,7 +112,9 @@ class InferenceRequest:
     top_terms: int = 10
     locate: Locator = field(default=_json_text_location)
     batch_loc: Location = ("body", "texts")
-    client_key: str = ""  # keeps a client on one version during a canary (ROLLOUT_KEY_HEADER, else its address)
+    # What keeps a client on one version during a canary (ROLLOUT_KEY_HEADER, else its address); asked
+    # only while a canary runs, so a request pays nothing for it otherwise.
+    client_key: Callable[[], str] = field(default=lambda: "")
 
 
 @dataclass(frozen=True)

@@ -106,9 +106,9 @@ class RolloutTraffic:
         digest = hashlib.blake2b(key.encode(errors="replace"), key=self._salt, digest_size=8).digest()
         return int.from_bytes(digest, "big") / 2**64 * 100.0
 
-    def answers(self, key: str) -> bool:
-        """Canary: whether the candidate answers this client (sticky for the rollout's life)."""
-        return not self.stopped and self.rollout.mode == "canary" and self._bucket(key) < self.rollout.percent
+    def answers(self, key: Callable[[], str]) -> bool:
+        """Canary: whether the candidate answers the client `key()` names (sticky for the rollout's life)."""
+        return not self.stopped and self.rollout.mode == "canary" and self._bucket(key()) < self.rollout.percent
 
     def shadows(self) -> bool:
         """Shadow: whether the candidate also scores this request, off the response path."""

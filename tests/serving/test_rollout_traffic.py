@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -53,10 +53,14 @@ def with_candidate(
     return DataPlane(models, LIMITS), trips
 
 
+def key(number: int) -> Callable[[], str]:
+    return lambda: f"k{number}"
+
+
 async def many(plane: DataPlane, count: int) -> list[str]:
     versions = []
     for i in range(count):
-        inference = await plane.infer(InferenceRequest([f"a fine film number {i}"], client_key=f"k{i}"))
+        inference = await plane.infer(InferenceRequest([f"a fine film number {i}"], client_key=key(i)))
         versions.append(inference.model_version)
         await asyncio.sleep(0)  # let the off-path comparisons run
     return versions

@@ -103,7 +103,7 @@ async def predict(request: Request) -> Response:
             top_terms=body.top_terms,
             locate=lambda _: ("body", "text"),
             batch_loc=("body", "text"),
-            client_key=client_key(request),
+            client_key=lambda: client_key(request),
         )
     )
     return _json({**_results(inference)[0], "model_version": inference.model_version})
@@ -120,7 +120,7 @@ async def predict_batch(request: Request) -> Response:
             version=request.path_params.get("version"),
             explain=body.explain,
             top_terms=body.top_terms,
-            client_key=client_key(request),
+            client_key=lambda: client_key(request),
         )
     )
     return _json({"predictions": _results(inference), "model_version": inference.model_version})

@@ -115,7 +115,7 @@ async def infer(request: Request) -> Response:
             version=request.path_params.get("version"),
             locate=lambda index: (*TEXT_LOCATION, index),
             batch_loc=SHAPE_LOCATION,
-            client_key=client_key(request),
+            client_key=lambda: client_key(request),
         )
     )
     body, headers = encode_infer_response(parsed, inference)
