@@ -134,30 +134,25 @@ _ROUTES: list[tuple[str, Callable[[Request], Awaitable[Response]], type[BaseMode
     ("/predict", predict, PredictRequest, PredictResponse, "Classify one text"),
     ("/predict/batch", predict_batch, BatchPredictRequest, BatchPredictResponse, "Classify many texts"),
 ]
+_SCOPES = [
+    ("", "(default model)", False, False),
+    ("/models/{name}", "with a named model", True, False),
+    (
+        "/models/{name}/versions/{version}",
+        "with one loaded version of a named model (CURRENT's, or a rollout's candidate)",
+        True,
+        True,
+    ),
+]
 for path, handler, request_model, response_model, summary in _ROUTES:
-    router.add_api_route(
-        path,
-        handler,
-        methods=["POST"],
-        summary=f"{summary} (default model)",
-        response_model=response_model,
-        openapi_extra=_body_schema(request_model),
-    )
-    router.add_api_route(
-        f"/models/{{name}}{path}",
-        handler,
-        methods=["POST"],
-        summary=f"{summary} with a named model",
-        response_model=response_model,
-        responses=_NOT_FOUND,
-        openapi_extra=_body_schema(request_model, named=True),
-    )
-    router.add_api_route(
-        f"/models/{{name}}/versions/{{version}}{path}",
-        handler,
-        methods=["POST"],
-        summary=f"{summary} with one loaded version of a named model (CURRENT's, or a rollout's candidate)",
-        response_model=response_model,
-        responses=_NOT_FOUND,
-        openapi_extra=_body_schema(request_model, named=True, versioned=True),
-    )
+    # The default model's route, every model's by name, and one loaded version of a model by name.
+    for prefix, scope, named, versioned in _SCOPES:
+        router.add_api_route(
+            f"{prefix}{path}",
+            handler,
+            methods=["POST"],
+            summary=f"{summary} {scope}",
+            response_model=response_model,
+            responses=_NOT_FOUND if named else None,
+            openapi_extra=_body_schema(request_model, named=named, versioned=versioned),
+        )
