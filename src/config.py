@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Model names become folder names and URL path segments: no separators, no leading dot.
@@ -128,6 +128,48 @@ class Settings(BaseSettings):
 
     rollout_key_header: str = Field(default="x-rollout-key", pattern=r"^[A-Za-z0-9-]{1,64}$")
     """The request header whose value keeps a client on one version during a canary (else its address)."""
+
+    drift_window: int = Field(default=500, ge=10, le=100_000)
+    """Texts in the window compared with the served version's reference profile (the newest, over all workers)."""
+
+    drift_min_texts: int = Field(default=200, ge=1)
+    """Texts the window needs before drift is judged; until then GET /models/{name}/drift says `collecting`."""
+
+    drift_psi_threshold: float = Field(default=0.25, gt=0)
+    """Population stability index over which the length, out-of-vocabulary or score signal is drifting."""
+
+    drift_p_value: float = Field(default=0.001, gt=0, lt=1)
+    """Chi-squared p-value under which the predicted label shares are drifting."""
+
+    prediction_log_dir: Path | None = None
+    """Write prediction records (JSON Lines, one file per worker, rotated by size) and feedback here; unset: off."""
+
+    prediction_log_url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$")
+    """Send prediction records and feedback to this HTTP endpoint as CloudEvents (batched JSON); unset: off."""
+
+    prediction_log_sample: float = Field(default=1.0, ge=0, le=1)
+    """Share of requests whose record is logged (errors included), chosen at random."""
+
+    prediction_log_redact: str = Field(default="", pattern=r"^(|hash|[A-Za-z_][\w.]*:[A-Za-z_]\w*)$")
+    """Empty: log texts as sent; `hash`: their sha256 instead; `module:function`: log what it returns for each text."""
+
+    prediction_log_max_bytes: int = Field(default=100_000_000, ge=10_000)
+    """Size at which a worker's prediction log file is rotated (to .1, .2, ...)."""
+
+    prediction_log_backups: int = Field(default=5, ge=0, le=100)
+    """Rotated prediction log files a worker keeps."""
+
+    prediction_log_queue: int = Field(default=10_000, ge=10)
+    """Records waiting to be written, per worker; when it is full new records are dropped (and counted)."""
+
+    prediction_log_timeout_seconds: float = Field(default=2.0, gt=0)
+    """How long one send to PREDICTION_LOG_URL may take."""
+
+    @model_validator(mode="after")
+    def _one_prediction_sink(self) -> Settings:
+        if self.prediction_log_dir is not None and self.prediction_log_url is not None:
+            raise ValueError("set PREDICTION_LOG_DIR or PREDICTION_LOG_URL, not both")
+        return self
 
 
 def _shown(value: object) -> str:

@@ -9,6 +9,7 @@ ServiceError                      base: message + status_code (500); `retry_afte
 ├── ForbiddenError                403: a wrong API key, or admin endpoints with none configured
 ├── UnknownModelError             404: no model of that name is served here
 ├── UnknownVersionError           404: the model serves another version than the one named
+├── FeatureOffError               404: an endpoint whose setting is off (feedback without a prediction log)
 ├── NotExplainableError           501: the model's engine gives no explanations
 ├── ServiceUnavailableError       503 with Retry-After
 │   ├── ModelNotReadyError        no verified version of the model is loaded yet
@@ -121,6 +122,12 @@ class UnknownVersionError(UnknownModelError):
     def __init__(self, name: str, version: str, serving: str) -> None:
         ServiceError.__init__(self, f"model {name!r} has no version {quoted(version)} loaded (serving {serving})")
         self.name = name
+
+
+class FeatureOffError(ServiceError):
+    """An endpoint that needs a setting this server does not have."""
+
+    status_code = 404
 
 
 class NotExplainableError(ServiceError):

@@ -22,6 +22,7 @@ from prometheus_client import (
     multiprocess,
     values,
 )
+from prometheus_client.registry import Collector
 
 
 class _Pid:
@@ -159,6 +160,15 @@ ROLLOUT_ABORTS = Counter(
     "mlservice_rollout_aborts_total", "Rollouts this process aborted, by the guard that tripped.", ["model", "guard"]
 )
 
+PREDICTION_LOG_RECORDS = Counter(
+    "mlservice_prediction_log_records_total",
+    "Prediction records and feedback, by kind and outcome: written, dropped (the queue was full) or failed "
+    "(the sink refused or timed out).",
+    ["kind", "outcome"],
+)
+# Drift (src/serving/drift_window.py) is computed when scraped, from the window every worker shares:
+# mlservice_drift_statistic, _threshold, _window_texts and _drifting, by model, version (and signal).
+
 
 Metric = TypeVar("Metric", Counter, Gauge, Histogram)
 
@@ -188,10 +198,13 @@ def totals(metric: Counter, **labels: str) -> float:
     return total
 
 
-def render() -> tuple[bytes, str]:
-    """The exposition text of this process, or of all workers in multiprocess mode."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    return generate_latest(), CONTENT_TYPE_LATEST
+def render(*computed: Collector) -> tuple[bytes, str]:
+    """The exposition text of this process, or of all workers in multiprocess mode, then of the
+    `computed` collectors (figures made when scraped, already server-wide)."""
+    body = generate_latest(_registry())
+    if computed:
+        extra = CollectorRegistry(auto_describe=False)
+        for collector in computed:
+            extra.register(collector)
+        body += generate_latest(extra)
+    return body, CONTENT_TYPE_LATEST

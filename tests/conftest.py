@@ -38,8 +38,16 @@ def trained(sample: Dataset) -> ModelTrainer:
 def model_dir(tmp_path_factory: pytest.TempPathFactory, trained: ModelTrainer, sample: Dataset) -> Path:
     """A store root holding the trained model as the default model's CURRENT (shared: tests must not change it)."""
     root = tmp_path_factory.mktemp("models")
-    trained.save_model(root, dataset=sample)
+    trained.save_model(root, dataset=sample, reference=held_out(sample, 2000))
     return root
+
+
+def held_out(sample: Dataset, count: int) -> list[str]:
+    """Bundled texts the sample does not hold: what a model trained on it has not seen."""
+    seen = set(sample.texts)
+    return [text for text in load_bundled().sample(count + len(seen) // 4, random_state=11).texts if text not in seen][
+        :count
+    ]
 
 
 SECOND_MODEL = "source"

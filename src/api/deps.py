@@ -37,3 +37,9 @@ def client_key(request: Request) -> str:
     if key:
         return key[:256]
     return request.client.host if request.client else ""
+
+
+def request_id(request: Request) -> str:
+    """The request's X-Request-ID, as the observability middleware gave it."""
+    state: dict[str, str] = request.scope.get("state", {})
+    return state.get("request_id", "")

@@ -25,6 +25,8 @@ from src.api.security import KeyCheck, parse_keys
 from src.config import Settings, get_settings
 from src.logs import configure_logging
 from src.serving.dataplane import DataPlane, TextLimits
+from src.serving.drift_window import DriftCollector, DriftSettings
+from src.serving.prediction_log import PredictionLog
 from src.serving.reload_broadcast import ReloadBroadcast
 from src.serving.rollout_traffic import Guards
 from src.serving.served_models import ServedModels, parse_required
@@ -57,6 +59,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         warn_if_metrics_are_per_worker()
         models = app.state.models
+        log: PredictionLog | None = app.state.prediction_log
+        if log is not None:
+            log.start()
         await asyncio.to_thread(models.load_all)
         app.state.reloads.listen()
         watcher = None
@@ -69,6 +74,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 watcher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await watcher
+            if log is not None:
+                await asyncio.to_thread(log.stop)
 
     app = FastAPI(
         docs_url=None,  # served from the image by src/api/routes/docs.py, not from a CDN
@@ -96,10 +103,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             max_latency_ratio=settings.rollout_max_latency_ratio,
             max_disagreement=settings.rollout_max_disagreement,
         ),
+        drift=DriftSettings.from_settings(settings),
     )
     app.state.models = models
     app.state.reloads = ReloadBroadcast.from_environment(models)
-    app.state.data_plane = DataPlane(models, TextLimits.from_settings(settings))
+    app.state.prediction_log = PredictionLog.from_settings(settings)
+    app.state.data_plane = DataPlane(models, TextLimits.from_settings(settings), app.state.prediction_log)
+    app.state.drift_collector = DriftCollector(models)
     app.state.rollout_key_header = settings.rollout_key_header.lower()
     routers = [*ROUTERS, *([docs.router] if settings.docs_enabled else [])]
     for router in routers:

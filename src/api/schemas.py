@@ -147,3 +147,24 @@ class ErrorResponse(BaseModel):
     """Every error: `detail` says what was wrong."""
 
     detail: str | list[dict[str, object]]
+
+
+class FeedbackRequest(_Request):
+    """A correction of one answered text: the request's id (its X-Request-ID) and the right label."""
+
+    request_id: str = Field(pattern=r"^[A-Za-z0-9._-]{1,64}$", description="the X-Request-ID of the prediction")
+    label: str = Field(min_length=1, max_length=256, description="the label the text should have had")
+    index: int = Field(default=0, ge=0, le=100_000, description="which text of a batch (0 for a single text)")
+    model: str | None = Field(
+        default=None, max_length=64, description="the model that answered (default: the default model)"
+    )
+
+
+class FeedbackResponse(BaseModel):
+    """The correction as it will be stored beside the prediction records."""
+
+    request_id: str
+    index: int
+    label: str
+    model: str
+    version: str = Field(description="the version the model serves now (the record names the one that answered)")

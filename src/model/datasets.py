@@ -113,6 +113,19 @@ class Dataset:
         scale = len(raw) / sum(raw)
         return [weight * scale for weight in raw]
 
+    def plus(self, other: Dataset, *, training_only: bool = False) -> Dataset:
+        """This data followed by `other`'s rows (its sources kept; all training-only if `training_only`)."""
+        only = self.training_only | other.training_only
+        if training_only:
+            only |= frozenset(other.sources)
+        return Dataset(
+            texts=self.texts + other.texts,
+            labels=self.labels + other.labels,
+            sources=self.sources + other.sources,
+            dataset_id=f"{self.dataset_id}+{other.dataset_id}",
+            training_only=only,
+        )
+
     def sample(self, size: int, random_state: int) -> Dataset:
         """A stratified random subset of `size` rows (the whole dataset if it is not larger)."""
         if size >= len(self):

@@ -28,8 +28,9 @@ from src.engine.parity import TOLERANCE, ModelRaisedError, builtin_texts, check_
 from src.errors import DatasetError
 from src.model import quality_gate
 from src.model.behaviour import run_on_pipeline
-from src.model.datasets import load_file
+from src.model.datasets import Dataset, load_file
 from src.model.evaluation import evaluate_predictions
+from src.model.reference import reference_profile
 from src.store.model_sources import ModelSource, ModelSourceError, read_model_source
 from src.store.registry import ModelRegistry
 from src.store.serialization import dump_pipeline, load_pipeline
@@ -133,13 +134,30 @@ def _recorded_parity(source: ModelSource, served: Any, sample: Sample) -> dict[s
     return {"made_with": made_with, "served_with": here, "max_abs_difference": difference, "texts": len(sample.texts)}
 
 
-def _gate(source: ModelSource, options: ImportOptions, registry: ModelRegistry, name: str) -> dict[str, Any]:
+def _read_test(options: ImportOptions) -> Dataset | None:
     if options.test is None:
-        return {"quality_gate": None}
+        return None
     try:
-        test = load_file(options.test, text_column=options.text_column, label_column=options.label_column)
+        return load_file(options.test, text_column=options.text_column, label_column=options.label_column)
     except DatasetError as error:
         raise ImportRefusedError(str(error)) from None
+
+
+def _reference(pipeline: Any, options: ImportOptions, test: Dataset | None, sample: Sample) -> dict[str, Any] | None:
+    """The reference profile for drift: on the labelled test file, else on the user's sample, else none
+    (the built-in parity texts say nothing about the traffic the model is meant for)."""
+    if test is not None and options.test is not None:
+        return reference_profile(pipeline, test.texts, f"--test {options.test.name}").to_dict()
+    if options.sample is not None:
+        return reference_profile(pipeline, sample.texts, f"--sample {options.sample.name}").to_dict()
+    return None
+
+
+def _gate(
+    source: ModelSource, options: ImportOptions, registry: ModelRegistry, name: str, test: Dataset | None
+) -> dict[str, Any]:
+    if test is None:
+        return {"quality_gate": None}
     pipeline = source.pipeline
     classes = [str(label) for label in pipeline.classes_]
     predicted = [str(label) for label in pipeline.predict(test.texts)]
@@ -179,7 +197,8 @@ def import_model(
             f"the {parity.engine} engine does not reproduce the model ({what}; tolerance {TOLERANCE})"
         )
     recorded = _recorded_parity(source, served, sample)
-    gate = _gate(source, options, registry, name)
+    test = _read_test(options)
+    gate = _gate(source, options, registry, name, test)
     metadata = {
         "classes": [str(label) for label in source.pipeline.classes_],
         "steps": [type(step).__name__ for _, step in source.pipeline.steps],
@@ -188,6 +207,7 @@ def import_model(
         "imported_from": source.to_metadata(path),
         "parity": {**parity.to_dict(), "sample": sample.origin},
         "recorded_outputs_parity": recorded,
+        "reference_profile": _reference(served, options, test, sample),
         **gate,
     }
     store = registry.store(name)

@@ -15,8 +15,10 @@ import logging
 import os
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 
 from src.config import get_settings
@@ -25,6 +27,7 @@ from src.model import quality_gate
 from src.model.behaviour import run_on_pipeline
 from src.model.cross_source import leave_one_source_out
 from src.model.datasets import Dataset, load_bundled, load_file
+from src.model.feedback import load_feedback
 from src.model.trainer import DEFAULT_C, ModelTrainer
 from src.store.registry import ModelRegistry, check_model_name
 
@@ -66,6 +69,12 @@ def build_parser(prog: str = "python -m src.model.train_script") -> argparse.Arg
     data.add_argument("--text-column", default="text", help="column holding the text (default: text)")
     data.add_argument("--label-column", default="label", help="column holding the label (default: label)")
     data.add_argument("--source-column", help="optional column naming each row's source, for per-source scores")
+    data.add_argument(
+        "--feedback",
+        type=Path,
+        metavar="DIR",
+        help="also train on the corrections in this PREDICTION_LOG_DIR (source `feedback`)",
+    )
     data.add_argument("--sample", type=int, help="train and test on a stratified sample of this many rows")
     data.add_argument("--test-size", type=float, default=0.2, help="share held out for evaluation (default: 0.2)")
     model = parser.add_argument_group("model")
@@ -161,6 +170,22 @@ def _weigher(args: argparse.Namespace) -> Callable[[Dataset], list[float] | None
     return lambda data: data.balanced_weights(args.lexicon_weight)
 
 
+# Corrections are held out for testing (and left out in turn) only when every label they give has at
+# least this many rows; fewer are all trained on.
+MIN_TESTABLE_FEEDBACK = 10
+
+
+def _with_feedback(dataset: Dataset, folder: Path, name: str) -> tuple[Dataset, dict[str, object]]:
+    corrections, counts = load_feedback(folder, name, set(dataset.labels))
+    print(counts.format_report())
+    cells = Counter(corrections.labels)
+    testable = bool(cells) and min(cells.values()) >= MIN_TESTABLE_FEEDBACK
+    if corrections.texts and not testable:
+        logger.info("fewer than %d corrections of some label: all are trained on, none held out", MIN_TESTABLE_FEEDBACK)
+    record = {"folder": str(folder), **asdict(counts), "held_out": testable}
+    return dataset.plus(corrections, training_only=not testable), record
+
+
 def run(args: argparse.Namespace) -> int:
     """Train, evaluate, gate and publish as the arguments say; returns the exit status."""
     settings = get_settings()
@@ -177,6 +202,9 @@ def run(args: argparse.Namespace) -> int:
         dataset = _load(args)
         if args.sample:
             dataset = dataset.sample(args.sample, args.random_state)
+        feedback_record = None
+        if args.feedback is not None:
+            dataset, feedback_record = _with_feedback(dataset, args.feedback, name)
         try:
             train, test = dataset.split(args.test_size, args.random_state)
         except ValueError as error:
@@ -242,10 +270,11 @@ def run(args: argparse.Namespace) -> int:
         "behaviour": behaviour.to_dict() if behaviour else None,
         "cross_source": cross_source.to_dict() if cross_source else None,
         "quality_gate": verdict.to_dict(),
+        "feedback": feedback_record,
     }
     keep = args.keep_versions or settings.model_keep_versions
     version = trainer.save_model(
-        registry.root, dataset=dataset, evaluation=evaluation, extra=extra, keep=keep, name=name
+        registry.root, dataset=dataset, evaluation=evaluation, extra=extra, keep=keep, name=name, reference=test.texts
     )
     print(f"published model {name} version {version} to {registry.root}")
     return 0

@@ -17,6 +17,7 @@ from sklearn.pipeline import Pipeline
 from src.config import get_settings
 from src.model.datasets import Dataset, vader_polarity_words
 from src.model.evaluation import Evaluation, evaluate_predictions
+from src.model.reference import reference_profile
 from src.model.text_features import TOKEN_PATTERN, NegationTfidfVectorizer, SentimentCueVectorizer
 from src.store.registry import ModelRegistry
 
@@ -232,8 +233,12 @@ class ModelTrainer:
         extra: Mapping[str, Any] | None = None,
         keep: int | None = None,
         name: str | None = None,
+        reference: Sequence[str] | None = None,
     ) -> str:
         """Publish the trained Pipeline as model `name`'s new CURRENT version; returns the version.
+
+        With `reference`, texts held out from training (the test split), the version's metadata gets
+        its reference profile for drift (src/drift/profile.py), measured on them.
 
         `model_dir` is the store's root (MODEL_DIR by default) and `name` the model (DEFAULT_MODEL_NAME
         by default), so the version lands in MODEL_DIR/<name>/<version>. With `keep`, only the newest
@@ -247,6 +252,9 @@ class ModelTrainer:
             "evaluation": evaluation.to_dict() if evaluation else None,
             **(extra or {}),
         }
+        if reference:
+            profile = reference_profile(self._fitted(), reference, "held-out test split", seed=self.random_state)
+            metadata["reference_profile"] = profile.to_dict()
         store = _registry(model_dir or self.model_dir).store(name)
         return store.publish(self._fitted(), metadata, keep=keep)
 

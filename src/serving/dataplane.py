@@ -27,6 +27,7 @@ from src import metrics
 from src.config import Settings
 from src.errors import InvalidInputError, ModelNotReadyError, ServiceError, UnknownModelError, UnknownVersionError
 from src.serving.explanation import Explanation
+from src.serving.prediction_log import PredictionLog
 from src.serving.predictor import Prediction, Predictor
 from src.serving.served_models import ServedModels
 
@@ -115,6 +116,8 @@ class InferenceRequest:
     # What keeps a client on one version during a canary (ROLLOUT_KEY_HEADER, else its address); asked
     # only while a canary runs, so a request pays nothing for it otherwise.
     client_key: Callable[[], str] = field(default=lambda: "")
+    request_id: str = ""  # the request's X-Request-ID: what its prediction record and feedback are keyed by
+    protocol: str = "json"  # the adapter's name, in prediction records
 
 
 @dataclass(frozen=True)
@@ -134,9 +137,10 @@ class Inference:
 class DataPlane:
     """Resolves the model, applies the text rules, scores and observes: everything a route does but HTTP."""
 
-    def __init__(self, models: ServedModels, limits: TextLimits) -> None:
+    def __init__(self, models: ServedModels, limits: TextLimits, log: PredictionLog | None = None) -> None:
         self.models = models
         self.limits = limits
+        self.log = log
 
     def resolve(self, name: str | None = None, version: str | None = None) -> tuple[str, Predictor]:
         """A model's name and serving predictor (that version, if named): the one place a request finds its model.
@@ -161,8 +165,51 @@ class DataPlane:
         """Score a request's texts: UnknownModelError (404), ModelNotReadyError (503), InvalidInputError (422).
 
         During a rollout (src/serving/rollout_traffic.py) a request naming no version may be answered
-        by the candidate (canary) or also scored by it after the answer (shadow).
+        by the candidate (canary) or also scored by it after the answer (shadow). The texts CURRENT
+        answers join its drift window; with a prediction log, every request leaves a record.
         """
+        log = self.log
+        started = time.perf_counter()
+        try:
+            inference = await self._infer(request)
+        except Exception as error:
+            if log is not None:
+                self._log_failure(log, request, error, time.perf_counter() - started)
+            raise
+        window = self.models.models[inference.model_name].drift
+        if window is not None and window.version == inference.model_version:
+            window.record(inference.predictions)
+        if log is not None:
+            log.record(
+                request.request_id,
+                request.protocol,
+                request.texts,
+                time.perf_counter() - started,
+                model=inference.model_name,
+                version=inference.model_version,
+                predictions=inference.predictions,
+            )
+        return inference
+
+    def _log_failure(self, log: PredictionLog, request: InferenceRequest, error: Exception, seconds: float) -> None:
+        state = self.models.models.get(request.model or self.models.default_name)
+        version = request.version or (state.predictor.version if state and state.predictor else None)
+        if isinstance(error, ServiceError):
+            status, message = error.status_code, error.message
+        else:
+            status, message = 500, f"internal error ({type(error).__name__})"
+        log.record(
+            request.request_id,
+            request.protocol,
+            request.texts,
+            seconds,
+            model=state.name if state else None,
+            version=version,
+            status=status,
+            error=message,
+        )
+
+    async def _infer(self, request: InferenceRequest) -> Inference:
         name, predictor = self.resolve(request.model, request.version)
         texts = request.texts
         check_texts(texts, self.limits, request.locate, request.batch_loc)

@@ -16,6 +16,7 @@ import sklearn
 from src import metrics
 from src.config import DEFAULT_MODEL_NAME
 from src.errors import ModelStoreError
+from src.serving.drift_window import DriftSettings, DriftWindow
 from src.serving.predictor import Predictor
 from src.serving.rollout_traffic import Guards, RolloutTraffic
 from src.store import rollout as rollouts
@@ -52,12 +53,21 @@ class ModelState:
     old single-model layout, then the image's built-in default (see ModelRegistry.stores).
     """
 
-    def __init__(self, *stores: ModelStore, name: str = DEFAULT_MODEL_NAME, guards: Guards | None = None) -> None:
+    def __init__(
+        self,
+        *stores: ModelStore,
+        name: str = DEFAULT_MODEL_NAME,
+        guards: Guards | None = None,
+        drift: DriftSettings | None = None,
+    ) -> None:
         if not stores:
             raise ValueError("a model needs at least one store")
         self.name = name
         self.stores = list(stores)
         self.guards = guards or Guards()
+        self.drift_settings = drift or DriftSettings()
+        self.drift: DriftWindow | None = None  # CURRENT's window of recent texts, when it has a reference profile
+        self.no_drift_reason: str | None = "the model has not been loaded yet"
         self.predictor: Predictor | None = None
         self.rollout: Rollout | None = None  # as last read from the store
         self.traffic: RolloutTraffic | None = None  # the running rollout's candidate, in this worker
@@ -124,6 +134,9 @@ class ModelState:
             metrics.MODEL_INFO.labels(self.name, previous.version, sklearn.__version__, previous.engine).set(0)
         metrics.MODEL_INFO.labels(self.name, predictor.version, sklearn.__version__, predictor.engine).set(1)
         metrics.MODEL_READY.labels(self.name).set(1)
+        if self.drift is not None:
+            self.drift.close()
+        self.drift, self.no_drift_reason = self.drift_settings.window(self.name, predictor)
         self.predictor = predictor
         self.not_ready_reason = None
 

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from src.engine.compiled import CompiledScorer, TermWeights, UnsupportedPipelineError
+from src.engine.observations import score_of, word_counts
 from src.errors import NotExplainableError
 from src.serving.explanation import Explanation, explain
 from src.store.store import StoredModel
@@ -37,6 +38,13 @@ class Prediction:
     def oov_rate(self) -> float:
         """Share of the text's words missing from the model's vocabulary (0 for a text without words)."""
         return self.unknown_tokens / self.tokens if self.tokens else 0.0
+
+    def score(self, classes: list[str]) -> float:
+        """The score drift watches (src/engine/observations.py's score_of), given the model's classes."""
+        if self.probabilities is not None:
+            return self.probabilities[self.label]
+        values = list(self.scores.values()) if self.scores else [0.0]
+        return score_of(classes.index(self.label), None, values)
 
 
 def _score_labels(classes: list[str], width: int) -> list[str]:
@@ -128,11 +136,7 @@ class Predictor:
 
     def _word_counts(self, text: str) -> tuple[int, int]:
         # Only on the fallback path, so building the analyzer per call costs nothing that matters.
-        vectorizer = self.pipeline.steps[0][1]
-        if not hasattr(vectorizer, "build_analyzer") or not hasattr(vectorizer, "vocabulary_"):
-            return 0, 0
-        terms = vectorizer.build_analyzer()(text)
-        return len(terms), sum(term not in vectorizer.vocabulary_ for term in terms)
+        return word_counts(self.pipeline, text)
 
 
 def _decision_width(pipeline: Any, n_classes: int) -> int:

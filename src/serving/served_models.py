@@ -14,6 +14,7 @@ import logging
 from collections.abc import Sequence
 
 from src.errors import ModelStoreError
+from src.serving.drift_window import DriftSettings
 from src.serving.model_state import ModelState
 from src.serving.rollout_traffic import Guards
 from src.store.registry import ModelRegistry
@@ -43,12 +44,14 @@ class ServedModels:
         required: Sequence[str] = (),
         max_models: int,
         guards: Guards | None = None,
+        drift: DriftSettings | None = None,
     ) -> None:
         if not registries:
             raise ValueError("serving needs at least one model store")
         self.registries = list(registries)
         self.max_models = max_models
         self.guards = guards or Guards()
+        self.drift = drift or DriftSettings()
         self.skipped: set[str] = set()  # found, but over MAX_MODELS: logged once each
         self.default_name = default_name
         self.every_model_required = EVERY_MODEL in required
@@ -66,7 +69,7 @@ class ServedModels:
         state = self.models.get(name)
         if state is None:
             stores = [store for registry in self.registries for store in registry.stores(name)]
-            state = self.models[name] = ModelState(*stores, name=name, guards=self.guards)
+            state = self.models[name] = ModelState(*stores, name=name, guards=self.guards, drift=self.drift)
         return state
 
     def discover(self) -> list[str]:

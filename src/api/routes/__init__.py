@@ -1,6 +1,14 @@
 """The service's routers, one per resource, collected in the order they appear in the OpenAPI."""
 
-from src.api.routes import health, model, monitoring, playground, predict
+from src.api.routes import feedback, health, model, monitoring, playground, predict
 from src.api.v2 import routes as v2
 
-ROUTERS = (predict.router, v2.router, health.router, model.router, monitoring.router, playground.router)
+ROUTERS = (
+    predict.router,
+    v2.router,
+    health.router,
+    model.router,
+    feedback.router,
+    monitoring.router,
+    playground.router,
+)

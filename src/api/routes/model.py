@@ -140,3 +140,29 @@ async def model_rollout(name: str, models: ModelsDep, request: Request) -> dict[
         },
         "key_header": request.app.state.rollout_key_header,
     }
+
+
+@router.get(
+    "/models/{name}/drift",
+    summary="A model's drift: its recent texts against the served version's reference profile",
+    openapi_extra=policy(keyed=True),
+    responses={404: {"model": ErrorResponse, "description": "No model of that name is served"}},
+)
+async def model_drift(name: str, plane: DataPlaneDep, models: ModelsDep) -> dict[str, Any]:
+    """The newest DRIFT_WINDOW texts the server answered with CURRENT (over every worker) against the
+    profile measured when the version was trained or imported. `status`: `collecting` until the window
+    holds DRIFT_MIN_TEXTS texts, then `ok` or `drifting`; `no_reference` for a version without a profile.
+    Each signal gives its test (PSI, or chi-squared for the label), statistic, threshold and verdict."""
+    name, predictor = plane.resolve(name)
+    state = models.models[name]
+    window = state.drift
+    answer: dict[str, Any] = {"model": name, "version": predictor.version}
+    if window is None or window.version != predictor.version:
+        return {**answer, "status": "no_reference", "drifting": False, "reason": state.no_drift_reason}
+    report = await asyncio.to_thread(window.report)
+    return {
+        **answer,
+        "window": {"texts": report.texts, "size": window.size, "min_texts": window.thresholds.min_texts},
+        "reference": {"texts": window.profile.texts, "source": window.profile.source},
+        **report.to_dict(),
+    }

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
-from src.api.deps import client_key
+from src.api.deps import client_key, request_id
 from src.api.routing import policy
 from src.api.schemas import BatchPredictRequest, BatchPredictResponse, ErrorResponse, PredictRequest, PredictResponse
 from src.errors import UnsupportedMediaTypeError
@@ -104,6 +104,7 @@ async def predict(request: Request) -> Response:
             locate=lambda _: ("body", "text"),
             batch_loc=("body", "text"),
             client_key=lambda: client_key(request),
+            request_id=request_id(request),
         )
     )
     return _json({**_results(inference)[0], "model_version": inference.model_version})
@@ -121,6 +122,7 @@ async def predict_batch(request: Request) -> Response:
             explain=body.explain,
             top_terms=body.top_terms,
             client_key=lambda: client_key(request),
+            request_id=request_id(request),
         )
     )
     return _json({"predictions": _results(inference), "model_version": inference.model_version})

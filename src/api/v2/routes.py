@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from src.api import API_VERSION
-from src.api.deps import DataPlaneDep, ModelsDep, client_key
+from src.api.deps import DataPlaneDep, ModelsDep, client_key, request_id
 from src.api.error_responses import V2_ERRORS
 from src.api.routing import policy
 from src.api.v2.codec import (
@@ -116,6 +116,8 @@ async def infer(request: Request) -> Response:
             locate=lambda index: (*TEXT_LOCATION, index),
             batch_loc=SHAPE_LOCATION,
             client_key=lambda: client_key(request),
+            request_id=request_id(request),
+            protocol="v2",
         )
     )
     body, headers = encode_infer_response(parsed, inference)

@@ -1,0 +1,174 @@
+"""The window of recent texts a served version answered, across every worker of the server, and its
+drift against the version's reference profile (src/drift/).
+
+Each worker keeps a ring of its last DRIFT_WINDOW texts, one record per text: when it was answered
+and its bin for each signal (12 bytes). With several workers the ring is a memory-mapped file in
+PROMETHEUS_MULTIPROC_DIR/drift/<model>/<version>/<pid>.window, so writing is a store to memory; a
+reader (GET /models/{name}/drift, /metrics) takes every worker's ring of the version and keeps the
+newest DRIFT_WINDOW records by time: the last texts the server answered, whichever worker did. A
+record read while its worker writes it may be half old; one text in hundreds, it moves no verdict.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from src.config import Settings
+from src.drift.profile import SIGNALS, ProfileError, ReferenceProfile
+from src.drift.statistics import DriftReport, DriftThresholds, judge
+from src.serving.predictor import Prediction, Predictor
+
+if TYPE_CHECKING:
+    from src.serving.served_models import ServedModels
+
+RECORD = np.dtype([("time", "<f8"), ("bins", "u1", (len(SIGNALS),))])
+
+
+@dataclass(frozen=True)
+class DriftSettings:
+    """The window's size and thresholds (settings DRIFT_*) and where workers share it."""
+
+    size: int = 500
+    thresholds: DriftThresholds = field(default_factory=DriftThresholds)
+    folder: Path | None = None  # PROMETHEUS_MULTIPROC_DIR with several workers; None: this process only
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DriftSettings:
+        """DRIFT_WINDOW, DRIFT_MIN_TEXTS, DRIFT_PSI_THRESHOLD, DRIFT_P_VALUE, and the multiprocess folder."""
+        folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        thresholds = DriftThresholds(settings.drift_psi_threshold, settings.drift_p_value, settings.drift_min_texts)
+        return cls(settings.drift_window, thresholds, Path(folder) if folder else None)
+
+    def window(self, model: str, predictor: Predictor) -> tuple[DriftWindow | None, str | None]:
+        """The served version's window, or None and why there is none (no usable reference profile)."""
+        stored = predictor.metadata.get("reference_profile")
+        if stored is None:
+            return None, (
+                f"version {predictor.version} has no reference profile (trained before drift was measured, "
+                "or imported without --test or --sample)"
+            )
+        try:
+            profile = ReferenceProfile.from_dict(stored, predictor.classes)
+        except ProfileError as error:
+            return None, f"version {predictor.version}: {error}"
+        return DriftWindow(model, predictor.version, profile, predictor.classes, self), None
+
+
+class DriftWindow:
+    """One served version's window in this worker, and the server-wide view of it."""
+
+    def __init__(
+        self,
+        model: str,
+        version: str,
+        profile: ReferenceProfile,
+        classes: list[str],
+        settings: DriftSettings,
+    ) -> None:
+        self.model, self.version, self.profile, self.classes = model, version, profile, classes
+        self.size, self.thresholds = settings.size, settings.thresholds
+        folder = settings.folder
+        self.folder = folder / "drift" / model / version if folder is not None else None
+        self.path: Path | None = None
+        self.records: np.ndarray
+        if self.folder is not None:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self.path = self.folder / f"{os.getpid()}.window"
+            self.records = np.memmap(self.path, dtype=RECORD, mode="w+", shape=(self.size,))
+        else:
+            self.records = np.zeros(self.size, dtype=RECORD)
+        self.position = 0
+
+    def record(self, predictions: Sequence[Prediction]) -> None:
+        """Add a request's texts (newest last)."""
+        now = time.time()
+        bins, classes, records, size = self.profile.bins, self.classes, self.records, self.size
+        for prediction in predictions:
+            records[self.position % size] = (
+                now,
+                bins(prediction.tokens, prediction.oov_rate, prediction.score(classes), prediction.label),
+            )
+            self.position += 1
+
+    def _server_records(self) -> np.ndarray:
+        if self.folder is None:
+            return self.records
+        rings = []
+        for path in self.folder.glob("*.window"):
+            try:
+                rings.append(np.fromfile(path, dtype=RECORD))
+            except (OSError, ValueError):  # a worker's file removed or cut while we read: skip it
+                continue
+        return np.concatenate(rings) if rings else np.zeros(0, dtype=RECORD)
+
+    def counts(self) -> dict[str, list[int]]:
+        """Bin counts per signal over the newest DRIFT_WINDOW texts of every worker."""
+        records = self._server_records()
+        records = records[records["time"] > 0]
+        if len(records) > self.size:
+            records = records[np.argsort(records["time"], kind="stable")[-self.size :]]
+        widths = [len(self.profile.expected(name)) for name in SIGNALS]
+        return {
+            name: np.bincount(records["bins"][:, i], minlength=width)[:width].tolist()
+            for i, (name, width) in enumerate(zip(SIGNALS, widths, strict=True))
+        }
+
+    def report(self) -> DriftReport:
+        """The window's verdicts against the reference."""
+        return judge(self.profile, self.counts(), self.thresholds)
+
+    def close(self) -> None:
+        """The version is no longer served here: remove this worker's ring."""
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+
+
+class DriftCollector(Collector):
+    """The drift gauges, computed from the shared windows when /metrics is scraped."""
+
+    def __init__(self, models: ServedModels) -> None:
+        self.models = models
+
+    def collect(self) -> Iterator[Metric]:
+        """One series per served model with a reference profile (and per signal)."""
+        statistic = GaugeMetricFamily(
+            "mlservice_drift_statistic",
+            "Drift of a signal over the recent window against the served version's reference profile: PSI for "
+            "length, oov and score, chi-squared for label.",
+            labels=["model", "version", "signal"],
+        )
+        threshold = GaugeMetricFamily(
+            "mlservice_drift_threshold",
+            "The statistic over which the signal is drifting.",
+            labels=["model", "version", "signal"],
+        )
+        texts = GaugeMetricFamily(
+            "mlservice_drift_window_texts",
+            "Texts in the drift window (over every worker).",
+            labels=["model", "version"],
+        )
+        drifting = GaugeMetricFamily(
+            "mlservice_drift_drifting",
+            "1 when a signal drifts and the window holds DRIFT_MIN_TEXTS texts, else 0.",
+            labels=["model", "version"],
+        )
+        for name, state in list(self.models.models.items()):
+            window = state.drift
+            if window is None:
+                continue
+            report = window.report()
+            for signal, verdict in report.signals.items():
+                statistic.add_metric([name, window.version, signal], verdict.statistic)
+                threshold.add_metric([name, window.version, signal], verdict.threshold)
+            texts.add_metric([name, window.version], report.texts)
+            drifting.add_metric([name, window.version], float(report.drifting))
+        yield from (statistic, threshold, texts, drifting)

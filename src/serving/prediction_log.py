@@ -1,0 +1,223 @@
+"""Prediction records and feedback, written off the request path (settings PREDICTION_LOG_*).
+
+One record per request that reached the data plane, answered or refused: its request id, model,
+version, protocol, status, latency, the texts (as sent, hashed, or as a redaction hook returns them)
+and the answers or the error. A request only puts a small tuple on a bounded queue (`put_nowait`);
+a writer thread turns records into JSON and hands them to the sink. When the queue is full the
+record is dropped and counted (`mlservice_prediction_log_records_total{outcome="dropped"}`), so a
+slow or stalled sink never slows a prediction. Feedback goes through the same queue but is never
+dropped: a full queue refuses it (503) and the client sends it again.
+
+Sinks (src/serving/prediction_sinks.py): JSON Lines files per worker, rotated by size, or an HTTP
+endpoint that receives batches of CloudEvents.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import logging
+import os
+import queue
+import random
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from src import metrics
+from src.config import Settings
+from src.serving.prediction_sinks import FileSink, HttpSink, Sink
+from src.serving.predictor import Prediction
+
+logger = logging.getLogger(__name__)
+
+PREDICTION, FEEDBACK = "prediction", "feedback"
+# Records written per turn of the writer: one file write (or one HTTP request) each.
+BATCH = 500
+
+Redactor = Callable[[str], str]
+
+
+def hashed(text: str) -> str:
+    """The redaction `hash`: the text's sha256, so equal texts stay recognisable and none is readable."""
+    return "sha256:" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def load_redactor(spec: str) -> Redactor | None:
+    """PREDICTION_LOG_REDACT: none (empty), `hash`, or `module:function` (imported now, so a typo stops
+    the server at start rather than logging texts it should not)."""
+    if not spec:
+        return None
+    if spec == "hash":
+        return hashed
+    module, _, attribute = spec.partition(":")
+    function = getattr(importlib.import_module(module), attribute)
+    if not callable(function):
+        raise TypeError(f"PREDICTION_LOG_REDACT {spec} is not a function")
+    redact: Redactor = function
+    return redact
+
+
+def _outputs(predictions: Sequence[Prediction]) -> list[dict[str, Any]]:
+    return [
+        {"label": p.label, "probabilities": p.probabilities}
+        if p.probabilities is not None
+        else {"label": p.label, "scores": p.scores}
+        for p in predictions
+    ]
+
+
+class PredictionLog:
+    """The queue, the writer thread and the sink of one worker."""
+
+    def __init__(self, sink: Sink, *, sample: float = 1.0, redact: Redactor | None = None, capacity: int = 10_000):
+        self.sink = sink
+        self.sample = sample
+        self.redact = redact
+        self.queue: queue.Queue[tuple[Any, ...] | None] = queue.Queue(capacity)
+        self.thread: threading.Thread | None = None
+        self._dropped = metrics.labelled(metrics.PREDICTION_LOG_RECORDS, PREDICTION, "dropped")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PredictionLog | None:
+        """The log the settings ask for, or None when PREDICTION_LOG_DIR and PREDICTION_LOG_URL are unset."""
+        host = socket.gethostname()
+        sink: Sink
+        if settings.prediction_log_dir is not None:
+            sink = FileSink(
+                settings.prediction_log_dir,
+                f"{host}-{os.getpid()}",
+                max_bytes=settings.prediction_log_max_bytes,
+                backups=settings.prediction_log_backups,
+            )
+        elif settings.prediction_log_url is not None:
+            sink = HttpSink(
+                settings.prediction_log_url,
+                source=f"/ml-service/{host}",
+                timeout=settings.prediction_log_timeout_seconds,
+            )
+        else:
+            return None
+        return cls(
+            sink,
+            sample=settings.prediction_log_sample,
+            redact=load_redactor(settings.prediction_log_redact),
+            capacity=settings.prediction_log_queue,
+        )
+
+    def start(self) -> None:
+        """Start the writer thread."""
+        self.thread = threading.Thread(target=self._write_forever, name="prediction-log", daemon=True)
+        self.thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Write what is queued (for at most `timeout` seconds) and stop the writer."""
+        if self.thread is None:
+            return
+        try:
+            self.queue.put(None, timeout=timeout)
+        except queue.Full:
+            logger.warning("prediction log: queue still full at shutdown; its records are lost")
+            return
+        self.thread.join(timeout)
+        self.sink.close()
+
+    def record(
+        self,
+        request_id: str,
+        protocol: str,
+        texts: Sequence[str],
+        seconds: float,
+        *,
+        model: str | None,
+        version: str | None,
+        predictions: Sequence[Prediction] = (),
+        status: int = 200,
+        error: str | None = None,
+    ) -> None:
+        """Queue one request's record (sampled); never waits."""
+        if self.sample < 1.0 and random.random() >= self.sample:
+            return
+        item = (
+            PREDICTION, time.time(), request_id, protocol, texts, seconds, model, version, predictions, status, error
+        )  # fmt: skip
+        try:
+            self.queue.put_nowait(item)
+        except queue.Full:
+            self._dropped.inc()
+
+    def feedback(self, document: dict[str, Any]) -> bool:
+        """Queue a correction; False when the queue is full (the caller answers 503)."""
+        try:
+            self.queue.put_nowait((FEEDBACK, time.time(), document))
+        except queue.Full:
+            return False
+        return True
+
+    def _document(self, item: tuple[Any, ...]) -> dict[str, Any]:
+        kind, stamp = item[0], item[1]
+        when = datetime.fromtimestamp(stamp, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        if kind == FEEDBACK:
+            return {"kind": FEEDBACK, "time": when, **item[2]}
+        _, _, request_id, protocol, texts, seconds, model, version, predictions, status, error = item
+        document: dict[str, Any] = {
+            "kind": PREDICTION,
+            "time": when,
+            "request_id": request_id,
+            "protocol": protocol,
+            "model": model,
+            "version": version,
+            "status": status,
+            "latency_ms": round(seconds * 1000, 3),
+        }
+        redact = self.redact
+        if redact is None:
+            document["texts"] = list(texts)
+        else:
+            document["texts"] = [redact(text) for text in texts]
+            document["redacted"] = True
+        if error is not None:
+            document["error"] = error
+        else:
+            document["outputs"] = _outputs(predictions)
+        return document
+
+    def _write_forever(self) -> None:
+        while True:
+            item = self.queue.get()
+            batch = [item]
+            while len(batch) < BATCH:
+                try:
+                    batch.append(self.queue.get_nowait())
+                except queue.Empty:
+                    break
+            stopping = None in batch
+            documents = []
+            for entry in batch:
+                if entry is None:
+                    continue
+                try:
+                    documents.append(self._document(entry))
+                except Exception:  # a redaction hook that raises: the record is not written, never unredacted
+                    logger.exception("prediction log: a record could not be made; it is dropped")
+                    metrics.labelled(metrics.PREDICTION_LOG_RECORDS, str(entry[0]), "failed").inc()
+            if documents:
+                self._deliver(documents)
+            if stopping:
+                return
+
+    def _deliver(self, documents: list[dict[str, Any]]) -> None:
+        try:
+            self.sink.write(documents)
+        except Exception as error:  # the sink is down or slow: records lost, counted, serving unaffected
+            logger.warning("prediction log: %d records not delivered: %r", len(documents), error)
+            outcome = "failed"
+        else:
+            outcome = "written"
+        for kind in (PREDICTION, FEEDBACK):
+            count = sum(document["kind"] == kind for document in documents)
+            if count:
+                metrics.labelled(metrics.PREDICTION_LOG_RECORDS, kind, outcome).inc(count)
