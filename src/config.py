@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Model names become folder names and URL path segments: no separators, no leading dot.
@@ -164,6 +164,12 @@ class Settings(BaseSettings):
 
     prediction_log_timeout_seconds: float = Field(default=2.0, gt=0)
     """How long one send to PREDICTION_LOG_URL may take."""
+
+    @field_validator("prediction_log_dir", "prediction_log_url", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        # A ConfigMap holds every setting; an empty one means off (not the current folder).
+        return None if isinstance(value, str) and not value.strip() else value
 
     @model_validator(mode="after")
     def _one_prediction_sink(self) -> Settings:

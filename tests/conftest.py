@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -43,11 +44,11 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory, trained: ModelTrainer, s
 
 
 def held_out(sample: Dataset, count: int) -> list[str]:
-    """Bundled texts the sample does not hold: what a model trained on it has not seen."""
+    """Bundled texts the sample does not hold (what a model trained on it has not seen), in random order."""
     seen = set(sample.texts)
-    return [text for text in load_bundled().sample(count + len(seen) // 4, random_state=11).texts if text not in seen][
-        :count
-    ]
+    texts = [text for text in load_bundled().sample(count + len(seen) // 4, random_state=11).texts if text not in seen]
+    random.Random(11).shuffle(texts)
+    return texts[:count]
 
 
 SECOND_MODEL = "source"

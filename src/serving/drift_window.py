@@ -73,6 +73,8 @@ class DriftWindow:
         profile: ReferenceProfile,
         classes: list[str],
         settings: DriftSettings,
+        *,
+        worker: str | None = None,
     ) -> None:
         self.model, self.version, self.profile, self.classes = model, version, profile, classes
         self.size, self.thresholds = settings.size, settings.thresholds
@@ -82,7 +84,7 @@ class DriftWindow:
         self.records: np.ndarray
         if self.folder is not None:
             self.folder.mkdir(parents=True, exist_ok=True)
-            self.path = self.folder / f"{os.getpid()}.window"
+            self.path = self.folder / f"{worker or os.getpid()}.window"
             self.records = np.memmap(self.path, dtype=RECORD, mode="w+", shape=(self.size,))
         else:
             self.records = np.zeros(self.size, dtype=RECORD)

@@ -25,6 +25,8 @@ METADATA = {
     "/models",
     "/models/{name}",
     "/models/{name}/rollout",
+    "/models/{name}/drift",
+    "/feedback",  # a correction is keyed like the prediction it corrects
     "/v2/models/{name}",
     "/v2/models/{name}/versions/{version}",
 }

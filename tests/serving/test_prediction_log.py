@@ -1,0 +1,133 @@
+"""The prediction log: a record per request off the request path; full queues drop and count, never wait."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from src import metrics
+from src.serving.prediction_log import PredictionLog, hashed, load_redactor
+from src.serving.prediction_sinks import FileSink
+from src.serving.predictor import Prediction
+
+ANSWER = [Prediction("positive", {"negative": 0.1, "positive": 0.9}, 4, 0)]
+
+
+class Stalled:
+    """A sink that blocks until released, like an HTTP endpoint that stopped answering."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.written: list[dict[str, Any]] = []
+
+    def write(self, documents: Sequence[dict[str, Any]]) -> None:
+        self.release.wait(10)
+        self.written += documents
+
+    def close(self) -> None:
+        pass
+
+
+def _lines(folder: Path, prefix: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for path in folder.glob(f"{prefix}-*.jsonl") for line in path.read_text().splitlines()]
+
+
+def _count(kind: str, outcome: str) -> float:
+    return metrics.labelled(metrics.PREDICTION_LOG_RECORDS, kind, outcome)._value.get()
+
+
+def test_records_and_feedback_are_written_as_json_lines(tmp_path: Path) -> None:
+    log = PredictionLog(FileSink(tmp_path, "w1", max_bytes=10**6, backups=1))
+    log.start()
+    log.record("req-1", "json", ["what a film"], 0.0012, model="sentiment", version="v1", predictions=ANSWER)
+    log.record("req-2", "v2", [" "], 0.0001, model="sentiment", version="v1", status=422, error="text must ...")
+    assert log.feedback({"request_id": "req-1", "index": 0, "label": "negative", "model": "sentiment"})
+    log.stop()
+    answered, refused = _lines(tmp_path, "predictions")
+    assert answered["request_id"] == "req-1"
+    assert answered["texts"] == ["what a film"]
+    assert answered["outputs"] == [{"label": "positive", "probabilities": {"negative": 0.1, "positive": 0.9}}]
+    assert answered["status"] == 200
+    assert answered["latency_ms"] == 1.2
+    assert answered["time"].endswith("Z")
+    assert refused["status"] == 422
+    assert refused["error"] == "text must ..."
+    assert refused["protocol"] == "v2"
+    (correction,) = _lines(tmp_path, "feedback")
+    assert correction["label"] == "negative"
+
+
+def test_hash_redaction_never_writes_the_text(tmp_path: Path) -> None:
+    log = PredictionLog(FileSink(tmp_path, "w1", max_bytes=10**6, backups=1), redact=load_redactor("hash"))
+    log.start()
+    log.record("req-1", "json", ["my card number is 4111"], 0.001, model="m", version="v", predictions=ANSWER)
+    log.stop()
+    (record,) = _lines(tmp_path, "predictions")
+    assert record["texts"] == [hashed("my card number is 4111")]
+    assert record["redacted"] is True
+    assert "4111" not in (tmp_path / "predictions-w1.jsonl").read_text()
+
+
+def _raises(text: str) -> str:
+    raise ValueError("the hook failed")
+
+
+def test_a_redaction_hook_that_raises_loses_the_record_rather_than_log_the_text(tmp_path: Path) -> None:
+    failed = _count("prediction", "failed")
+    log = PredictionLog(FileSink(tmp_path, "w1", max_bytes=10**6, backups=1), redact=_raises)
+    log.start()
+    log.record("req-1", "json", ["secret"], 0.001, model="m", version="v", predictions=ANSWER)
+    log.stop()
+    assert _lines(tmp_path, "predictions") == []
+    assert _count("prediction", "failed") == failed + 1
+
+
+def test_a_hook_is_imported_by_name_and_a_wrong_name_stops_the_start() -> None:
+    assert load_redactor("tests.serving.test_prediction_log:_raises") is _raises
+    assert load_redactor("") is None
+    with pytest.raises(AttributeError):
+        load_redactor("tests.serving.test_prediction_log:no_such_function")
+
+
+def test_a_stalled_sink_drops_and_counts_records_and_never_blocks_a_request() -> None:
+    sink = Stalled()
+    log = PredictionLog(sink, capacity=10)
+    log.start()
+    dropped = _count("prediction", "dropped")
+    started = time.perf_counter()
+    for i in range(1000):
+        log.record(f"r{i}", "json", ["text"], 0.001, model="m", version="v", predictions=ANSWER)
+    took = time.perf_counter() - started
+    assert took < 0.5  # 1,000 records with the sink stuck: no call waited for it
+    assert _count("prediction", "dropped") - dropped >= 1000 - 10 - 1  # the queue, and the one in the sink
+    assert not log.feedback({"request_id": "r1", "index": 0, "label": "x", "model": "m"})  # refused, not dropped
+    sink.release.set()
+    log.stop()
+    assert 1 <= len(sink.written) <= 11
+
+
+def test_sampling_keeps_about_that_share(tmp_path: Path) -> None:
+    log = PredictionLog(FileSink(tmp_path, "w1", max_bytes=10**7, backups=1), sample=0.25)
+    log.start()
+    for i in range(2000):
+        log.record(f"r{i}", "json", ["text"], 0.001, model="m", version="v", predictions=ANSWER)
+    log.stop()
+    assert 400 < len(_lines(tmp_path, "predictions")) < 600
+
+
+def test_files_rotate_by_size_and_keep_the_backups(tmp_path: Path) -> None:
+    sink = FileSink(tmp_path, "w1", max_bytes=10_000, backups=2)
+    for i in range(60):
+        sink.write([{"kind": "prediction", "request_id": f"r{i}", "texts": ["x" * 500]}])
+    sink.close()
+    names = sorted(path.name for path in tmp_path.iterdir())
+    assert names == ["feedback-w1.jsonl", "predictions-w1.jsonl", "predictions-w1.jsonl.1", "predictions-w1.jsonl.2"]
+    assert all(path.stat().st_size <= 10_000 for path in tmp_path.iterdir())
+    newest = [json.loads(line)["request_id"] for line in (tmp_path / "predictions-w1.jsonl").read_text().splitlines()]
+    assert newest[-1] == "r59"
