@@ -1,0 +1,195 @@
+"""What the model sees, end to end: a production server (2 workers) with a model trained on IMDB reviews.
+
+Held-out IMDB reviews leave it not drifting; tweets make it drift within 500 requests, and the alert
+fires in a real Prometheus. Predictions are logged, corrections posted, and a retraining with
+`--feedback` shows them as a source of their own. A stalled HTTP sink slows no prediction.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from src.model.datasets import Dataset, load_bundled
+from src.store.registry import ModelRegistry
+from tests.e2e.servers import (
+    ROOT,
+    free_port,
+    metric_value,
+    production_command,
+    production_env,
+    request,
+    running_server,
+    wait_until,
+)
+from tests.monitoring.prometheus import RULES, local_config, query, write_config
+
+pytestmark = pytest.mark.e2e
+
+TRAIN_REVIEWS = 4000
+REPLAY = 2000
+TWEETS = 500
+CORRECTED = 40
+ALERT = "MLServiceModelDrifting"
+
+
+@pytest.fixture(scope="module")
+def bundled_data() -> Dataset:
+    return load_bundled()
+
+
+def _write_csv(path: Path, texts: list[str], labels: list[str]) -> Path:
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "label"])
+        writer.writerows(zip(texts, labels, strict=True))
+    return path
+
+
+def _train(model_dir: Path, data: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "src.model.train_script", "--data", str(data), "--model-dir", str(model_dir)]
+    done = subprocess.run([*command, *extra], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done
+
+
+def _rules_firing_at_once(path: Path) -> Path:
+    """rules.yml as shipped, but the drift alert without its 15 minutes' wait, so a test sees it fire."""
+    rules = yaml.safe_load(RULES.read_text())
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            if rule.get("alert") == ALERT:
+                rule["for"] = "0s"
+    path.write_text(yaml.safe_dump(rules))
+    return path
+
+
+def _firing(prometheus: str) -> list[dict[str, Any]]:
+    answer = query(prometheus, f'ALERTS{{alertname="{ALERT}",alertstate="firing"}}')
+    result: list[dict[str, Any]] = answer["data"]["result"]
+    return result
+
+
+def test_drift_alerts_and_feedback_round_trip(bundled_data: Dataset, tmp_path: Path) -> None:
+    imdb = bundled_data.where(lambda source: source == "imdb")
+    train = imdb.sample(TRAIN_REVIEWS, random_state=5)
+    seen = set(train.texts)
+    replay = random.Random(5).sample([text for text in imdb.texts if text not in seen], REPLAY)  # in no order
+    tweets = bundled_data.where(lambda source: source == "tweets").sample(TWEETS, random_state=5)
+    tweeted = random.Random(6).sample(list(zip(tweets.texts, tweets.labels, strict=True)), TWEETS)  # in no order
+    data = _write_csv(tmp_path / "imdb.csv", train.texts, train.labels)
+    model_dir = tmp_path / "models"
+    _train(model_dir, data, "--no-cross-source")
+    logs = tmp_path / "logs"
+    port, prometheus_port = free_port(), free_port()
+    env = production_env(model_dir, port, tmp_path, PREDICTION_LOG_DIR=str(logs))
+    config = local_config(f"127.0.0.1:{port}")
+    config["rule_files"] = [str(_rules_firing_at_once(tmp_path / "rules.yml"))]
+    prometheus = [
+        "prometheus",
+        f"--config.file={write_config(tmp_path / 'prometheus.yml', config)}",
+        f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+        f"--web.listen-address=127.0.0.1:{prometheus_port}",
+    ]
+    with running_server(production_command(), port, env, tmp_path) as server:
+        drift = server.url("/models/sentiment/drift")
+        checks = []
+        for index, text in enumerate(replay, 1):
+            assert request(server.url("/predict"), body={"text": text}).status == 200
+            if index % 250 == 0:
+                checks.append(request(drift).json())
+        assert [check["status"] for check in checks] == ["ok"] * (REPLAY // 250), json.dumps(checks[-1])
+        in_domain = checks[-1]
+        assert in_domain["window"]["texts"] == 500
+        turned_at = None
+        with running_server(prometheus, prometheus_port, {}, tmp_path, ready_path="/-/ready") as prom:
+            time.sleep(3)  # a few scrapes and evaluations of the in-domain window
+            assert _firing(prom.base_url) == []
+            for index, (text, label) in enumerate(tweeted, 1):
+                sent = request(server.url("/predict"), body={"text": text}, headers={"X-Request-ID": f"tweet-{index}"})
+                assert sent.status == 200
+                if index <= CORRECTED:  # a user corrects the answers to the first tweets
+                    feedback = {"request_id": f"tweet-{index}", "label": label}
+                    assert request(server.url("/feedback"), body=feedback).status == 202
+                if turned_at is None and index % 25 == 0 and request(drift).json()["drifting"]:
+                    turned_at = index
+            assert turned_at is not None, request(drift).json()
+            alert = wait_until(lambda: _firing(prom.base_url), 30, f"{ALERT} to fire", interval=0.5)
+        moved = request(drift).json()
+        print(  # noqa: T201 - the figures the drift issue asks for
+            f"\nIMDB replay: {REPLAY} requests, status ok at every 250; PSI length/oov/score "
+            f"{[in_domain['signals'][s]['statistic'] for s in ('length', 'oov', 'score')]}, label chi2 "
+            f"{in_domain['signals']['label']['statistic']}\ntweets: drifting after {turned_at} requests; "
+            f"{[(s, v['statistic']) for s, v in moved['signals'].items()]}; alert labels {alert[0]['metric']}"
+        )
+        assert alert[0]["metric"]["model"] == "sentiment"
+        exposition = request(server.url("/metrics")).body.decode()
+        written = 'mlservice_prediction_log_records_total{kind="prediction",outcome="written"}'
+        wait_until(
+            lambda: metric_value(request(server.url("/metrics")).body.decode(), written) == REPLAY + TWEETS,
+            10,
+            "every prediction record written",
+        )
+        assert (
+            metric_value(exposition, 'mlservice_prediction_log_records_total{kind="prediction",outcome="dropped"}') == 0
+        )
+    _retrain_with_feedback(model_dir, data, logs)
+
+
+def _retrain_with_feedback(model_dir: Path, data: Path, logs: Path) -> None:
+    done = _train(model_dir, data, "--feedback", str(logs), "--force")
+    assert f"feedback: {CORRECTED} corrections, {CORRECTED} used" in done.stdout
+    metadata = ModelRegistry(model_dir).store().load().metadata
+    assert metadata["feedback"]["used"] == CORRECTED
+    assert metadata["feedback"]["held_out"] is True
+    assert "feedback" in metadata["evaluation"]["per_source"]
+    assert set(metadata["cross_source"]["per_source"]) == {"feedback", "imdb"}
+    print(  # noqa: T201
+        f"\nretrained with {CORRECTED} corrections: feedback held-out accuracy "
+        f"{metadata['evaluation']['per_source']['feedback']['accuracy']:.3f}; leave-one-source-out on feedback "
+        f"{metadata['cross_source']['per_source']['feedback']['accuracy']:.3f}"
+    )
+
+
+def test_a_stalled_sink_slows_no_prediction(bundled_data: Dataset, model_dir: Path, tmp_path: Path) -> None:
+    texts = bundled_data.sample(300, random_state=9).texts
+    with socket.socket() as silent:  # accepts connections and never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)
+        timings = {}
+        for name, extra in {
+            "no log": {},
+            "stalled sink": {
+                "PREDICTION_LOG_URL": f"http://127.0.0.1:{silent.getsockname()[1]}/events",
+                "PREDICTION_LOG_TIMEOUT_SECONDS": "5",
+                "PREDICTION_LOG_QUEUE": "50",
+            },
+        }.items():
+            port = free_port()
+            env = production_env(model_dir, port, tmp_path / name.replace(" ", "-"), WORKERS="1", **extra)
+            with running_server(production_command(), port, env, tmp_path) as server:
+                took = []
+                for text in texts:
+                    started = time.perf_counter()
+                    assert request(server.url("/predict"), body={"text": text}, timeout=4).status == 200
+                    took.append(time.perf_counter() - started)
+                exposition = request(server.url("/metrics")).body.decode()
+            timings[name] = took
+        dropped = metric_value(
+            exposition, 'mlservice_prediction_log_records_total{kind="prediction",outcome="dropped"}'
+        )
+    assert max(timings["stalled sink"]) < 1.0  # a send waits up to 5 s: no request waited for one
+    assert dropped >= len(texts) / 2  # all but the queue's 50 and the batches the sink held (5 s each)
+    medians = {name: statistics.median(took) * 1000 for name, took in timings.items()}
+    print(f"\nmedian /predict ms: {medians}; records dropped: {dropped:.0f}")  # noqa: T201
