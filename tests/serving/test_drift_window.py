@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -63,7 +64,7 @@ def test_a_ring_wraps_at_the_window_size() -> None:
     assert report.signals["length"].drifting
 
 
-def _predictor(model_dir: Path, metadata: dict[str, object]) -> Predictor:
+def _predictor(model_dir: Path, metadata: Mapping[str, object]) -> Predictor:
     stored = ModelRegistry(model_dir).store().load()
     return Predictor(dataclasses.replace(stored, metadata={**stored.metadata, **metadata}))
 

@@ -39,7 +39,7 @@ def _lines(folder: Path, prefix: str) -> list[dict[str, Any]]:
 
 
 def _count(kind: str, outcome: str) -> float:
-    return metrics.labelled(metrics.PREDICTION_LOG_RECORDS, kind, outcome)._value.get()
+    return float(metrics.labelled(metrics.PREDICTION_LOG_RECORDS, kind, outcome)._value.get())
 
 
 def test_records_and_feedback_are_written_as_json_lines(tmp_path: Path) -> None:
