@@ -17,6 +17,8 @@ BATCH_CONTENT_TYPE = "application/cloudevents-batch+json"
 EVENT_TYPE = "io.github.ml-service.{kind}"
 # The files' names begin with these (what `train_script --feedback DIR` reads).
 PREDICTIONS_PREFIX, FEEDBACK_PREFIX = "predictions", "feedback"
+# Made once: json.dumps with any option builds a new encoder per call.
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
 
 
 class Sink(Protocol):
@@ -78,7 +80,7 @@ class FileSink:
         """Append each document to its kind's file."""
         lines: dict[str, list[str]] = {}
         for document in documents:
-            lines.setdefault(document["kind"], []).append(json.dumps(document, separators=(",", ":")))
+            lines.setdefault(document["kind"], []).append(_COMPACT.encode(document))
         for kind, chunk in lines.items():
             self.files[kind].write(("\n".join(chunk) + "\n").encode())
 

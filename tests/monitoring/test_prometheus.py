@@ -48,7 +48,9 @@ def _with_shadow_rollout(model_dir: Path, root: Path) -> Path:
 def test_prometheus_sees_exactly_what_was_sent(model_dir: Path, tmp_path: Path) -> None:
     service_port, prometheus_port = free_port(), free_port()
     store = _with_shadow_rollout(model_dir, tmp_path / "models")
-    env = production_env(store, service_port, tmp_path, MODEL_POLL_SECONDS="0.3", PREDICTION_LOG_DIR=str(tmp_path / "logs"))
+    env = production_env(
+        store, service_port, tmp_path, MODEL_POLL_SECONDS="0.3", PREDICTION_LOG_DIR=str(tmp_path / "logs")
+    )
     config = write_config(tmp_path / "prometheus.yml", local_config(f"127.0.0.1:{service_port}"))
     checked = subprocess.run(["promtool", "check", "config", str(config)], capture_output=True, text=True)
     assert checked.returncode == 0, checked.stdout + checked.stderr
