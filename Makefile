@@ -54,10 +54,11 @@ docs/infra.svg: docs/infra.dot
 k8s-rules: $(VENV)/.runtime  ## regenerate k8s/prometheus-rules.yaml from monitoring/rules.yml
 	$(BIN)/python -m monitoring.build_configmap
 
-bench: $(VENV)/.dev system-deps  ## the benchmark: writes bench/results.md and bench/model_types.md
+bench: $(VENV)/.dev system-deps  ## the benchmark: writes bench/results.md, bench/model_types.md and bench/prediction_log.md
 	$(BIN)/python -m src.model.train_script --if-missing
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.model_types
+	$(BIN)/python -m bench.prediction_log
 
 image-test: system-deps  ## build the Dockerfile with buildah and smoke-test the image (no Docker engine needed)
 	bash scripts/image-test.sh

@@ -64,11 +64,12 @@ def source_trainer(sample: Dataset) -> ModelTrainer:
 
 @pytest.fixture(scope="session")
 def two_models_dir(
-    tmp_path_factory: pytest.TempPathFactory, trained: ModelTrainer, source_trainer: ModelTrainer
+    tmp_path_factory: pytest.TempPathFactory, trained: ModelTrainer, source_trainer: ModelTrainer, sample: Dataset
 ) -> Path:
-    """A store root with the default model and a second one named SECOND_MODEL (shared: do not change)."""
+    """A store root with the default model and a second one named SECOND_MODEL (shared: do not change);
+    the second has no reference profile for drift."""
     root = tmp_path_factory.mktemp("two-models")
-    trained.save_model(root)
+    trained.save_model(root, reference=held_out(sample, 2000))
     source_trainer.save_model(root, name=SECOND_MODEL)
     return root
 

@@ -58,6 +58,8 @@ COMMANDS = [
 ]
 # What a route's JSON answer must hold, by a part of its path.
 SHAPES = {
+    "/drift": {"status", "drifting", "signals"},
+    "/feedback": {"request_id", "label", "model", "version"},
     "/predict/batch": {"predictions", "model_version"},
     "/predict": {"label", "probabilities", "model_version"},
     "/infer": {"model_name", "model_version", "outputs"},
@@ -73,7 +75,7 @@ def server(two_models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> It
     shutil.copytree(two_models_dir, store)
     shutil.copytree(store / SECOND_MODEL, store / "spam")  # the docs' second model
     port = free_port()
-    env = production_env(store, port, tmp_path)
+    env = production_env(store, port, tmp_path, PREDICTION_LOG_DIR=str(tmp_path / "logs"))  # for the feedback example
     with running_server(production_command(), port, env, tmp_path, ready_path="/health/ready") as running:
         yield running
 
