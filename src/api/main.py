@@ -25,7 +25,8 @@ from src.api.security import KeyCheck, parse_keys
 from src.config import Settings, get_settings
 from src.logs import configure_logging
 from src.serving.dataplane import DataPlane, TextLimits
-from src.serving.drift_window import DriftCollector, DriftSettings
+from src.serving.drift_metrics import DriftCollector
+from src.serving.drift_window import DriftSettings
 from src.serving.prediction_log import PredictionLog
 from src.serving.reload_broadcast import ReloadBroadcast
 from src.serving.rollout_traffic import Guards

@@ -9,13 +9,11 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
-from prometheus_client import CollectorRegistry, generate_latest
 
 from src.drift.profile import ReferenceProfile
 from src.drift.statistics import DriftThresholds
-from src.serving.drift_window import DriftCollector, DriftSettings, DriftWindow
+from src.serving.drift_window import DriftSettings, DriftWindow
 from src.serving.predictor import Prediction, Predictor
-from src.serving.served_models import ServedModels
 from src.store.registry import ModelRegistry
 
 CLASSES = ["negative", "positive"]
@@ -80,22 +78,6 @@ def test_a_version_without_a_usable_profile_has_no_window_and_says_why(model_dir
     assert window is None
     assert reason is not None
     assert "malformed" in reason
-
-
-def test_the_gauges_are_computed_from_the_window(model_dir: Path) -> None:
-    models = ServedModels([ModelRegistry(model_dir)], default_name="sentiment", max_models=2)
-    models.load_all()
-    window = models.default.drift
-    assert window is not None, models.default.no_drift_reason
-    window.record(_texts(300, 2))
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(DriftCollector(models))
-    exposition = generate_latest(registry).decode()
-    version = window.version
-    assert f'mlservice_drift_window_texts{{model="sentiment",version="{version}"}} 300.0' in exposition
-    assert f'mlservice_drift_drifting{{model="sentiment",version="{version}"}} 1.0' in exposition
-    for signal in ("length", "oov", "score", "label"):
-        assert f'mlservice_drift_statistic{{model="sentiment",signal="{signal}",version="{version}"}}' in exposition
 
 
 @pytest.mark.parametrize("min_texts", [1, 10_000])
