@@ -41,7 +41,7 @@ COPY --from=build /opt/venv /opt/venv
 COPY --from=build /opt/ml-service/models ./models
 COPY --from=build /opt/serving-src ./src
 USER 10001:10001
-EXPOSE 8000
+EXPOSE 8000 8081
 HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('PORT', '8000') + '/health/ready', timeout=2)"]
 # python is PID 1 and handles SIGTERM (workers finish in-flight requests, then exit) and SIGHUP

@@ -60,7 +60,7 @@ bench: $(VENV)/.dev system-deps  ## the benchmark: writes bench/results.md, benc
 	$(BIN)/python -m bench.model_types
 	$(BIN)/python -m bench.prediction_log
 
-image-test: system-deps  ## build the Dockerfile with buildah and smoke-test the image (no Docker engine needed)
+image-test: system-deps $(VENV)/.runtime  ## build the Dockerfile with buildah and smoke-test the image (no Docker engine needed)
 	bash scripts/image-test.sh
 
 $(BIN)/python:

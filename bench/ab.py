@@ -36,7 +36,7 @@ def _measure_checkout(
 ) -> dict[str, float]:
     port = free_port()
     env = {"MODEL_DIR": str(model_dir), "MODEL_POLL_SECONDS": "0", "LOG_LEVEL": "warning", "HOST": "127.0.0.1",
-           "PORT": str(port), "WORKERS": "1", "PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(prefix="bench-ab-")}  # fmt: skip
+           "PORT": str(port), "WORKERS": "1", "GRPC_PORT": "0", "PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(prefix="bench-ab-")}  # fmt: skip
     figures = {}
     with serve(str(checkout), _server_command(checkout), env, port, "/health/ready") as server:
         for path, body in bodies.items():

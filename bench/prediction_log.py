@@ -41,7 +41,7 @@ def main() -> int:
         for name, extra in configurations.items():
             port = free_port()
             env = {"MODEL_DIR": str(args.model_dir), "MODEL_POLL_SECONDS": "0", "LOG_LEVEL": "warning",
-                   "HOST": "127.0.0.1", "PORT": str(port), "WORKERS": "1",
+                   "HOST": "127.0.0.1", "PORT": str(port), "WORKERS": "1", "GRPC_PORT": "0",
                    "PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(prefix="bench-m-"), **extra}  # fmt: skip
             command = ["taskset", "-c", CPU_SERVER, sys.executable, "-m", "src.serve"]
             servers[name] = stack.enter_context(serve(name, command, env, port, "/health/ready"))

@@ -204,7 +204,7 @@ def main() -> int:
         record_info(server, info)
 
     port = free_port()
-    service_env = {**common, "HOST": "127.0.0.1", "PORT": str(port), "WORKERS": str(args.workers),
+    service_env = {**common, "HOST": "127.0.0.1", "PORT": str(port), "WORKERS": str(args.workers), "GRPC_PORT": "0",
                    "PROMETHEUS_MULTIPROC_DIR": metrics_dir}  # fmt: skip
     with serve("ml-service", [sys.executable, "-m", "src.serve"], service_env, port, "/health/ready") as server:
         record(server)
@@ -294,7 +294,8 @@ def single_worker(
         for label, store in stores.items():
             port = free_port()
             env = {"MODEL_DIR": str(store), "MODEL_POLL_SECONDS": "0", "LOG_LEVEL": "warning", "HOST": "127.0.0.1",
-                   "PORT": str(port), "WORKERS": "1", "PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(prefix="bench-m-")}  # fmt: skip
+                   "PORT": str(port), "WORKERS": "1", "GRPC_PORT": str(free_port()),
+                   "PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(prefix="bench-m-")}  # fmt: skip
             name = f"ml-service, 1 worker, {label}"
             with serve(name, [sys.executable, "-m", "src.serve"], env, port, "/health/ready") as server:
                 record_info(server, info)

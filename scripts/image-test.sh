@@ -11,6 +11,7 @@ BASE=$(sed -n 's/^FROM \([^ ]*\).*/\1/p' Dockerfile | head -n 1)
 IMAGE=localhost/ml-service:image-test
 TRAIN_IMAGE=localhost/ml-service-train:image-test
 PORT=${IMAGE_TEST_PORT:-18080}
+GRPC_PORT=${IMAGE_TEST_GRPC_PORT:-18081}
 TRAIN_ARGS=${IMAGE_TEST_TRAIN_ARGS:---sample 4000 --no-tune}
 workdir=$(mktemp -d)
 container=""
@@ -99,7 +100,7 @@ found += [p for p in ("src/model/corpora",) if pathlib.Path(p).exists()]
 sys.exit(f"training data in the serving image: {found}" if found else 0)' || exit 1
 echo "the serving image holds no training data"
 start_server() {  # the image's CMD, with any extra `buildah run` options, in a process group of its own
-  setsid buildah "${STORAGE[@]}" run --isolation chroot --user "$user" --env HOST=127.0.0.1 --env PORT="$PORT" --env WORKERS=1 \
+  setsid buildah "${STORAGE[@]}" run --isolation chroot --user "$user" --env HOST=127.0.0.1 --env PORT="$PORT" --env GRPC_PORT="$GRPC_PORT" --env WORKERS=1 \
     "$@" "$container" -- "${cmd_words[@]}" >"$workdir/server.log" 2>&1 &
   server_pid=$!
   for _ in $(seq 1 60); do
@@ -135,6 +136,24 @@ echo "$answer"
 echo "$answer" | grep -q '"label":"positive"' || { echo "unexpected prediction"; exit 1; }
 bad=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/predict" -H 'Content-Type: application/json' -d '{"text": ""}')
 [ "$bad" = 422 ] || { echo "empty text gave $bad, not 422"; exit 1; }
+# The gRPC side of the image (its modules come from the image's own packages): health and one inference.
+.venv/bin/python - "$GRPC_PORT" <<'PY' || { cat "$workdir/server.log"; echo "gRPC failed"; exit 1; }
+import sys
+
+import grpc
+import numpy as np
+import tritonclient.grpc as triton
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+target = f"127.0.0.1:{sys.argv[1]}"
+check = health_pb2_grpc.HealthStub(grpc.insecure_channel(target)).Check(health_pb2.HealthCheckRequest(), timeout=10)
+assert check.status == health_pb2.HealthCheckResponse.SERVING, check
+text = triton.InferInput("text", [1], "BYTES")
+text.set_data_from_numpy(np.array([b"An absolutely wonderful film, I loved it."], dtype=object))
+label = triton.InferenceServerClient(target).infer("sentiment", [text]).as_numpy("label")[0]
+assert label == b"positive", label
+print(f"gRPC on {target}: SERVING, {label.decode()}")
+PY
 stop_server
 
 # A model trained by the train image onto the volume wins over the built-in one (the Kubernetes set-up).

@@ -141,6 +141,15 @@ class Settings(BaseSettings):
     drift_p_value: float = Field(default=0.001, gt=0, lt=1)
     """Chi-squared p-value under which the predicted label shares are drifting."""
 
+    grpc_port: int = Field(default=8081, ge=0, le=65535)
+    """Port of the Open Inference Protocol's gRPC service in every worker of the production server; 0 turns it off."""
+
+    grpc_max_message_bytes: int = Field(default=4_194_304, ge=1024)
+    """Largest gRPC request message accepted, in bytes; a larger one gets RESOURCE_EXHAUSTED."""
+
+    grpc_threads: int = Field(default=8, ge=1, le=256)
+    """Threads per worker that handle gRPC calls (each waits while the worker's event loop scores)."""
+
     prediction_log_dir: Path | None = None
     """Write prediction records (JSON Lines, one file per worker, rotated by size) and feedback here; unset: off."""
 

@@ -160,6 +160,20 @@ ROLLOUT_ABORTS = Counter(
     "mlservice_rollout_aborts_total", "Rollouts this process aborted, by the guard that tripped.", ["model", "guard"]
 )
 
+INFERENCE_REQUESTS = Counter(
+    "mlservice_inference_requests_total",
+    "Inference requests the data plane answered or refused, by protocol (json, v2, grpc) and outcome (ok, error).",
+    ["protocol", "outcome"],
+)
+GRPC_REQUESTS = Counter(
+    "mlservice_grpc_requests_total", "gRPC calls answered, by method and status code.", ["method", "code"]
+)
+GRPC_LATENCY = Histogram(
+    "mlservice_grpc_request_duration_seconds",
+    "Time to answer a gRPC call, by method.",
+    ["method"],
+    buckets=LATENCY_BUCKETS,
+)
 PREDICTION_LOG_RECORDS = Counter(
     "mlservice_prediction_log_records_total",
     "Prediction records and feedback, by kind and outcome: written, dropped (the queue was full) or failed "

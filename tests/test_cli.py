@@ -64,6 +64,7 @@ def test_pip_install_gives_a_command_that_serves(model_dir: Path, tmp_path: Path
     assert "sentiment:" in listed.stdout
     port = free_port()
     serve_env = {**env, "MODEL_DIR": str(model_dir), "HOST": "127.0.0.1", "PORT": str(port), "WORKERS": "1"}
+    serve_env["GRPC_PORT"] = str(free_port())
     serve_env["PROMETHEUS_MULTIPROC_DIR"] = str(tmp_path / "metrics")
     with running_server([str(command), "serve"], port, serve_env, tmp_path, ready_path="/health/ready") as server:
         answer = request(server.url("/predict"), body={"text": "A wonderful, moving film."})

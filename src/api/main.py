@@ -51,8 +51,9 @@ def warn_if_metrics_are_per_worker() -> None:
         )
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """A new app for these settings (the environment's by default)."""
+def create_app(settings: Settings | None = None, *, grpc: bool = False) -> FastAPI:
+    """A new app for these settings (the environment's by default); with `grpc` (the production
+    server's workers), it also serves the Open Inference Protocol over gRPC on GRPC_PORT."""
     settings = settings or get_settings()
     configure_logging(settings.log_level, access_log=settings.access_log)
 
@@ -65,6 +66,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.start()
         await asyncio.to_thread(models.load_all)
         app.state.reloads.listen()
+        grpc_server = None
+        if grpc and settings.grpc_port:
+            from src.api.grpc.server import GrpcServer  # only the production workers load gRPC
+
+            grpc_server = GrpcServer(
+                settings, app.state.data_plane, app.state.prediction_keys, asyncio.get_running_loop()
+            )
+            grpc_server.start()
         watcher = None
         if settings.model_poll_seconds > 0:
             watcher = asyncio.create_task(models.watch(settings.model_poll_seconds))
@@ -75,6 +84,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 watcher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await watcher
+            if grpc_server is not None:
+                await grpc_server.stop()
             if log is not None:
                 await asyncio.to_thread(log.stop)
 
@@ -134,6 +145,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(ObservabilityMiddleware, routes=routes, access_log=settings.access_log)
     return app
+
+
+def create_worker_app() -> FastAPI:
+    """The production server's worker app (uvicorn's factory): HTTP and gRPC."""
+    return create_app(grpc=True)
 
 
 def __getattr__(name: str) -> FastAPI:

@@ -41,13 +41,18 @@ _ID_PREFIX = secrets.token_hex(8)
 _id_counter = itertools.count(1)
 
 
+def request_id_from(candidate: str | None) -> str:
+    """The client's id when it sent a sane one (letters, digits, `._-`, at most 64), else a new one."""
+    if candidate is not None and _CLIENT_REQUEST_ID.fullmatch(candidate):
+        return candidate
+    return f"{_ID_PREFIX}{next(_id_counter):016x}"
+
+
 def _request_id(scope: Scope) -> str:
     for name, value in scope["headers"]:
         if name == b"x-request-id":
-            candidate: str = value.decode("latin-1")
-            if _CLIENT_REQUEST_ID.fullmatch(candidate):
-                return candidate
-    return f"{_ID_PREFIX}{next(_id_counter):016x}"
+            return request_id_from(value.decode("latin-1"))
+    return request_id_from(None)
 
 
 class ObservabilityMiddleware:

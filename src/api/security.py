@@ -42,11 +42,15 @@ class KeyCheck:
 
     def check(self, request: Request) -> None:
         """Raise 401 without a key and 403 with a wrong one; return when the key is accepted."""
+        if self.enabled:
+            self.check_key(request.headers.get(API_KEY_HEADER), "the X-API-Key header")
+
+    def check_key(self, given: str | None, where: str) -> None:
+        """The check for a key found in `where` (a header, gRPC metadata): 401, 403, or accepted."""
         if not self.enabled:
             return
-        given = request.headers.get(API_KEY_HEADER)
         if not given:
-            raise UnauthorizedError("this endpoint needs an API key in the X-API-Key header")
+            raise UnauthorizedError(f"this endpoint needs an API key in {where}")
         if not self.keys:
             raise ForbiddenError(f"this endpoint is disabled: no {self.setting} are configured")
         candidate = given.encode()

@@ -144,7 +144,7 @@ def run_worker(settings: Settings, heartbeat: Synchronized[float] | None = None)
             heartbeat.value = time.monotonic()
 
     config = uvicorn.Config(
-        "src.api.main:create_app",
+        "src.api.main:create_worker_app",
         factory=True,
         loop="uvloop",
         # uvicorn builds each connection's protocol by calling this with its config and state.
@@ -278,6 +278,8 @@ class Supervisor:
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGHUP, self._on_reload)
         check_port_free(self.settings.host, self.settings.port)
+        if self.settings.grpc_port:
+            check_port_free(self.settings.host, self.settings.grpc_port)
         self.control_dir = Path(tempfile.mkdtemp(prefix="ml-service-control-"))
         os.environ[CONTROL_DIR_ENV] = str(self.control_dir)  # the spawned workers inherit it
         try:

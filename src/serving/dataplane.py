@@ -117,7 +117,7 @@ class InferenceRequest:
     # only while a canary runs, so a request pays nothing for it otherwise.
     client_key: Callable[[], str] = field(default=lambda: "")
     request_id: str = ""  # the request's X-Request-ID: what its prediction record and feedback are keyed by
-    protocol: str = "json"  # the adapter's name, in prediction records
+    protocol: str = "json"  # the adapter's name (json, v2, grpc): in prediction records and metrics
 
 
 @dataclass(frozen=True)
@@ -173,9 +173,11 @@ class DataPlane:
         try:
             inference = await self._infer(request)
         except Exception as error:
+            metrics.labelled(metrics.INFERENCE_REQUESTS, request.protocol, "error").inc()
             if log is not None:
                 self._log_failure(log, request, error, time.perf_counter() - started)
             raise
+        metrics.labelled(metrics.INFERENCE_REQUESTS, request.protocol, "ok").inc()
         window = self.models.models[inference.model_name].drift
         if window is not None and window.version == inference.model_version:
             window.record(inference.predictions)

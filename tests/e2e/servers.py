@@ -161,6 +161,7 @@ def production_env(model_dir: Path, port: int, tmp_path: Path, **extra: str) -> 
         "WORKERS": "2",
         "MODEL_POLL_SECONDS": "0",
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+        "GRPC_PORT": str(free_port()),  # never the default 8081: servers of other tests may hold it
         **extra,
     }
 

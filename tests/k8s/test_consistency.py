@@ -66,19 +66,24 @@ def test_the_training_job_can_write_the_store() -> None:
 
 def test_ports_agree() -> None:
     container = _container(_deployment())
-    (port,) = container["ports"]
+    port, grpc_port = container["ports"]
     service = resource("Service", "ml-service")
-    (service_port,) = service["spec"]["ports"]
+    service_port, service_grpc = service["spec"]["ports"]
     assert service["spec"]["type"] == "LoadBalancer"
     assert port["containerPort"] == int(_config()["PORT"]) == service_port["port"] == 8000
     assert service_port["targetPort"] in (port["name"], port["containerPort"])
-    assert f"EXPOSE {port['containerPort']}" in DOCKERFILE
+    assert grpc_port["containerPort"] == int(_config()["GRPC_PORT"]) == service_grpc["port"] == 8081
+    assert service_grpc["targetPort"] in (grpc_port["name"], grpc_port["containerPort"])
+    assert f"EXPOSE {port['containerPort']} {grpc_port['containerPort']}" in DOCKERFILE
     annotations = _deployment()["spec"]["template"]["metadata"]["annotations"]
     assert annotations["prometheus.io/port"] == str(port["containerPort"])
     assert annotations["prometheus.io/scrape"] == "true"
     assert annotations["prometheus.io/path"] in _app_paths()
     policy = resource("NetworkPolicy", "ml-service")
-    assert policy["spec"]["ingress"][0]["ports"][0]["port"] == port["containerPort"]
+    assert [p["port"] for p in policy["spec"]["ingress"][0]["ports"]] == [
+        port["containerPort"],
+        grpc_port["containerPort"],
+    ]
 
 
 def test_probes_use_routes_of_the_app() -> None:

@@ -6,8 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import grpc
+import numpy as np
 import pytest
+import tritonclient.grpc as triton_grpc
 import yaml
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.e2e.servers import free_port, production_command, request, running_server
 from tests.k8s.tools import ROOT
@@ -39,7 +43,7 @@ def test_the_runtime_container_serves_the_inference_service(two_models_dir: Path
     (port_spec,) = container["ports"]
     assert env["PORT"] == str(port_spec["containerPort"])
     port = free_port()
-    env.update(MODEL_DIR=str(two_models_dir), PORT=str(port), HOST="127.0.0.1", WORKERS="1")
+    env.update(MODEL_DIR=str(two_models_dir), PORT=str(port), HOST="127.0.0.1", WORKERS="1", GRPC_PORT=str(free_port()))
     env["PROMETHEUS_MULTIPROC_DIR"] = str(tmp_path / "metrics")
     with running_server(production_command(), port, env, tmp_path) as server:
         for probe in ("readinessProbe", "livenessProbe"):
@@ -50,3 +54,30 @@ def test_the_runtime_container_serves_the_inference_service(two_models_dir: Path
         answer = request(server.url(f"/v2/models/{name}/infer"), body=body).json()
         assert answer["model_name"] == name
         assert answer["outputs"][0]["data"] == ["positive"]
+
+
+@pytest.mark.e2e
+def test_the_grpc_runtime_serves_the_grpc_inference_service(two_models_dir: Path, tmp_path: Path) -> None:
+    runtime, service = _load("servingruntime-grpc.yaml"), _load("inferenceservice-grpc.yaml")
+    model = service["spec"]["predictor"]["model"]
+    assert model["runtime"] == runtime["metadata"]["name"]
+    assert model["protocolVersion"] in runtime["spec"]["protocolVersions"] == ["grpc-v2"]
+    (container,) = runtime["spec"]["containers"]
+    env = {item["name"]: item["value"] for item in container["env"]}
+    (port_spec,) = container["ports"]
+    assert port_spec["name"] == "h2c"  # how KServe finds a runtime's gRPC port
+    assert env["GRPC_PORT"] == str(port_spec["containerPort"]) == str(container["readinessProbe"]["grpc"]["port"])
+    port, grpc_port = free_port(), free_port()
+    env.update(MODEL_DIR=str(two_models_dir), PORT=str(port), HOST="127.0.0.1", WORKERS="1", GRPC_PORT=str(grpc_port))
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(tmp_path / "metrics")
+    target = f"127.0.0.1:{grpc_port}"
+    with running_server(production_command(), port, env, tmp_path):
+        probe = container["readinessProbe"]["grpc"]["service"]
+        health = health_pb2_grpc.HealthStub(grpc.insecure_channel(target))
+        assert (
+            health.Check(health_pb2.HealthCheckRequest(service=probe)).status == health_pb2.HealthCheckResponse.SERVING
+        )
+        text = triton_grpc.InferInput("text", [1], "BYTES")
+        text.set_data_from_numpy(np.array([b"A wonderful film."], dtype=object))
+        answer = triton_grpc.InferenceServerClient(target).infer("sentiment", [text])
+        assert answer.as_numpy("label").tolist() == [b"positive"]

@@ -21,6 +21,8 @@ OVERLAY = ROOT / "k8s-overlays" / "kserve"
 MANIFESTS = {
     "servingruntime.yaml": "serving.kserve.io_servingruntimes.yaml",
     "inferenceservice.yaml": "serving.kserve.io_inferenceservices.yaml",
+    "servingruntime-grpc.yaml": "serving.kserve.io_servingruntimes.yaml",
+    "inferenceservice-grpc.yaml": "serving.kserve.io_inferenceservices.yaml",
 }
 
 pytestmark = pytest.mark.skipif(not CRDS.is_dir(), reason="../shared/crds is not beside the checkout")

@@ -69,7 +69,8 @@ def _json_part(body: bytes, header_length: str | None) -> tuple[Any, bytes]:
         raise BadRequestError("the inference request's JSON is nested too deeply") from None
 
 
-def _element_count(shape: Any, limits: TextLimits) -> int:
+def text_count(shape: Any, limits: TextLimits) -> int:
+    """How many texts a `text` tensor of this shape holds ([n] or [n, 1]), within MAX_BATCH_SIZE."""
     if not isinstance(shape, list) or not shape or not all(type(d) is int and d >= 0 for d in shape):
         raise BadRequestError("input 'text' needs a shape: a list of non-negative integers, e.g. [2]")
     if len(shape) > 2 or (len(shape) == 2 and shape[1] != 1):
@@ -88,7 +89,8 @@ def _flat_texts(data: Any, count: int) -> list[str]:
     return texts
 
 
-def _decode_bytes_tensor(raw: bytes, count: int) -> list[str]:
+def decode_bytes_elements(raw: bytes, count: int) -> list[str]:
+    """`count` BYTES elements, each a 4-byte little-endian length and its UTF-8 bytes, and nothing more."""
     texts: list[str] = []
     offset = 0
     for _ in range(count):
@@ -98,14 +100,15 @@ def _decode_bytes_tensor(raw: bytes, count: int) -> list[str]:
         offset += 4
         if offset + size > len(raw):
             raise BadRequestError("binary data of input 'text' is shorter than its elements' lengths")
-        texts.append(_utf8(raw[offset : offset + size]))
+        texts.append(utf8(raw[offset : offset + size]))
         offset += size
     if offset != len(raw):
         raise BadRequestError("binary data of input 'text' holds more bytes than its shape's elements")
     return texts
 
 
-def _utf8(value: bytes) -> str:
+def utf8(value: bytes) -> str:
+    """A text element's string; BadRequestError for bytes that are not UTF-8."""
     try:
         return value.decode("utf-8")
     except UnicodeDecodeError:
@@ -116,7 +119,7 @@ def _texts(tensor: dict[str, Any], binary: bytes, limits: TextLimits) -> tuple[l
     """The tensor's texts and how many bytes of the binary part they used."""
     if tensor.get("datatype") != "BYTES":
         raise BadRequestError(f"input 'text' must have datatype BYTES, not {quoted(tensor.get('datatype'))}")
-    count = _element_count(tensor.get("shape"), limits)
+    count = text_count(tensor.get("shape"), limits)
     parameters = tensor.get("parameters") or {}
     if not isinstance(parameters, dict):
         raise BadRequestError("input 'text' parameters must be an object")
@@ -124,7 +127,7 @@ def _texts(tensor: dict[str, Any], binary: bytes, limits: TextLimits) -> tuple[l
     if size is not None:
         if not isinstance(size, int) or size < 0 or size > len(binary):
             raise BadRequestError("input 'text' binary_data_size does not fit the binary part of the body")
-        return _decode_bytes_tensor(binary[:size], count), size
+        return decode_bytes_elements(binary[:size], count), size
     return _flat_texts(tensor.get("data"), count), 0
 
 
@@ -174,26 +177,29 @@ def parse_infer_request(body: bytes, header_length: str | None, limits: TextLimi
     return InferRequest(texts, request_id, outputs, binary_outputs, all_binary)
 
 
-def encode_infer_response(request: InferRequest, inference: Inference) -> tuple[bytes, dict[str, str]]:
-    """The response body and its headers: JSON, or JSON then binary tensors when any were asked so."""
+def output_tensor(name: str, inference: Inference) -> tuple[str, list[int], bytes, list[Any]]:
+    """One output of an answer, as every protocol sends it: datatype, shape, its little-endian bytes
+    (BYTES elements length-prefixed) and its values in row-major order."""
     predictions = inference.predictions
     n = len(predictions)
+    if name == "label":
+        labels = [prediction.label for prediction in predictions]
+        raw = b"".join(struct.pack("<I", len(e)) + e for e in (label.encode() for label in labels))
+        return "BYTES", [n], raw, labels
+    rows = [(p.probabilities if name == "probabilities" else p.scores) or {} for p in predictions]
+    width = len(inference.output_labels)
+    matrix = np.array([list(row.values()) for row in rows], dtype="<f4").reshape(n, width)
+    return "FP32", [n, width], matrix.tobytes(), matrix.reshape(-1).tolist()
+
+
+def encode_infer_response(request: InferRequest, inference: Inference) -> tuple[bytes, dict[str, str]]:
+    """The response body and its headers: JSON, or JSON then binary tensors when any were asked so."""
     names, binary_outputs = request.chosen(["label", inference.output], inference.model_name)
     outputs: list[dict[str, Any]] = []
     blobs: list[bytes] = []
     for name in names:
-        if name == "label":
-            labels = [prediction.label for prediction in predictions]
-            tensor: dict[str, Any] = {"name": "label", "datatype": "BYTES", "shape": [n]}
-            raw = b"".join(struct.pack("<I", len(e)) + e for e in (label.encode() for label in labels))
-            values: list[Any] = labels
-        else:
-            rows = [(p.probabilities if name == "probabilities" else p.scores) or {} for p in predictions]
-            width = len(inference.output_labels)
-            matrix = np.array([list(row.values()) for row in rows], dtype="<f4").reshape(n, width)
-            tensor = {"name": name, "datatype": "FP32", "shape": [n, width]}
-            raw = matrix.tobytes()
-            values = matrix.reshape(-1).tolist()
+        datatype, shape, raw, values = output_tensor(name, inference)
+        tensor: dict[str, Any] = {"name": name, "datatype": datatype, "shape": shape}
         if name in binary_outputs:
             tensor["parameters"] = {"binary_data_size": len(raw)}
             blobs.append(raw)

@@ -1,0 +1,91 @@
+"""The gRPC server of one worker: the inference service and grpc.health.v1 on GRPC_PORT.
+
+Every worker of the production server binds GRPC_PORT with SO_REUSEPORT, as it does the HTTP port,
+so the kernel spreads gRPC connections over the workers. Calls run in GRPC_THREADS threads and
+are scored on the worker's event loop (src/api/grpc/service.py); the models, their hot reloads and
+rollouts are the worker's own. On shutdown the health service says NOT_SERVING, new calls are
+refused and calls in flight get GRACEFUL_TIMEOUT_SECONDS to finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from tritonclient.grpc import service_pb2_grpc
+
+from src.api.grpc.service import InferenceService
+from src.api.security import KeyCheck
+from src.config import Settings
+from src.serving.dataplane import DataPlane
+
+logger = logging.getLogger(__name__)
+
+SERVICE_NAME = "inference.GRPCInferenceService"
+# How often the health service follows the models' readiness.
+HEALTH_SECONDS = 1.0
+
+
+def address(host: str, port: int) -> str:
+    """host:port, with an IPv6 host in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class GrpcServer:
+    """Starts, follows readiness, and drains the worker's gRPC server."""
+
+    def __init__(self, settings: Settings, plane: DataPlane, keys: KeyCheck, loop: asyncio.AbstractEventLoop) -> None:
+        self.settings = settings
+        self.plane = plane
+        self.health = health.HealthServicer()
+        self.server = grpc.server(
+            ThreadPoolExecutor(settings.grpc_threads, thread_name_prefix="grpc"),
+            options=[
+                ("grpc.so_reuseport", 1),
+                ("grpc.max_receive_message_length", settings.grpc_max_message_bytes),
+            ],
+        )
+        service = InferenceService(
+            plane,
+            keys,
+            loop,
+            max_pending=settings.max_pending_requests,
+            rollout_key_header=settings.rollout_key_header.lower(),
+        )
+        service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(service, self.server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        self.follower: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Bind GRPC_PORT and serve; OSError if the port cannot be bound."""
+        where = address(self.settings.host, self.settings.grpc_port)
+        if self.server.add_insecure_port(where) == 0:
+            raise OSError(f"cannot bind the gRPC port {where}")
+        self.server.start()
+        self.follow_readiness()
+        self.follower = asyncio.get_running_loop().create_task(self._follow())
+        logger.info("gRPC (Open Inference Protocol, grpc.health.v1) on %s", where)
+
+    def follow_readiness(self) -> None:
+        """SERVING while every required model is ready (the rule of /health/ready), else NOT_SERVING."""
+        status = health_pb2.HealthCheckResponse.NOT_SERVING
+        if not self.plane.models.not_ready():
+            status = health_pb2.HealthCheckResponse.SERVING
+        for name in ("", SERVICE_NAME):
+            self.health.set(name, status)
+
+    async def _follow(self) -> None:
+        while True:
+            await asyncio.sleep(HEALTH_SECONDS)
+            self.follow_readiness()
+
+    async def stop(self) -> None:
+        """NOT_SERVING, refuse new calls, let calls in flight finish (the event loop keeps scoring them)."""
+        if self.follower is not None:
+            self.follower.cancel()
+        self.health.enter_graceful_shutdown()
+        grace = self.settings.graceful_timeout_seconds
+        await asyncio.to_thread(lambda: self.server.stop(grace).wait(grace + 1))

@@ -1,0 +1,203 @@
+"""The gRPC servicer: each call runs in one of the worker's gRPC threads and hands its work to the
+worker's event loop, where the data plane runs as for every other protocol.
+
+The same policy as REST: API keys from the `x-api-key` metadata when API_KEYS is set (model
+metadata and inference; health answers need none), the text rules and MAX_BATCH_SIZE of the data
+plane, load shedding past MAX_PENDING_REQUESTS calls in a worker, deadlines honoured (a call whose
+deadline passes while it waits is answered DEADLINE_EXCEEDED), the request id from `x-request-id`
+(else a new one, sent back in the initial metadata). Errors are the protocol's status codes with
+the message REST would give.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+from tritonclient.grpc import service_pb2, service_pb2_grpc
+
+from src import metrics
+from src.api import API_VERSION
+from src.api.grpc.codec import SHAPE_LOCATION, encode_infer_response, parse_infer_request
+from src.api.middleware import request_id_from
+from src.api.security import KeyCheck
+from src.errors import InvalidInputError, ModelNotReadyError, OverloadedError, ServiceError
+from src.serving.dataplane import DataPlane, InferenceRequest
+
+logger = logging.getLogger(__name__)
+
+SERVER_NAME = "ml-service"
+EXTENSIONS = ["binary_tensor_data"]
+Reply = TypeVar("Reply")
+
+_CODES = {
+    400: grpc.StatusCode.INVALID_ARGUMENT,
+    401: grpc.StatusCode.UNAUTHENTICATED,
+    403: grpc.StatusCode.PERMISSION_DENIED,
+    404: grpc.StatusCode.NOT_FOUND,
+    413: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    422: grpc.StatusCode.INVALID_ARGUMENT,
+    501: grpc.StatusCode.UNIMPLEMENTED,
+    503: grpc.StatusCode.UNAVAILABLE,
+}
+
+
+async def _coroutine(work: Callable[[], Awaitable[Reply]]) -> Reply:
+    return await work()
+
+
+# What gRPC reports as the time left of a call without a deadline (about 2**63 ns) is no timeout.
+_NO_DEADLINE = 1e9
+
+
+def _seconds_left(context: grpc.ServicerContext) -> float | None:
+    remaining = context.time_remaining()
+    return None if remaining is None or remaining > _NO_DEADLINE else max(remaining, 0.0)
+
+
+def status_of(error: ServiceError) -> tuple[grpc.StatusCode, str]:
+    """The protocol's status for a service error, and its message (with where, for a broken text rule)."""
+    code = _CODES.get(error.status_code, grpc.StatusCode.INTERNAL)
+    message = error.message
+    if isinstance(error, InvalidInputError) and error.loc:
+        message = f"{message} (at {'.'.join(map(str, error.loc))})"
+    return code, message
+
+
+class InferenceService(service_pb2_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
+    """ServerLive, ServerReady, ModelReady, ServerMetadata, ModelMetadata and ModelInfer; the
+    protocol's other (Triton) methods answer UNIMPLEMENTED."""
+
+    def __init__(
+        self,
+        plane: DataPlane,
+        keys: KeyCheck,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        max_pending: int,
+        rollout_key_header: str,
+    ) -> None:
+        self.plane = plane
+        self.rollout_key_header = rollout_key_header
+        self.keys = keys
+        self.loop = loop
+        self.max_pending = max_pending
+        self.pending = 0
+        self.lock = threading.Lock()
+
+    def _call(
+        self, method: str, context: grpc.ServicerContext, work: Callable[[], Awaitable[Reply]], *, keyed: bool = False
+    ) -> Reply:
+        started = time.perf_counter()
+        code, message = grpc.StatusCode.OK, ""
+        with self.lock:
+            self.pending += 1
+            over = self.pending > self.max_pending
+        try:
+            if over:
+                metrics.REQUESTS_SHED.inc()
+                raise OverloadedError(self.max_pending)
+            if keyed:
+                given = dict(context.invocation_metadata()).get("x-api-key")
+                self.keys.check_key(given if isinstance(given, str) else None, "the x-api-key metadata")
+            future = asyncio.run_coroutine_threadsafe(_coroutine(work), self.loop)
+            try:
+                return future.result(timeout=_seconds_left(context))
+            except concurrent.futures.TimeoutError:
+                future.cancel()
+                code, message = grpc.StatusCode.DEADLINE_EXCEEDED, "the call's deadline passed before its answer"
+        except ServiceError as error:
+            code, message = status_of(error)
+        except Exception:
+            logger.exception("gRPC %s failed", method)
+            code, message = grpc.StatusCode.INTERNAL, "internal error"
+        finally:
+            with self.lock:
+                self.pending -= 1
+            metrics.labelled(metrics.GRPC_REQUESTS, method, code.name).inc()
+            metrics.labelled(metrics.GRPC_LATENCY, method).observe(time.perf_counter() - started)
+        context.abort(code, message)  # raises: gRPC answers the call with this status
+        raise AssertionError("unreachable")
+
+    def ServerLive(self, request: Any, context: grpc.ServicerContext) -> service_pb2.ServerLiveResponse:  # noqa: N802
+        """True while the worker answers."""
+
+        async def live() -> service_pb2.ServerLiveResponse:
+            return service_pb2.ServerLiveResponse(live=True)
+
+        return self._call("ServerLive", context, live)
+
+    def ServerReady(self, request: Any, context: grpc.ServicerContext) -> service_pb2.ServerReadyResponse:  # noqa: N802
+        """True when every required model serves a verified version (the rule of /health/ready)."""
+
+        async def ready() -> service_pb2.ServerReadyResponse:
+            return service_pb2.ServerReadyResponse(ready=not self.plane.models.not_ready())
+
+        return self._call("ServerReady", context, ready)
+
+    def ModelReady(self, request: Any, context: grpc.ServicerContext) -> service_pb2.ModelReadyResponse:  # noqa: N802
+        """True when the model (that version, if named) is loaded and verified; NOT_FOUND if not served."""
+
+        async def ready() -> service_pb2.ModelReadyResponse:
+            try:
+                self.plane.resolve(request.name, request.version or None)
+            except ModelNotReadyError:
+                return service_pb2.ModelReadyResponse(ready=False)
+            return service_pb2.ModelReadyResponse(ready=True)
+
+        return self._call("ModelReady", context, ready)
+
+    def ServerMetadata(self, request: Any, context: grpc.ServicerContext) -> service_pb2.ServerMetadataResponse:  # noqa: N802
+        """The server's name, version and protocol extensions, as over REST."""
+
+        async def metadata() -> service_pb2.ServerMetadataResponse:
+            return service_pb2.ServerMetadataResponse(name=SERVER_NAME, version=API_VERSION, extensions=EXTENSIONS)
+
+        return self._call("ServerMetadata", context, metadata)
+
+    def ModelMetadata(self, request: Any, context: grpc.ServicerContext) -> service_pb2.ModelMetadataResponse:  # noqa: N802
+        """The model's loaded versions, platform, input and outputs, as over REST."""
+
+        async def metadata() -> service_pb2.ModelMetadataResponse:
+            name, predictor = self.plane.resolve(request.name, request.version or None)
+            width = len(predictor.classes if predictor.has_probabilities else predictor.score_labels)
+            answer = service_pb2.ModelMetadataResponse(
+                name=name, versions=self.plane.models.models[name].loaded_versions, platform="scikit-learn"
+            )
+            answer.inputs.add(name="text", datatype="BYTES", shape=[-1])
+            answer.outputs.add(name="label", datatype="BYTES", shape=[-1])
+            answer.outputs.add(name=predictor.output, datatype="FP32", shape=[-1, width])
+            return answer
+
+        return self._call("ModelMetadata", context, metadata, keyed=True)
+
+    def ModelInfer(self, request: Any, context: grpc.ServicerContext) -> service_pb2.ModelInferResponse:  # noqa: N802
+        """Classify the BYTES tensor `text` through the data plane."""
+        metadata = dict(context.invocation_metadata())
+        given_id = metadata.get("x-request-id")
+        request_id = request_id_from(given_id if isinstance(given_id, str) else None)
+        context.send_initial_metadata((("x-request-id", request_id),))
+
+        async def infer() -> service_pb2.ModelInferResponse:
+            parsed = parse_infer_request(request, self.plane.limits)
+            inference = await self.plane.infer(
+                InferenceRequest(
+                    parsed.texts,
+                    model=parsed.model,
+                    version=parsed.version,
+                    locate=parsed.text_location,
+                    batch_loc=SHAPE_LOCATION,
+                    client_key=lambda: str(metadata.get(self.rollout_key_header) or context.peer()),
+                    request_id=request_id,
+                    protocol="grpc",
+                )
+            )
+            return encode_infer_response(parsed, inference)
+
+        return self._call("ModelInfer", context, infer, keyed=True)
