@@ -4,6 +4,7 @@ keys, deadlines, and SIGTERM under gRPC load."""
 
 from __future__ import annotations
 
+import shutil
 import signal
 import threading
 import time
@@ -23,6 +24,7 @@ from tritonclient.grpc import service_pb2, service_pb2_grpc
 from tritonclient.utils import InferenceServerException
 
 from src.model.datasets import Dataset
+from src.store.registry import ModelRegistry
 from tests.conftest import SECOND_MODEL
 from tests.e2e.servers import (
     Server,
@@ -32,6 +34,7 @@ from tests.e2e.servers import (
     production_env,
     request,
     running_server,
+    wait_until,
 )
 
 pytestmark = pytest.mark.e2e
@@ -238,3 +241,25 @@ def test_sigterm_under_grpc_load_loses_no_accepted_call(two_models_dir: Path, tm
     assert answered == Counter(OK=outcomes["ok"]), (answered, outcomes)
     assert set(outcomes) <= {"ok", "UNAVAILABLE", "CANCELLED"}, outcomes
     print(f"\nSIGTERM under gRPC load: clients saw {dict(outcomes)}; workers answered {dict(answered)}")  # noqa: T201
+
+
+def test_hot_reload_reaches_grpc_in_every_worker(two_models_dir: Path, tmp_path: Path) -> None:
+    store_root = tmp_path / "models"
+    shutil.copytree(two_models_dir, store_root)
+    port = free_port()
+    env = production_env(store_root, port, tmp_path, MODEL_POLL_SECONDS="0.3")
+    target = f"127.0.0.1:{env['GRPC_PORT']}"
+    with running_server(production_command(), port, env, tmp_path, ready_path="/health/ready"):
+        client = triton_grpc.InferenceServerClient(target)
+        before = client.infer("sentiment", _inputs(TEXTS)).get_response().model_version
+        store = ModelRegistry(store_root).store()
+        current = store.load()
+        published = store.publish(current.pipeline, current.metadata)
+        assert published != before
+
+        def every_call_answers_the_new_version() -> bool:
+            versions = {client.infer("sentiment", _inputs(TEXTS)).get_response().model_version for _ in range(20)}
+            return versions == {published}
+
+        wait_until(every_call_answers_the_new_version, 15, "gRPC to answer with the new version")
+        assert list(client.get_model_metadata("sentiment").versions) == [published]

@@ -1,0 +1,104 @@
+"""The servicer's policy without a network: shedding, keys and the status of each error."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+import pytest
+from tritonclient.grpc import service_pb2
+
+from src.api.grpc.service import InferenceService, status_of
+from src.api.security import KeyCheck
+from src.errors import InvalidInputError, ModelNotReadyError, UnknownModelError
+from src.serving.dataplane import DataPlane
+
+
+class AbortedError(Exception):
+    pass
+
+
+class Context:
+    """What a servicer asks of grpc.ServicerContext."""
+
+    def __init__(self, metadata: tuple[tuple[str, str], ...] = ()) -> None:
+        self.metadata = metadata
+        self.status: tuple[grpc.StatusCode, str] | None = None
+
+    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
+        return self.metadata
+
+    def time_remaining(self) -> float:
+        return 2.0**62  # as gRPC says for a call without a deadline
+
+    def send_initial_metadata(self, metadata: Any) -> None:
+        pass
+
+    def peer(self) -> str:
+        return "ipv4:127.0.0.1:1"
+
+    def abort(self, code: grpc.StatusCode, details: str) -> None:
+        self.status = (code, details)
+        raise AbortedError
+
+
+@pytest.fixture
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    yield loop
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(5)
+    loop.close()
+
+
+def _service(
+    client: Any, loop: asyncio.AbstractEventLoop, *, max_pending: int = 8, keys: tuple[bytes, ...] = ()
+) -> InferenceService:
+    plane: DataPlane = client.app.state.data_plane
+    check = KeyCheck(keys, required=False, setting="API_KEYS")
+    return InferenceService(plane, check, loop, max_pending=max_pending, rollout_key_header="x-rollout-key")
+
+
+def _infer_request() -> service_pb2.ModelInferRequest:
+    message = service_pb2.ModelInferRequest(model_name="sentiment")
+    message.inputs.add(name="text", datatype="BYTES", shape=[1]).contents.bytes_contents.append(b"fine")
+    return message
+
+
+def test_a_call_over_the_pending_limit_is_shed(client: Any, loop: asyncio.AbstractEventLoop) -> None:
+    context = Context()
+    with pytest.raises(AbortedError):
+        _service(client, loop, max_pending=0).ModelInfer(_infer_request(), context)
+    assert context.status is not None
+    assert context.status[0] == grpc.StatusCode.UNAVAILABLE
+    assert "MAX_PENDING_REQUESTS" in context.status[1]
+
+
+def test_keys_come_from_metadata(client: Any, loop: asyncio.AbstractEventLoop) -> None:
+    service = _service(client, loop, keys=(b"k1",))
+    for metadata, code in (
+        ((), grpc.StatusCode.UNAUTHENTICATED),
+        ((("x-api-key", "no"),), grpc.StatusCode.PERMISSION_DENIED),
+    ):
+        context = Context(metadata)
+        with pytest.raises(AbortedError):
+            service.ModelInfer(_infer_request(), context)
+        assert context.status is not None
+        assert context.status[0] == code
+    answer = service.ModelInfer(_infer_request(), Context((("x-api-key", "k1"),)))
+    assert [o.name for o in answer.outputs] == ["label", "probabilities"]
+    assert service.ServerLive(service_pb2.ServerLiveRequest(), Context()).live  # health needs no key
+
+
+def test_errors_map_to_the_protocols_codes() -> None:
+    assert status_of(InvalidInputError("blank", loc=("inputs", 0, "contents", "bytes_contents", 3))) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "blank (at inputs.0.contents.bytes_contents.3)",
+    )
+    assert status_of(UnknownModelError("x", ["sentiment"]))[0] == grpc.StatusCode.NOT_FOUND
+    assert status_of(ModelNotReadyError("x", "loading"))[0] == grpc.StatusCode.UNAVAILABLE
