@@ -54,11 +54,12 @@ docs/infra.svg: docs/infra.dot
 k8s-rules: $(VENV)/.runtime  ## regenerate k8s/prometheus-rules.yaml from monitoring/rules.yml
 	$(BIN)/python -m monitoring.build_configmap
 
-bench: $(VENV)/.dev system-deps  ## the benchmark: writes bench/results.md, bench/model_types.md and bench/prediction_log.md
+bench: $(VENV)/.dev system-deps  ## the benchmark: writes bench/results.md, model_types.md, prediction_log.md, grpc_infer.md
 	$(BIN)/python -m src.model.train_script --if-missing
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.model_types
 	$(BIN)/python -m bench.prediction_log
+	$(BIN)/python -m bench.grpc_infer
 
 image-test: system-deps $(VENV)/.runtime  ## build the Dockerfile with buildah and smoke-test the image (no Docker engine needed)
 	bash scripts/image-test.sh

@@ -189,7 +189,7 @@ def test_a_stalled_sink_slows_no_prediction(bundled_data: Dataset, model_dir: Pa
         dropped = metric_value(
             exposition, 'mlservice_prediction_log_records_total{kind="prediction",outcome="dropped"}'
         )
-    assert max(timings["stalled sink"]) < 1.0  # a send waits up to 5 s: no request waited for one
+    assert max(timings["stalled sink"]) < 2.5  # a send waits up to 5 s: no request waited for one
     assert dropped >= len(texts) / 2  # all but the queue's 50 and the batches the sink held (5 s each)
     medians = {name: statistics.median(took) * 1000 for name, took in timings.items()}
     print(f"\nmedian /predict ms: {medians}; records dropped: {dropped:.0f}")  # noqa: T201

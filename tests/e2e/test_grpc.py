@@ -4,6 +4,7 @@ keys, deadlines, and SIGTERM under gRPC load."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import threading
@@ -28,6 +29,7 @@ from src.store.registry import ModelRegistry
 from tests.conftest import SECOND_MODEL
 from tests.e2e.servers import (
     Server,
+    child_pids,
     free_port,
     metric_value,
     production_command,
@@ -263,3 +265,34 @@ def test_hot_reload_reaches_grpc_in_every_worker(two_models_dir: Path, tmp_path:
 
         wait_until(every_call_answers_the_new_version, 15, "gRPC to answer with the new version")
         assert list(client.get_model_metadata("sentiment").versions) == [published]
+
+
+def test_a_killed_worker_is_replaced_and_grpc_keeps_answering(two_models_dir: Path, tmp_path: Path) -> None:
+    port = free_port()
+    env = production_env(two_models_dir, port, tmp_path)
+    target = f"127.0.0.1:{env['GRPC_PORT']}"
+    with running_server(production_command(), port, env, tmp_path) as server:
+
+        def two_workers(without: int = 0) -> set[int] | None:
+            pids = child_pids(server.process.pid)
+            return pids if len(pids) == 2 and without not in pids else None
+
+        workers = wait_until(two_workers, 20, "2 workers")
+        victim = min(workers)
+        os.kill(victim, signal.SIGKILL)
+        replaced = wait_until(lambda: two_workers(without=victim), 30, "the supervisor to replace the killed worker")
+        newcomer = (replaced - workers).pop()
+        health = health_pb2_grpc.HealthStub(grpc.insecure_channel(target))
+        serving = health_pb2.HealthCheckResponse.SERVING
+        wait_until(lambda: health.Check(health_pb2.HealthCheckRequest(), timeout=2).status == serving, 20, "health")
+        # New connections spread over both workers (SO_REUSEPORT): each call a fresh channel.
+        outcomes: Counter[str] = Counter()
+        for _ in range(40):
+            try:
+                triton_grpc.InferenceServerClient(target).infer("sentiment", _inputs(TEXTS))
+                outcomes["ok"] += 1
+            except InferenceServerException as error:  # the replacement may still be loading its model
+                outcomes[str(error.status())] += 1
+        assert set(outcomes) <= {"ok", "StatusCode.UNAVAILABLE"}, outcomes
+        assert outcomes["ok"] >= 30, outcomes
+        assert newcomer in child_pids(server.process.pid)
