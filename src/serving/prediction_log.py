@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import json
 import logging
 import os
 import random
@@ -27,6 +28,8 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any
+
+import orjson
 
 from src import metrics
 from src.config import Settings
@@ -75,13 +78,47 @@ def _timestamp(stamp: float) -> str:
     return f"{_second(second)}.{int((stamp - second) * 1000):03d}Z"
 
 
-def _outputs(predictions: Sequence[Prediction]) -> list[dict[str, Any]]:
-    return [
-        {"label": p.label, "probabilities": p.probabilities}
-        if p.probabilities is not None
-        else {"label": p.label, "scores": p.scores}
-        for p in predictions
-    ]
+def _output(prediction: Prediction) -> dict[str, Any]:
+    if prediction.probabilities is not None:
+        return {"label": prediction.label, "probabilities": prediction.probabilities}
+    return {"label": prediction.label, "scores": prediction.scores}
+
+
+def prediction_line(
+    stamp: float,
+    request_id: str,
+    protocol: str,
+    texts: Sequence[str],
+    seconds: float,
+    model: str | None,
+    version: str | None,
+    predictions: Sequence[Prediction],
+    status: int,
+    error: str | None,
+    redact: Redactor | None,
+) -> bytes:
+    """One request's record as a JSON line (orjson: a microsecond, where the standard library takes six)."""
+    document: dict[str, Any] = {
+        "kind": PREDICTION,
+        "time": _timestamp(stamp),
+        "request_id": request_id,
+        "protocol": protocol,
+        "model": model,
+        "version": version,
+        "status": status,
+        "latency_ms": round(seconds * 1000, 3),
+        "texts": texts if redact is None else [redact(text) for text in texts],
+    }
+    if redact is not None:
+        document["redacted"] = True
+    if error is not None:
+        document["error"] = error
+    else:
+        document["outputs"] = [_output(p) for p in predictions]
+    try:
+        return orjson.dumps(document)
+    except orjson.JSONEncodeError:  # a lone surrogate (JSON's "\ud800" decodes to one): escaped as JSON does
+        return json.dumps(document, separators=(",", ":")).encode()
 
 
 class PredictionLog:
@@ -92,7 +129,10 @@ class PredictionLog:
         self.sample = sample
         self.redact = redact
         self.capacity = capacity
-        self.queue: deque[tuple[Any, ...]] = deque()
+        # JSON lines waiting for the writer: bytes only, which the garbage collector never scans, and no
+        # reference to a request's objects. Corrections wait in a queue of their own.
+        self.queue: deque[bytes] = deque()
+        self.corrections: deque[bytes] = deque()
         self.stopping = threading.Event()
         self.thread: threading.Thread | None = None
         self._dropped = metrics.labelled(metrics.PREDICTION_LOG_RECORDS, PREDICTION, "dropped")
@@ -136,7 +176,7 @@ class PredictionLog:
         self.stopping.set()
         self.thread.join(timeout)
         if self.thread.is_alive():
-            logger.warning("prediction log: the sink did not take the last %d records in time", len(self.queue))
+            logger.warning("prediction log: the sink did not take the last %d records in time", self._waiting())
             return
         self.sink.close()
 
@@ -153,79 +193,64 @@ class PredictionLog:
         status: int = 200,
         error: str | None = None,
     ) -> None:
-        """Queue one request's record (sampled); never waits."""
+        """Queue one request's record (sampled) as a JSON line; never waits."""
         if self.sample < 1.0 and random.random() >= self.sample:
             return
-        item = (
-            PREDICTION, time.time(), request_id, protocol, texts, seconds, model, version, predictions, status, error
-        )  # fmt: skip
-        if len(self.queue) < self.capacity:
-            self.queue.append(item)
-        else:
+        if len(self.queue) + len(self.corrections) >= self.capacity:
             self._dropped.inc()
+            return
+        try:
+            line = prediction_line(
+                time.time(),
+                request_id,
+                protocol,
+                texts,
+                seconds,
+                model,
+                version,
+                predictions,
+                status,
+                error,
+                self.redact,
+            )
+        except Exception:  # a redaction hook that raises: the record is lost, never logged unredacted
+            logger.exception("prediction log: a record could not be made; it is dropped")
+            metrics.labelled(metrics.PREDICTION_LOG_RECORDS, PREDICTION, "failed").inc()
+            return
+        self.queue.append(line)
 
     def feedback(self, document: dict[str, Any]) -> bool:
         """Queue a correction; False when the queue is full (the caller answers 503)."""
-        if len(self.queue) >= self.capacity:
+        if self._waiting() >= self.capacity:
             return False
-        self.queue.append((FEEDBACK, time.time(), document))
+        line = json.dumps({"kind": FEEDBACK, "time": _timestamp(time.time()), **document}, separators=(",", ":"))
+        self.corrections.append(line.encode())
         return True
 
-    def _document(self, item: tuple[Any, ...]) -> dict[str, Any]:
-        kind, stamp = item[0], item[1]
-        when = _timestamp(stamp)
-        if kind == FEEDBACK:
-            return {"kind": FEEDBACK, "time": when, **item[2]}
-        _, _, request_id, protocol, texts, seconds, model, version, predictions, status, error = item
-        document: dict[str, Any] = {
-            "kind": PREDICTION,
-            "time": when,
-            "request_id": request_id,
-            "protocol": protocol,
-            "model": model,
-            "version": version,
-            "status": status,
-            "latency_ms": round(seconds * 1000, 3),
-        }
-        redact = self.redact
-        if redact is None:
-            document["texts"] = list(texts)
-        else:
-            document["texts"] = [redact(text) for text in texts]
-            document["redacted"] = True
-        if error is not None:
-            document["error"] = error
-        else:
-            document["outputs"] = _outputs(predictions)
-        return document
-
     def _write_forever(self) -> None:
-        pending = self.queue
+        queues = ((PREDICTION, self.queue), (FEEDBACK, self.corrections))
         while True:
             stopping = self.stopping.wait(FLUSH_SECONDS)
-            while pending:
-                batch = [pending.popleft() for _ in range(min(BATCH, len(pending)))]
-                documents = []
-                for entry in batch:
-                    try:
-                        documents.append(self._document(entry))
-                    except Exception:  # a redaction hook that raises: the record is lost, never logged unredacted
-                        logger.exception("prediction log: a record could not be made; it is dropped")
-                        metrics.labelled(metrics.PREDICTION_LOG_RECORDS, str(entry[0]), "failed").inc()
-                if documents:
-                    self._deliver(documents)
+            while self._waiting():
+                batch: list[tuple[str, bytes]] = []
+                for kind, pending in queues:
+                    batch += [(kind, pending.popleft()) for _ in range(min(BATCH - len(batch), len(pending)))]
+                self._deliver(batch)
             if stopping:
                 return
 
-    def _deliver(self, documents: list[dict[str, Any]]) -> None:
+    def _waiting(self) -> int:
+        return len(self.queue) + len(self.corrections)
+
+    def _deliver(self, records: list[tuple[str, bytes]]) -> None:
         try:
-            self.sink.write(documents)
+            self.sink.write(records)
         except Exception as error:  # the sink is down or slow: records lost, counted, serving unaffected
-            logger.warning("prediction log: %d records not delivered: %r", len(documents), error)
+            logger.warning("prediction log: %d records not delivered: %r", len(records), error)
             outcome = "failed"
         else:
             outcome = "written"
         for kind in (PREDICTION, FEEDBACK):
-            count = sum(document["kind"] == kind for document in documents)
+            count = sum(record_kind == kind for record_kind, _ in records)
             if count:
                 metrics.labelled(metrics.PREDICTION_LOG_RECORDS, kind, outcome).inc(count)

@@ -17,14 +17,16 @@ BATCH_CONTENT_TYPE = "application/cloudevents-batch+json"
 EVENT_TYPE = "io.github.ml-service.{kind}"
 # The files' names begin with these (what `train_script --feedback DIR` reads).
 PREDICTIONS_PREFIX, FEEDBACK_PREFIX = "predictions", "feedback"
-# Made once: json.dumps with any option builds a new encoder per call.
-_COMPACT = json.JSONEncoder(separators=(",", ":"))
+
+
+# A record: its kind (prediction or feedback) and its JSON document, one line.
+Record = tuple[str, bytes]
 
 
 class Sink(Protocol):
-    """Takes a batch of records (each a JSON-ready dict with a `kind`); raises when it cannot."""
+    """Takes a batch of records; raises when it cannot."""
 
-    def write(self, documents: Sequence[dict[str, Any]]) -> None: ...
+    def write(self, records: Sequence[Record]) -> None: ...
 
     def close(self) -> None: ...
 
@@ -76,13 +78,13 @@ class FileSink:
             for kind, prefix in (("prediction", PREDICTIONS_PREFIX), ("feedback", FEEDBACK_PREFIX))
         }
 
-    def write(self, documents: Sequence[dict[str, Any]]) -> None:
-        """Append each document to its kind's file."""
-        lines: dict[str, list[str]] = {}
-        for document in documents:
-            lines.setdefault(document["kind"], []).append(_COMPACT.encode(document))
+    def write(self, records: Sequence[Record]) -> None:
+        """Append each record to its kind's file."""
+        lines: dict[str, list[bytes]] = {}
+        for kind, line in records:
+            lines.setdefault(kind, []).append(line)
         for kind, chunk in lines.items():
-            self.files[kind].write(("\n".join(chunk) + "\n").encode())
+            self.files[kind].write(b"\n".join(chunk) + b"\n")
 
     def close(self) -> None:
         """Close every file."""
@@ -109,9 +111,9 @@ class HttpSink:
             attributes["subject"] = document["model"]
         return self.format.write(CloudEvent(attributes, document))
 
-    def write(self, documents: Sequence[dict[str, Any]]) -> None:
+    def write(self, records: Sequence[Record]) -> None:
         """One POST for the batch."""
-        body = b"[" + b",".join(self.event(document) for document in documents) + b"]"
+        body = b"[" + b",".join(self.event(json.loads(line)) for _, line in records) + b"]"
         request = urllib.request.Request(
             self.url, data=body, method="POST", headers={"Content-Type": BATCH_CONTENT_TYPE}
         )

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from src import metrics
-from src.serving.prediction_log import PredictionLog, hashed, load_redactor
+from src.serving.prediction_log import PredictionLog, hashed, load_redactor, prediction_line
 from src.serving.prediction_sinks import FileSink
 from src.serving.predictor import Prediction
 
@@ -24,11 +24,11 @@ class Stalled:
 
     def __init__(self) -> None:
         self.release = threading.Event()
-        self.written: list[dict[str, Any]] = []
+        self.written: list[tuple[str, bytes]] = []
 
-    def write(self, documents: Sequence[dict[str, Any]]) -> None:
+    def write(self, records: Sequence[tuple[str, bytes]]) -> None:
         self.release.wait(10)
-        self.written += documents
+        self.written += records
 
     def close(self) -> None:
         pass
@@ -124,10 +124,40 @@ def test_sampling_keeps_about_that_share(tmp_path: Path) -> None:
 def test_files_rotate_by_size_and_keep_the_backups(tmp_path: Path) -> None:
     sink = FileSink(tmp_path, "w1", max_bytes=10_000, backups=2)
     for i in range(60):
-        sink.write([{"kind": "prediction", "request_id": f"r{i}", "texts": ["x" * 500]}])
+        line = json.dumps({"kind": "prediction", "request_id": f"r{i}", "texts": ["x" * 500]})
+        sink.write([("prediction", line.encode())])
     sink.close()
     names = sorted(path.name for path in tmp_path.iterdir())
     assert names == ["feedback-w1.jsonl", "predictions-w1.jsonl", "predictions-w1.jsonl.1", "predictions-w1.jsonl.2"]
     assert all(path.stat().st_size <= 10_000 for path in tmp_path.iterdir())
     newest = [json.loads(line)["request_id"] for line in (tmp_path / "predictions-w1.jsonl").read_text().splitlines()]
     assert newest[-1] == "r59"
+
+
+def test_a_hand_written_line_is_the_json_of_the_record() -> None:
+    answers = [
+        Prediction("positive", {"negative": 0.1, "positive": 0.9}, 4, 0),
+        Prediction("spam", None, 3, 1, scores={"spam": -1.5e-7}),
+    ]
+    texts = ['quote " and \\ and \n newline', "café 🎬 \ud800 lone surrogate"]
+    line = prediction_line(1796000000.0625, "r-1", "grpc", texts, 0.0012345, "m", None, answers, 200, None, None)
+    assert json.loads(line) == {
+        "kind": "prediction",
+        "time": "2026-11-30T00:53:20.062Z",
+        "request_id": "r-1",
+        "protocol": "grpc",
+        "model": "m",
+        "version": None,
+        "status": 200,
+        "latency_ms": 1.234,  # round(1.2345, 3) in binary floating point
+        "texts": texts,
+        "outputs": [
+            {"label": "positive", "probabilities": {"negative": 0.1, "positive": 0.9}},
+            {"label": "spam", "scores": {"spam": -1.5e-7}},
+        ],
+    }
+    refused = json.loads(prediction_line(0.0, "r", "json", ["x"], 0.0, None, None, [], 404, 'no "m"', hashed))
+    assert refused["error"] == 'no "m"'
+    assert refused["texts"] == [hashed("x")]
+    assert refused["redacted"] is True
+    assert "outputs" not in refused

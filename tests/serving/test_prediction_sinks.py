@@ -23,6 +23,10 @@ RECORD = {
 }
 
 
+def _record(document: dict[str, Any]) -> tuple[str, bytes]:
+    return str(document["kind"]), json.dumps(document).encode()
+
+
 @pytest.fixture
 def receiver() -> Iterator[tuple[str, list[tuple[str, Any]]]]:
     received: list[tuple[str, Any]] = []
@@ -49,7 +53,8 @@ def receiver() -> Iterator[tuple[str, list[tuple[str, Any]]]]:
 def test_a_batch_arrives_as_cloudevents(receiver: tuple[str, list[tuple[str, Any]]]) -> None:
     url, received = receiver
     sink = HttpSink(url, source="/ml-service/pod-1", timeout=2)
-    sink.write([RECORD, {**RECORD, "request_id": "r2"}, {"kind": "feedback", "time": RECORD["time"], "label": "x"}])
+    feedback = {"kind": "feedback", "time": RECORD["time"], "label": "x"}
+    sink.write([_record(RECORD), _record({**RECORD, "request_id": "r2"}), _record(feedback)])
     ((content_type, events),) = received
     assert content_type == BATCH_CONTENT_TYPE
     assert [event["type"] for event in events] == ["io.github.ml-service.prediction"] * 2 + [
@@ -70,5 +75,5 @@ def test_a_silent_endpoint_fails_within_the_timeout() -> None:
         sink = HttpSink(f"http://127.0.0.1:{listener.getsockname()[1]}/", source="/x", timeout=0.5)
         started = time.monotonic()
         with pytest.raises(TimeoutError):
-            sink.write([RECORD])
+            sink.write([_record(RECORD)])
         assert time.monotonic() - started < 3
