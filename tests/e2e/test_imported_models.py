@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import platform
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import joblib
@@ -66,6 +67,7 @@ def imported(bundled: Dataset, tmp_path_factory: pytest.TempPathFactory) -> tupl
     root = tmp_path_factory.mktemp("imported")
     train = bundled.sample(2000, random_state=12)
     models: dict[str, Pipeline] = {}
+    imports: list[tuple[str, Path, list[str]]] = []
     for k, (kind, (make, three)) in enumerate(sorted(SUPPORTED.items())):
         pipeline = make().fit(train.texts, labels_for(train, three))
         for fmt in FORMATS:
@@ -73,9 +75,16 @@ def imported(bundled: Dataset, tmp_path_factory: pytest.TempPathFactory) -> tupl
             folder.mkdir(parents=True)
             path = save(pipeline, fmt, folder, "skops" if k % 2 else "cloudpickle")
             name = f"{kind}-{fmt}"
-            trust = [] if fmt == "skops" else ["--trust-pickle"]
-            assert store_cli(["--model-dir", str(root / "store"), "import", name, str(path), *trust]) == 0, name
+            imports.append((name, path, [] if fmt == "skops" else ["--trust-pickle"]))
             models[name] = pipeline
+
+    def run(name: str, path: Path, trust: list[str]) -> int:
+        return store_cli(["--model-dir", str(root / "store"), "import", name, str(path), *trust])
+
+    # Two at a time: a pickle is read in a child process, so the second import runs while one waits.
+    with ThreadPoolExecutor(2) as pool:
+        statuses = dict(zip([name for name, _, _ in imports], pool.map(lambda job: run(*job), imports), strict=True))
+    assert all(status == 0 for status in statuses.values()), statuses
     return root / "store", models
 
 

@@ -8,6 +8,7 @@ schema keeps unknown fields (`x-kubernetes-preserve-unknown-fields`).
 from __future__ import annotations
 
 import copy
+from functools import cache
 from typing import Any
 
 import jsonschema_rs
@@ -44,15 +45,26 @@ def _strict(schema: Any) -> Any:
     return schema
 
 
-def _validator(manifest: dict[str, Any], crd_file: str) -> Any:
-    crd = yaml.safe_load((CRDS / crd_file).read_text())
-    group, version = manifest["apiVersion"].split("/")
+@cache
+def _crd(crd_file: str) -> Any:
+    """A CRD read once (each is a few MB of YAML; libyaml's loader when the system has it)."""
+    return yaml.load((CRDS / crd_file).read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+
+@cache
+def _compiled(crd_file: str, api_version: str, kind: str) -> Any:
+    crd = _crd(crd_file)
+    group, version = api_version.split("/")
     assert crd["spec"]["group"] == group
-    assert crd["spec"]["names"]["kind"] == manifest["kind"]
+    assert crd["spec"]["names"]["kind"] == kind
     (schema,) = [v["schema"]["openAPIV3Schema"] for v in crd["spec"]["versions"] if v["name"] == version]
     strict = _strict(schema)
     strict["properties"]["metadata"] = {"type": "object"}  # ObjectMeta is checked by the API server itself
     return jsonschema_rs.Draft4Validator(strict)
+
+
+def _validator(manifest: dict[str, Any], crd_file: str) -> Any:
+    return _compiled(crd_file, manifest["apiVersion"], manifest["kind"])
 
 
 def _manifest(name: str) -> dict[str, Any]:
