@@ -12,7 +12,7 @@ IMAGE=localhost/ml-service:image-test
 TRAIN_IMAGE=localhost/ml-service-train:image-test
 PORT=${IMAGE_TEST_PORT:-18080}
 GRPC_PORT=${IMAGE_TEST_GRPC_PORT:-18081}
-TRAIN_ARGS=${IMAGE_TEST_TRAIN_ARGS:---sample 4000 --no-tune}
+TRAIN_ARGS=${IMAGE_TEST_TRAIN_ARGS:---sample 4000 --no-tune --no-cross-source}
 workdir=$(mktemp -d)
 container=""
 train_container=""
@@ -161,7 +161,7 @@ mkdir "$workdir/models"
 chown "$user" "$workdir/models"
 train_container=$(buildah "${STORAGE[@]}" from --pull=never "$TRAIN_IMAGE")
 buildah "${STORAGE[@]}" run --isolation chroot --user "$user" --volume "$workdir/models:/models" "$train_container" -- \
-  python -m src.model.train_script --sample 2000 --no-tune --model-dir /models >"$workdir/train.log" 2>&1 \
+  python -m src.model.train_script --sample 2000 --no-tune --no-cross-source --model-dir /models >"$workdir/train.log" 2>&1 \
   || { tail -20 "$workdir/train.log"; exit 1; }
 published=$(cat "$workdir/models/sentiment/CURRENT")
 echo "published $published to a volume; starting with it mounted read-only at /models"
