@@ -92,14 +92,23 @@ def rollout_state(server: Server) -> dict[str, object]:
     return answer
 
 
-def until_both_workers_follow(server: Server, candidate: str, keys: int = 400) -> None:
-    """Until both workers answer some canary clients with the candidate (each follows at its poll)."""
+def until_both_workers_follow(server: Server, candidate: str, keys: int = 40) -> None:
+    """Until both workers route canary clients to the candidate (each follows at its own poll, after loading it).
 
-    def seen() -> bool:
-        answered = {predict(server, TEXTS[0], f"probe-{i}")["model_version"] for i in range(keys // 10)}
-        return candidate in answered
+    One answer from the candidate proves only that one worker follows. Each round sends every key on a new
+    connection, so the kernel spreads them over both workers; while one worker still serves CURRENT alone,
+    the candidate's keys get different versions from round to round. Three equal rounds that include the
+    candidate mean both workers route alike.
+    """
 
-    wait_until(seen, 20, "the candidate answering canary clients")
+    def routed_alike() -> bool:
+        rounds = [
+            {f"probe-{i}": predict(server, TEXTS[0], f"probe-{i}")["model_version"] for i in range(keys)}
+            for _ in range(3)
+        ]
+        return candidate in rounds[0].values() and all(other == rounds[0] for other in rounds[1:])
+
+    wait_until(routed_alike, 30, "both workers routing canary clients to the candidate")
 
 
 def steady_load(
@@ -140,7 +149,13 @@ def test_a_canary_with_swapped_labels_is_pulled_back_by_its_guard(
     started = cli(root, "start", "sentiment", swapped, "--canary", "10")
     assert started.returncode == 0, started.stderr
     wait_until(lambda: rollout_state(server)["state"] == "aborted", 60, "the guard aborting the rollout")
-    time.sleep(1.0)  # every worker's next poll
+    # Twenty answers on new connections, none from a worker still routing the rollout: both have dropped it.
+    wait_until(
+        lambda: not any(rollout_state(server)["candidate_loaded_here"] for _ in range(20)),
+        30,
+        "both workers dropping the aborted rollout",
+    )
+    time.sleep(0.2)  # requests routed just before the drop finish
     answered_before = versions.count(swapped)
     time.sleep(1.0)
     stop.set()
@@ -192,8 +207,10 @@ def test_a_shadow_is_never_seen_by_clients_but_is_measured(
 ) -> None:
     root, (current, candidate, _) = store
     assert cli(root, "start", "sentiment", candidate, "--shadow", "100").returncode == 0
-    wait_until(lambda: rollout_state(server)["candidate_loaded_here"], 10, "the rollout")
-    time.sleep(1.0)  # every worker's next poll
+    # Twenty answers on new connections, all from a worker that routes the rollout: both workers do.
+    wait_until(
+        lambda: all(rollout_state(server)["candidate_loaded_here"] for _ in range(20)), 30, "both workers' rollout"
+    )
     expected = versions[0].pipeline_.predict_proba(live_texts)
     classes = list(versions[0].pipeline_.classes_)
     for text, probabilities in zip(live_texts, expected, strict=True):
