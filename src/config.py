@@ -171,6 +171,10 @@ class Settings(BaseSettings):
     prediction_log_queue: int = Field(default=10_000, ge=10)
     """Records waiting to be written, per worker; when it is full new records are dropped (and counted)."""
 
+    prediction_log_queue_bytes: int = Field(default=64 * 1024 * 1024, ge=1_000_000)
+    """Bytes of records waiting to be written, per worker (a record holds its request's texts); past it new
+    records are dropped (and counted), so a stalled sink holds at most this and one batch of 4 MB."""
+
     prediction_log_timeout_seconds: float = Field(default=2.0, gt=0)
     """How long one send to PREDICTION_LOG_URL may take."""
 

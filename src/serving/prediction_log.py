@@ -3,8 +3,9 @@
 One record per request that reached the data plane, answered or refused: its request id, model,
 version, protocol, status, latency, the texts (as sent, hashed, or as a redaction hook returns them)
 and the answers or the error. A request only appends a small tuple to a bounded queue (a deque: no
-lock, no wake-up); a writer thread wakes every FLUSH_SECONDS, turns what is queued into JSON and
-hands it to the sink in one write. When the queue is full the record is dropped and counted
+lock, no wake-up); a writer thread wakes every FLUSH_SECONDS and hands what is queued to the sink in
+batches. The queue is bounded in records and in bytes (a record is as large as its request's texts,
+up to MAX_BODY_BYTES), and so is each batch. When the queue is full the record is dropped and counted
 (`mlservice_prediction_log_records_total{outcome="dropped"}`), so a slow or stalled sink never slows
 a prediction. Feedback goes through the same queue but is never dropped: a full queue refuses it
 (503) and the client sends it again.
@@ -39,8 +40,10 @@ from src.serving.predictor import Prediction
 logger = logging.getLogger(__name__)
 
 PREDICTION, FEEDBACK = "prediction", "feedback"
-# Records handed to the sink at once: one file write (or one HTTP request) each.
+# Records handed to the sink at once (one file write, or one HTTP request), and their bytes: the writer
+# holds one batch beside the queue, so its size counts in what a worker can hold for a stalled sink.
 BATCH = 1000
+BATCH_BYTES = 4_000_000
 # How often the writer takes what is queued: waking per record would cost each request a thread switch.
 FLUSH_SECONDS = 0.2
 
@@ -124,11 +127,24 @@ def prediction_line(
 class PredictionLog:
     """The queue, the writer thread and the sink of one worker."""
 
-    def __init__(self, sink: Sink, *, sample: float = 1.0, redact: Redactor | None = None, capacity: int = 10_000):
+    def __init__(
+        self,
+        sink: Sink,
+        *,
+        sample: float = 1.0,
+        redact: Redactor | None = None,
+        capacity: int = 10_000,
+        capacity_bytes: int = 64 * 1024 * 1024,
+    ):
         self.sink = sink
         self.sample = sample
         self.redact = redact
         self.capacity = capacity
+        self.capacity_bytes = capacity_bytes
+        # Bytes ever queued (counted by the event loop's thread, which alone appends) and ever taken (by
+        # the writer, which alone takes): each has one writer, so their difference needs no lock.
+        self.queued_total = 0
+        self.taken_total = 0
         # JSON lines waiting for the writer: bytes only, which the garbage collector never scans, and no
         # reference to a request's objects. Corrections wait in a queue of their own.
         self.queue: deque[bytes] = deque()
@@ -162,6 +178,7 @@ class PredictionLog:
             sample=settings.prediction_log_sample,
             redact=load_redactor(settings.prediction_log_redact),
             capacity=settings.prediction_log_queue,
+            capacity_bytes=settings.prediction_log_queue_bytes,
         )
 
     def start(self) -> None:
@@ -217,15 +234,26 @@ class PredictionLog:
             logger.exception("prediction log: a record could not be made; it is dropped")
             metrics.labelled(metrics.PREDICTION_LOG_RECORDS, PREDICTION, "failed").inc()
             return
+        if self.queued_bytes() + len(line) > self.capacity_bytes:
+            self._dropped.inc()
+            return
+        self.queued_total += len(line)
         self.queue.append(line)
 
     def feedback(self, document: dict[str, Any]) -> bool:
         """Queue a correction; False when the queue is full (the caller answers 503)."""
-        if self._waiting() >= self.capacity:
+        line = json.dumps(
+            {"kind": FEEDBACK, "time": _timestamp(time.time()), **document}, separators=(",", ":")
+        ).encode()
+        if self._waiting() >= self.capacity or self.queued_bytes() + len(line) > self.capacity_bytes:
             return False
-        line = json.dumps({"kind": FEEDBACK, "time": _timestamp(time.time()), **document}, separators=(",", ":"))
-        self.corrections.append(line.encode())
+        self.queued_total += len(line)
+        self.corrections.append(line)
         return True
+
+    def queued_bytes(self) -> int:
+        """Bytes of the records waiting for the writer (not counting the batch it is handing to the sink)."""
+        return self.queued_total - self.taken_total
 
     def _write_forever(self) -> None:
         queues = ((PREDICTION, self.queue), (FEEDBACK, self.corrections))
@@ -233,8 +261,13 @@ class PredictionLog:
             stopping = self.stopping.wait(FLUSH_SECONDS)
             while self._waiting():
                 batch: list[tuple[str, bytes]] = []
+                size = 0
                 for kind, pending in queues:
-                    batch += [(kind, pending.popleft()) for _ in range(min(BATCH - len(batch), len(pending)))]
+                    while pending and len(batch) < BATCH and (not batch or size + len(pending[0]) <= BATCH_BYTES):
+                        line = pending.popleft()
+                        batch.append((kind, line))
+                        size += len(line)
+                self.taken_total += size
                 self._deliver(batch)
             if stopping:
                 return

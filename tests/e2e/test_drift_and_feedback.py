@@ -25,6 +25,7 @@ from src.model.datasets import Dataset, load_bundled
 from src.store.registry import ModelRegistry
 from tests.e2e.servers import (
     ROOT,
+    child_pids,
     free_port,
     metric_value,
     production_command,
@@ -188,3 +189,43 @@ def test_a_stalled_sink_slows_no_prediction(bundled_data: Dataset, model_dir: Pa
     assert max(took) < 2.5  # a send waits up to 5 s: no request waited for one
     assert dropped >= len(texts) / 2  # all but the queue's 50 and the batches the sink held (5 s each)
     print(f"\nstalled sink: median /predict {statistics.median(took) * 1000:.2f} ms; dropped {dropped:.0f}")  # noqa: T201
+
+
+def _resident_mb(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("VmRSS:")).split()[1]) / 1024
+
+
+def test_a_stalled_sink_holds_at_most_the_queues_bytes(bundled_data: Dataset, model_dir: Path, tmp_path: Path) -> None:
+    # A refused batch is cheap to answer and its record holds every text: 200 of these (1 MB each) held
+    # 183 MB more in the worker before the byte bound (10,000 of them would be 10 GB).
+    corpus = " ".join(bundled_data.sample(3000, random_state=3).texts)
+    batch = [corpus[i * 19_000 : (i + 1) * 19_000] for i in range(50)] + [" "]  # the blank text: 422
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)
+        port = free_port()
+        env = production_env(
+            model_dir,
+            port,
+            tmp_path,
+            WORKERS="1",
+            PREDICTION_LOG_URL=f"http://127.0.0.1:{silent.getsockname()[1]}/events",
+            PREDICTION_LOG_TIMEOUT_SECONDS="60",  # the writer holds its first batch for the whole test
+            PREDICTION_LOG_QUEUE_BYTES="4000000",
+        )
+        with running_server(production_command(), port, env, tmp_path) as server:
+            (worker,) = child_pids(server.process.pid)
+            for _ in range(5):  # the worker's memory after requests like these, before the queue fills
+                assert request(server.url("/predict/batch"), body={"texts": batch[:50]}).status == 200
+            before = _resident_mb(worker)
+            for _ in range(200):
+                reply = request(server.url("/predict/batch"), body={"texts": batch})
+                assert reply.status == 422, reply.body[:300]
+            grew = _resident_mb(worker) - before
+            exposition = request(server.url("/metrics")).body.decode()
+    dropped = metric_value(exposition, 'mlservice_prediction_log_records_total{kind="prediction",outcome="dropped"}')
+    # The queue's 4 MB holds at most four of these 1 MB records; the writer's batch holds the first ones.
+    assert dropped >= 200 - 4
+    assert grew < 40, f"the worker grew by {grew:.0f} MB"
+    print(f"\nstalled sink, 200 refused 1 MB batches: worker grew {grew:.1f} MB; dropped {dropped:.0f}")  # noqa: T201

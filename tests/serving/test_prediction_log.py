@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from src import metrics
-from src.serving.prediction_log import PredictionLog, hashed, load_redactor, prediction_line
+from src.serving.prediction_log import BATCH_BYTES, PredictionLog, hashed, load_redactor, prediction_line
 from src.serving.prediction_sinks import FileSink
 from src.serving.predictor import Prediction
 
@@ -110,6 +110,52 @@ def test_a_stalled_sink_drops_and_counts_records_and_never_blocks_a_request() ->
     sink.release.set()
     log.stop()
     assert 1 <= len(sink.written) <= 11
+
+
+def test_the_queue_is_bounded_in_bytes_as_well_as_in_records() -> None:
+    # A record holds its request's texts: 10,000 records of a 2 MB request would be 20 GB for a stalled sink.
+    sink = Stalled()
+    log = PredictionLog(sink, capacity=10_000, capacity_bytes=1_000_000)
+    log.start()
+    dropped = _count("prediction", "dropped")
+    big = ["word " * 60_000]  # a 300 KB text: three records fit
+    for i in range(20):
+        log.record(f"r{i}", "json", big, 0.001, model="m", version="v", predictions=ANSWER)
+        assert log.queued_bytes() <= 1_000_000
+    # What the queue holds, and at most one batch the writer took from it before the sink stalled.
+    assert _count("prediction", "dropped") - dropped >= 20 - 3 - 3
+    small = {"request_id": "r1", "index": 0, "label": "x", "model": "m"}
+    assert log.feedback(small) == (log.queued_bytes() + 200 <= 1_000_000)
+    sink.release.set()
+    log.stop()
+    assert log.queued_bytes() == 0
+
+
+class Sizes:
+    """A sink that keeps the size of each write."""
+
+    def __init__(self) -> None:
+        self.writes: list[list[int]] = []
+
+    def write(self, records: Sequence[tuple[str, bytes]]) -> None:
+        self.writes.append([len(line) for _, line in records])
+
+    def close(self) -> None:
+        pass
+
+
+def test_batches_are_bounded_in_bytes_and_every_record_is_written() -> None:
+    sink = Sizes()
+    log = PredictionLog(sink, capacity_bytes=100_000_000)
+    big = ["word " * 300_000]  # 1.5 MB records: two to a batch of at most BATCH_BYTES
+    for i in range(9):
+        log.record(f"r{i}", "json", big, 0.001, model="m", version="v", predictions=ANSWER)
+    log.record("huge", "json", ["word " * 1_000_000], 0.001, model="m", version="v", predictions=ANSWER)
+    log.start()
+    log.stop()
+    assert sum(len(write) for write in sink.writes) == 10
+    assert all(sum(write) <= BATCH_BYTES or len(write) == 1 for write in sink.writes)
+    assert [len(write) for write in sink.writes] == [2, 2, 2, 2, 1, 1]  # the 5 MB record goes alone
 
 
 def test_sampling_keeps_about_that_share(tmp_path: Path) -> None:
