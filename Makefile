@@ -8,7 +8,7 @@ export MODEL_DIR ?= models
 
 TOOLS := .venv-tools
 
-.PHONY: run test install train lint typecheck unit clean system-deps tools k8s-rules image-test bench docs docs-site
+.PHONY: run test install train lint typecheck unit clean system-deps tools protocol k8s-rules image-test bench docs docs-site
 
 run: $(VENV)/.runtime  ## train the default model if the store has none, then serve on :8000
 	$(BIN)/python -m src.model.train_script --if-missing
@@ -51,6 +51,9 @@ docs: docs/infra.svg $(VENV)/.runtime  ## render the architecture picture from d
 docs/infra.svg: docs/infra.dot
 	dot -Tsvg docs/infra.dot -o docs/infra.svg
 
+protocol: $(VENV)/.dev  ## regenerate the gRPC messages from src/api/grpc/protocol/open_inference.proto
+	cd src/api/grpc/protocol && ../../../../$(BIN)/python -m grpc_tools.protoc -I. --python_out=. --pyi_out=. open_inference.proto
+
 k8s-rules: $(VENV)/.runtime  ## regenerate k8s/prometheus-rules.yaml from monitoring/rules.yml
 	$(BIN)/python -m monitoring.build_configmap
 
@@ -61,7 +64,7 @@ bench: $(VENV)/.dev system-deps  ## the benchmark: writes bench/results.md, mode
 	$(BIN)/python -m bench.prediction_log
 	$(BIN)/python -m bench.grpc_infer
 
-image-test: system-deps $(VENV)/.runtime  ## build the Dockerfile with buildah and smoke-test the image (no Docker engine needed)
+image-test: system-deps $(VENV)/.dev  ## build the Dockerfile with buildah and smoke-test the image (no Docker engine needed)
 	bash scripts/image-test.sh
 
 $(BIN)/python:

@@ -4,6 +4,7 @@ keys, deadlines, and SIGTERM under gRPC load."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -24,6 +25,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 from tritonclient.utils import InferenceServerException
 
+from src.api.grpc.protocol import open_inference_pb2 as oip
 from src.model.datasets import Dataset
 from src.store.registry import ModelRegistry
 from tests.conftest import SECOND_MODEL
@@ -86,6 +88,16 @@ def test_metadata_and_readiness(served: tuple[Server, str]) -> None:
         assert [(o.name, o.datatype, list(o.shape)) for o in model.outputs] == [
             (o["name"], o["datatype"], o["shape"]) for o in rest_model["outputs"]
         ]
+        # The protocol's `properties` (tritonclient's messages lack the field): REST's parameters, lists as JSON.
+        with grpc.insecure_channel(target) as channel:
+            properties = channel.unary_unary(
+                "/inference.GRPCInferenceService/ModelMetadata",
+                request_serializer=oip.ModelMetadataRequest.SerializeToString,
+                response_deserializer=oip.ModelMetadataResponse.FromString,
+            )(oip.ModelMetadataRequest(name=name), timeout=10).properties
+        assert {key: json.loads(value) if key != "engine" else value for key, value in properties.items()} == (
+            rest_model["parameters"]
+        )
     with pytest.raises(InferenceServerException, match="NOT_FOUND"):
         client.is_model_ready("nope")
 

@@ -1,20 +1,18 @@
 """The Open Inference Protocol's gRPC messages for a text model, from and to the data plane's terms.
 
-The messages are tritonclient's generated modules for the protocol's `inference.GRPCInferenceService`
-(a pinned wheel: nothing is generated at build time). A text model takes one BYTES tensor `text`
-of shape [n] or [n, 1], its elements in `contents.bytes_contents` or in `raw_input_contents` (each
-element a 4-byte little-endian length and its bytes), and answers `label` (BYTES, [n]) and
-`probabilities` (FP32, [n, classes]) or `scores`, in `raw_output_contents` as Triton does; the
-bytes are those the REST binary encoding sends (src/api/v2/codec.py), so every protocol answers
-a text bit for bit alike.
+The messages are generated from the protocol's proto (src/api/grpc/protocol/open_inference.proto).
+A text model takes one BYTES tensor `text` of shape [n] or [n, 1], its elements in
+`contents.bytes_contents` or in `raw_input_contents` (each element a 4-byte little-endian length
+and its bytes), and answers `label` (BYTES, [n]) and `probabilities` (FP32, [n, classes]) or
+`scores`, in `raw_output_contents` as Triton does; the bytes are those the REST binary encoding
+sends (src/api/v2/codec.py), so every protocol answers a text bit for bit alike.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tritonclient.grpc import service_pb2
-
+from src.api.grpc.protocol import open_inference_pb2 as oip
 from src.api.v2.codec import INPUT_NAME, OUTPUT_NAMES, decode_bytes_elements, output_tensor, text_count, utf8
 from src.errors import BadRequestError, quoted
 from src.serving.dataplane import Inference, TextLimits
@@ -40,7 +38,7 @@ class GrpcInferRequest:
         return (*(RAW_TEXT_LOCATION if self.raw else TEXT_LOCATION), index)
 
 
-def parse_infer_request(request: service_pb2.ModelInferRequest, limits: TextLimits) -> GrpcInferRequest:
+def parse_infer_request(request: oip.ModelInferRequest, limits: TextLimits) -> GrpcInferRequest:
     """The texts and outputs asked for, or BadRequestError naming what is wrong."""
     names = [tensor.name for tensor in request.inputs]
     if names != [INPUT_NAME]:
@@ -74,7 +72,7 @@ def parse_infer_request(request: service_pb2.ModelInferRequest, limits: TextLimi
     return GrpcInferRequest(request.model_name, request.model_version or None, request.id, texts, outputs, raw)
 
 
-def encode_infer_response(request: GrpcInferRequest, inference: Inference) -> service_pb2.ModelInferResponse:
+def encode_infer_response(request: GrpcInferRequest, inference: Inference) -> oip.ModelInferResponse:
     """The answer with its outputs in raw_output_contents, in the order asked (else label, then the other)."""
     model_outputs = ["label", inference.output]
     names = request.outputs or model_outputs
@@ -84,7 +82,7 @@ def encode_infer_response(request: GrpcInferRequest, inference: Inference) -> se
             f"model {inference.model_name} has no output {quoted(unknown[0])}; its outputs are "
             f"{', '.join(model_outputs)}"
         )
-    response = service_pb2.ModelInferResponse(
+    response = oip.ModelInferResponse(
         model_name=inference.model_name, model_version=inference.model_version, id=request.request_id
     )
     for name in names:

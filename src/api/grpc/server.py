@@ -15,16 +15,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from tritonclient.grpc import service_pb2_grpc
 
-from src.api.grpc.service import InferenceService
+from src.api.grpc.service import SERVICE_NAME, InferenceService
 from src.api.security import KeyCheck
 from src.config import Settings
 from src.serving.dataplane import DataPlane
 
 logger = logging.getLogger(__name__)
 
-SERVICE_NAME = "inference.GRPCInferenceService"
 # How often the health service follows the models' readiness.
 HEALTH_SECONDS = 1.0
 
@@ -55,7 +53,7 @@ class GrpcServer:
             max_pending=settings.max_pending_requests,
             rollout_key_header=settings.rollout_key_header.lower(),
         )
-        service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(service, self.server)
+        self.server.add_generic_rpc_handlers((service.handler(),))
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         self.follower: asyncio.Task[None] | None = None
 

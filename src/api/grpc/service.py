@@ -13,28 +13,33 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import json
 import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 import grpc
-from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 from src import metrics
 from src.api import API_VERSION
 from src.api.grpc.codec import SHAPE_LOCATION, encode_infer_response, parse_infer_request
+from src.api.grpc.protocol import open_inference_pb2 as oip
 from src.api.middleware import request_id_from
 from src.api.security import KeyCheck
+from src.api.v2.codec import output_labels
 from src.errors import InvalidInputError, ModelNotReadyError, OverloadedError, ServiceError
 from src.serving.dataplane import DataPlane, InferenceRequest
 
 logger = logging.getLogger(__name__)
 
 SERVER_NAME = "ml-service"
+# The protocol's service name: the path of every call is /inference.GRPCInferenceService/<method>.
+SERVICE_NAME = "inference.GRPCInferenceService"
 EXTENSIONS = ["binary_tensor_data"]
 Reply = TypeVar("Reply")
+Context: TypeAlias = grpc.ServicerContext
 
 _CODES = {
     400: grpc.StatusCode.INVALID_ARGUMENT,
@@ -56,7 +61,7 @@ async def _coroutine(work: Callable[[], Awaitable[Reply]]) -> Reply:
 _NO_DEADLINE = 1e9
 
 
-def _seconds_left(context: grpc.ServicerContext) -> float | None:
+def _seconds_left(context: Context) -> float | None:
     remaining = context.time_remaining()
     return None if remaining is None or remaining > _NO_DEADLINE else max(remaining, 0.0)
 
@@ -70,9 +75,9 @@ def status_of(error: ServiceError) -> tuple[grpc.StatusCode, str]:
     return code, message
 
 
-class InferenceService(service_pb2_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
-    """ServerLive, ServerReady, ModelReady, ServerMetadata, ModelMetadata and ModelInfer; the
-    protocol's other (Triton) methods answer UNIMPLEMENTED."""
+class InferenceService:
+    """ServerLive, ServerReady, ModelReady, ServerMetadata, ModelMetadata and ModelInfer; gRPC answers
+    UNIMPLEMENTED for the methods only Triton has (streaming, repository, shared memory)."""
 
     def __init__(
         self,
@@ -125,66 +130,74 @@ class InferenceService(service_pb2_grpc.GRPCInferenceServiceServicer):  # type: 
         context.abort(code, message)  # raises: gRPC answers the call with this status
         raise AssertionError("unreachable")
 
-    def ServerLive(self, request: Any, context: grpc.ServicerContext) -> service_pb2.ServerLiveResponse:  # noqa: N802
+    def ServerLive(self, request: oip.ServerLiveRequest, context: Context) -> oip.ServerLiveResponse:  # noqa: N802
         """True while the worker answers."""
 
-        async def live() -> service_pb2.ServerLiveResponse:
-            return service_pb2.ServerLiveResponse(live=True)
+        async def live() -> oip.ServerLiveResponse:
+            return oip.ServerLiveResponse(live=True)
 
         return self._call("ServerLive", context, live)
 
-    def ServerReady(self, request: Any, context: grpc.ServicerContext) -> service_pb2.ServerReadyResponse:  # noqa: N802
+    def ServerReady(self, request: oip.ServerReadyRequest, context: Context) -> oip.ServerReadyResponse:  # noqa: N802
         """True when every required model serves a verified version (the rule of /health/ready)."""
 
-        async def ready() -> service_pb2.ServerReadyResponse:
-            return service_pb2.ServerReadyResponse(ready=not self.plane.models.not_ready())
+        async def ready() -> oip.ServerReadyResponse:
+            return oip.ServerReadyResponse(ready=not self.plane.models.not_ready())
 
         return self._call("ServerReady", context, ready)
 
-    def ModelReady(self, request: Any, context: grpc.ServicerContext) -> service_pb2.ModelReadyResponse:  # noqa: N802
+    def ModelReady(self, request: oip.ModelReadyRequest, context: Context) -> oip.ModelReadyResponse:  # noqa: N802
         """True when the model (that version, if named) is loaded and verified; NOT_FOUND if not served."""
 
-        async def ready() -> service_pb2.ModelReadyResponse:
+        async def ready() -> oip.ModelReadyResponse:
             try:
                 self.plane.resolve(request.name, request.version or None)
             except ModelNotReadyError:
-                return service_pb2.ModelReadyResponse(ready=False)
-            return service_pb2.ModelReadyResponse(ready=True)
+                return oip.ModelReadyResponse(ready=False)
+            return oip.ModelReadyResponse(ready=True)
 
         return self._call("ModelReady", context, ready)
 
-    def ServerMetadata(self, request: Any, context: grpc.ServicerContext) -> service_pb2.ServerMetadataResponse:  # noqa: N802
+    def ServerMetadata(self, request: oip.ServerMetadataRequest, context: Context) -> oip.ServerMetadataResponse:  # noqa: N802
         """The server's name, version and protocol extensions, as over REST."""
 
-        async def metadata() -> service_pb2.ServerMetadataResponse:
-            return service_pb2.ServerMetadataResponse(name=SERVER_NAME, version=API_VERSION, extensions=EXTENSIONS)
+        async def metadata() -> oip.ServerMetadataResponse:
+            return oip.ServerMetadataResponse(name=SERVER_NAME, version=API_VERSION, extensions=EXTENSIONS)
 
         return self._call("ServerMetadata", context, metadata)
 
-    def ModelMetadata(self, request: Any, context: grpc.ServicerContext) -> service_pb2.ModelMetadataResponse:  # noqa: N802
+    def ModelMetadata(self, request: oip.ModelMetadataRequest, context: Context) -> oip.ModelMetadataResponse:  # noqa: N802
         """The model's loaded versions, platform, input and outputs, as over REST."""
 
-        async def metadata() -> service_pb2.ModelMetadataResponse:
+        async def metadata() -> oip.ModelMetadataResponse:
             name, predictor = self.plane.resolve(request.name, request.version or None)
-            width = len(predictor.classes if predictor.has_probabilities else predictor.score_labels)
-            answer = service_pb2.ModelMetadataResponse(
-                name=name, versions=self.plane.models.models[name].loaded_versions, platform="scikit-learn"
+            labels = output_labels(predictor)
+            answer = oip.ModelMetadataResponse(
+                name=name,
+                versions=self.plane.models.models[name].loaded_versions,
+                platform="scikit-learn",
+                # REST's metadata parameters; the protocol's properties are strings, so lists are JSON.
+                properties={
+                    "classes": json.dumps(predictor.classes),
+                    "engine": predictor.engine,
+                    "output_labels": json.dumps(labels),
+                },
             )
             answer.inputs.add(name="text", datatype="BYTES", shape=[-1])
             answer.outputs.add(name="label", datatype="BYTES", shape=[-1])
-            answer.outputs.add(name=predictor.output, datatype="FP32", shape=[-1, width])
+            answer.outputs.add(name=predictor.output, datatype="FP32", shape=[-1, len(labels)])
             return answer
 
         return self._call("ModelMetadata", context, metadata, keyed=True)
 
-    def ModelInfer(self, request: Any, context: grpc.ServicerContext) -> service_pb2.ModelInferResponse:  # noqa: N802
+    def ModelInfer(self, request: oip.ModelInferRequest, context: Context) -> oip.ModelInferResponse:  # noqa: N802
         """Classify the BYTES tensor `text` through the data plane."""
         metadata = dict(context.invocation_metadata())
         given_id = metadata.get("x-request-id")
         request_id = request_id_from(given_id if isinstance(given_id, str) else None)
         context.send_initial_metadata((("x-request-id", request_id),))
 
-        async def infer() -> service_pb2.ModelInferResponse:
+        async def infer() -> oip.ModelInferResponse:
             parsed = parse_infer_request(request, self.plane.limits)
             inference = await self.plane.infer(
                 InferenceRequest(
@@ -201,3 +214,28 @@ class InferenceService(service_pb2_grpc.GRPCInferenceServiceServicer):  # type: 
             return encode_infer_response(parsed, inference)
 
         return self._call("ModelInfer", context, infer, keyed=True)
+
+    def handler(self) -> grpc.GenericRpcHandler:
+        """The protocol's service, inference.GRPCInferenceService, with these methods, for grpc.Server."""
+        methods: dict[str, tuple[Callable[..., Any], type[Any]]] = {
+            "ServerLive": (self.ServerLive, oip.ServerLiveRequest),
+            "ServerReady": (self.ServerReady, oip.ServerReadyRequest),
+            "ModelReady": (self.ModelReady, oip.ModelReadyRequest),
+            "ServerMetadata": (self.ServerMetadata, oip.ServerMetadataRequest),
+            "ModelMetadata": (self.ModelMetadata, oip.ModelMetadataRequest),
+            "ModelInfer": (self.ModelInfer, oip.ModelInferRequest),
+        }
+        return grpc.method_handlers_generic_handler(
+            SERVICE_NAME,
+            {
+                name: grpc.unary_unary_rpc_method_handler(
+                    method, request_deserializer=message.FromString, response_serializer=_serialized
+                )
+                for name, (method, message) in methods.items()
+            },
+        )
+
+
+def _serialized(message: Any) -> bytes:
+    data: bytes = message.SerializeToString()
+    return data

@@ -19,6 +19,7 @@ import numpy as np
 
 from src.errors import BadRequestError, quoted
 from src.serving.dataplane import Inference, TextLimits, check_batch_size
+from src.serving.predictor import Predictor
 
 HEADER_LENGTH = "inference-header-content-length"
 INPUT_NAME = "text"
@@ -175,6 +176,11 @@ def parse_infer_request(body: bytes, header_length: str | None, limits: TextLimi
         raise BadRequestError("'id' must be a string")
     outputs, binary_outputs, all_binary = _requested_outputs(document)
     return InferRequest(texts, request_id, outputs, binary_outputs, all_binary)
+
+
+def output_labels(predictor: Predictor) -> list[str]:
+    """The class of each column of the model's FP32 output (its metadata, on every protocol)."""
+    return predictor.classes if predictor.has_probabilities else predictor.score_labels
 
 
 def output_tensor(name: str, inference: Inference) -> tuple[str, list[int], bytes, list[Any]]:

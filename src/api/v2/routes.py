@@ -22,6 +22,7 @@ from src.api.v2.codec import (
     SHAPE_LOCATION,
     TEXT_LOCATION,
     encode_infer_response,
+    output_labels,
     parse_infer_request,
 )
 from src.errors import ModelNotReadyError
@@ -34,11 +35,6 @@ EXTENSIONS = ["binary_tensor_data"]
 V2 = V2_ERRORS.name
 
 
-def _output_labels(predictor: Predictor) -> list[str]:
-    """The class of each column of the model's FP32 output."""
-    return predictor.classes if predictor.has_probabilities else predictor.score_labels
-
-
 def _metadata(name: str, predictor: Predictor, versions: list[str]) -> dict[str, Any]:
     return {
         "name": name,
@@ -47,12 +43,12 @@ def _metadata(name: str, predictor: Predictor, versions: list[str]) -> dict[str,
         "inputs": [{"name": "text", "datatype": "BYTES", "shape": [-1]}],
         "outputs": [
             {"name": "label", "datatype": "BYTES", "shape": [-1]},
-            {"name": predictor.output, "datatype": "FP32", "shape": [-1, len(_output_labels(predictor))]},
+            {"name": predictor.output, "datatype": "FP32", "shape": [-1, len(output_labels(predictor))]},
         ],
         "parameters": {
             "classes": predictor.classes,
             "engine": predictor.engine,
-            "output_labels": _output_labels(predictor),
+            "output_labels": output_labels(predictor),
         },
     }
 

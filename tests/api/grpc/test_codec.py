@@ -5,9 +5,9 @@ from __future__ import annotations
 import struct
 
 import pytest
-from tritonclient.grpc import service_pb2
 
 from src.api.grpc.codec import encode_infer_response, parse_infer_request
+from src.api.grpc.protocol import open_inference_pb2 as oip
 from src.errors import BadRequestError, InvalidInputError
 from src.serving.dataplane import Inference, TextLimits
 from src.serving.predictor import Prediction
@@ -15,8 +15,8 @@ from src.serving.predictor import Prediction
 LIMITS = TextLimits(max_text_length=100, max_batch_size=4)
 
 
-def _request(texts: list[str], *, raw: bool = False, shape: list[int] | None = None) -> service_pb2.ModelInferRequest:
-    message = service_pb2.ModelInferRequest(model_name="m", model_version="v1", id="r1")
+def _request(texts: list[str], *, raw: bool = False, shape: list[int] | None = None) -> oip.ModelInferRequest:
+    message = oip.ModelInferRequest(model_name="m", model_version="v1", id="r1")
     tensor = message.inputs.add(name="text", datatype="BYTES", shape=shape or [len(texts)])
     if raw:
         message.raw_input_contents.append(b"".join(struct.pack("<I", len(t.encode())) + t.encode() for t in texts))
@@ -33,7 +33,7 @@ def test_both_encodings_give_the_texts(raw: bool) -> None:
     assert parsed.text_location(1)[-1] == 1
 
 
-def _refused(message: service_pb2.ModelInferRequest, words: str) -> None:
+def _refused(message: oip.ModelInferRequest, words: str) -> None:
     with pytest.raises((BadRequestError, InvalidInputError)) as caught:
         parse_infer_request(message, LIMITS)
     assert words in caught.value.message

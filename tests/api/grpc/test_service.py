@@ -9,8 +9,8 @@ from typing import Any
 
 import grpc
 import pytest
-from tritonclient.grpc import service_pb2
 
+from src.api.grpc.protocol import open_inference_pb2 as oip
 from src.api.grpc.service import InferenceService, status_of
 from src.api.security import KeyCheck
 from src.errors import InvalidInputError, ModelNotReadyError, UnknownModelError
@@ -64,8 +64,8 @@ def _service(
     return InferenceService(plane, check, loop, max_pending=max_pending, rollout_key_header="x-rollout-key")
 
 
-def _infer_request() -> service_pb2.ModelInferRequest:
-    message = service_pb2.ModelInferRequest(model_name="sentiment")
+def _infer_request() -> oip.ModelInferRequest:
+    message = oip.ModelInferRequest(model_name="sentiment")
     message.inputs.add(name="text", datatype="BYTES", shape=[1]).contents.bytes_contents.append(b"fine")
     return message
 
@@ -92,7 +92,7 @@ def test_keys_come_from_metadata(client: Any, loop: asyncio.AbstractEventLoop) -
         assert context.status[0] == code
     answer = service.ModelInfer(_infer_request(), Context((("x-api-key", "k1"),)))
     assert [o.name for o in answer.outputs] == ["label", "probabilities"]
-    assert service.ServerLive(service_pb2.ServerLiveRequest(), Context()).live  # health needs no key
+    assert service.ServerLive(oip.ServerLiveRequest(), Context()).live  # health needs no key
 
 
 def test_errors_map_to_the_protocols_codes() -> None:
