@@ -7,6 +7,7 @@ fires in a real Prometheus. Predictions are logged, corrections posted, and a re
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import random
@@ -15,6 +16,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ from src.model.datasets import Dataset, load_bundled
 from src.store.registry import ModelRegistry
 from tests.e2e.servers import (
     ROOT,
+    Server,
     child_pids,
     free_port,
     metric_value,
@@ -163,28 +166,29 @@ def _retrain_with_feedback(model_dir: Path, data: Path, logs: Path) -> None:
     )
 
 
-def test_a_stalled_sink_slows_no_prediction(bundled_data: Dataset, model_dir: Path, tmp_path: Path) -> None:
-    texts = bundled_data.sample(300, random_state=9).texts
-    with socket.socket() as silent:  # accepts connections and never answers
+@contextlib.contextmanager
+def _logging_to_a_silent_sink(model_dir: Path, tmp_path: Path, **settings: str) -> Iterator[Server]:
+    """A one-worker production server whose PREDICTION_LOG_URL accepts connections and never answers."""
+    with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen(64)
         port = free_port()
-        env = production_env(
-            model_dir,
-            port,
-            tmp_path,
-            WORKERS="1",
-            PREDICTION_LOG_URL=f"http://127.0.0.1:{silent.getsockname()[1]}/events",
-            PREDICTION_LOG_TIMEOUT_SECONDS="5",
-            PREDICTION_LOG_QUEUE="50",
-        )
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/events"
+        env = production_env(model_dir, port, tmp_path, WORKERS="1", PREDICTION_LOG_URL=url, **settings)
         with running_server(production_command(), port, env, tmp_path) as server:
-            took = []
-            for text in texts:
-                started = time.perf_counter()
-                assert request(server.url("/predict"), body={"text": text}, timeout=4).status == 200
-                took.append(time.perf_counter() - started)
-            exposition = request(server.url("/metrics")).body.decode()
+            yield server
+
+
+def test_a_stalled_sink_slows_no_prediction(bundled_data: Dataset, model_dir: Path, tmp_path: Path) -> None:
+    texts = bundled_data.sample(300, random_state=9).texts
+    settings = {"PREDICTION_LOG_TIMEOUT_SECONDS": "5", "PREDICTION_LOG_QUEUE": "50"}
+    with _logging_to_a_silent_sink(model_dir, tmp_path, **settings) as server:
+        took = []
+        for text in texts:
+            started = time.perf_counter()
+            assert request(server.url("/predict"), body={"text": text}, timeout=4).status == 200
+            took.append(time.perf_counter() - started)
+        exposition = request(server.url("/metrics")).body.decode()
     dropped = metric_value(exposition, 'mlservice_prediction_log_records_total{kind="prediction",outcome="dropped"}')
     assert max(took) < 2.5  # a send waits up to 5 s: no request waited for one
     assert dropped >= len(texts) / 2  # all but the queue's 50 and the batches the sink held (5 s each)
@@ -201,29 +205,18 @@ def test_a_stalled_sink_holds_at_most_the_queues_bytes(bundled_data: Dataset, mo
     # 183 MB more in the worker before the byte bound (10,000 of them would be 10 GB).
     corpus = " ".join(bundled_data.sample(3000, random_state=3).texts)
     batch = [corpus[i * 19_000 : (i + 1) * 19_000] for i in range(50)] + [" "]  # the blank text: 422
-    with socket.socket() as silent:
-        silent.bind(("127.0.0.1", 0))
-        silent.listen(64)
-        port = free_port()
-        env = production_env(
-            model_dir,
-            port,
-            tmp_path,
-            WORKERS="1",
-            PREDICTION_LOG_URL=f"http://127.0.0.1:{silent.getsockname()[1]}/events",
-            PREDICTION_LOG_TIMEOUT_SECONDS="60",  # the writer holds its first batch for the whole test
-            PREDICTION_LOG_QUEUE_BYTES="4000000",
-        )
-        with running_server(production_command(), port, env, tmp_path) as server:
-            (worker,) = child_pids(server.process.pid)
-            for _ in range(5):  # the worker's memory after requests like these, before the queue fills
-                assert request(server.url("/predict/batch"), body={"texts": batch[:50]}).status == 200
-            before = _resident_mb(worker)
-            for _ in range(200):
-                reply = request(server.url("/predict/batch"), body={"texts": batch})
-                assert reply.status == 422, reply.body[:300]
-            grew = _resident_mb(worker) - before
-            exposition = request(server.url("/metrics")).body.decode()
+    # A send's timeout of 60 s: the writer holds its first batch for the whole test.
+    settings = {"PREDICTION_LOG_TIMEOUT_SECONDS": "60", "PREDICTION_LOG_QUEUE_BYTES": "4000000"}
+    with _logging_to_a_silent_sink(model_dir, tmp_path, **settings) as server:
+        (worker,) = child_pids(server.process.pid)
+        for _ in range(5):  # the worker's memory after requests like these, before the queue fills
+            assert request(server.url("/predict/batch"), body={"texts": batch[:50]}).status == 200
+        before = _resident_mb(worker)
+        for _ in range(200):
+            reply = request(server.url("/predict/batch"), body={"texts": batch})
+            assert reply.status == 422, reply.body[:300]
+        grew = _resident_mb(worker) - before
+        exposition = request(server.url("/metrics")).body.decode()
     dropped = metric_value(exposition, 'mlservice_prediction_log_records_total{kind="prediction",outcome="dropped"}')
     # The queue's 4 MB holds at most four of these 1 MB records; the writer's batch holds the first ones.
     assert dropped >= 200 - 4
