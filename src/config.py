@@ -150,6 +150,9 @@ class Settings(BaseSettings):
     grpc_threads: int = Field(default=8, ge=1, le=256)
     """Threads per worker that handle gRPC calls (each waits while the worker's event loop scores)."""
 
+    grpc_idle_timeout_seconds: float = Field(default=120.0, gt=0)
+    """A gRPC connection without a call for this long is closed (GOAWAY: a client reconnects when it needs to)."""
+
     prediction_log_dir: Path | None = None
     """Write prediction records (JSON Lines, one file per worker, rotated by size) and feedback here; unset: off."""
 

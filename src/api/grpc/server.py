@@ -44,13 +44,23 @@ class GrpcServer:
             options=[
                 ("grpc.so_reuseport", 1),
                 ("grpc.max_receive_message_length", settings.grpc_max_message_bytes),
+                # The HTTP side's limits on slow, silent and greedy clients (src/server/connection_guard.py):
+                # a connection that has not completed its HTTP/2 handshake within HEADER_TIMEOUT_SECONDS is
+                # closed, as is one without a call for GRPC_IDLE_TIMEOUT_SECONDS; at most
+                # MAX_CONNECTIONS_PER_WORKER connections are held (more are closed at once), so gRPC clients
+                # cannot take the file descriptors the worker's HTTP port needs.
+                ("grpc.server_handshake_timeout_ms", int(settings.header_timeout_seconds * 1000)),
+                ("grpc.max_connection_idle_ms", int(settings.grpc_idle_timeout_seconds * 1000)),
+                ("grpc.max_allowed_incoming_connections", settings.max_connections_per_worker),
             ],
+            # Load shedding: past MAX_PENDING_REQUESTS calls in this worker (answered or waiting for a
+            # thread), gRPC answers RESOURCE_EXHAUSTED at once, before reading a message into Python.
+            maximum_concurrent_rpcs=settings.max_pending_requests,
         )
         service = InferenceService(
             plane,
             keys,
             loop,
-            max_pending=settings.max_pending_requests,
             rollout_key_header=settings.rollout_key_header.lower(),
         )
         self.server.add_generic_rpc_handlers((service.handler(),))

@@ -3,7 +3,8 @@ worker's event loop, where the data plane runs as for every other protocol.
 
 The same policy as REST: API keys from the `x-api-key` metadata when API_KEYS is set (model
 metadata and inference; health answers need none), the text rules and MAX_BATCH_SIZE of the data
-plane, load shedding past MAX_PENDING_REQUESTS calls in a worker, deadlines honoured (a call whose
+plane, load shedding past MAX_PENDING_REQUESTS calls in a worker (by gRPC itself: see
+src/api/grpc/server.py), deadlines honoured (a call whose
 deadline passes while it waits is answered DEADLINE_EXCEEDED), the request id from `x-request-id`
 (else a new one, sent back in the initial metadata). Errors are the protocol's status codes with
 the message REST would give.
@@ -15,7 +16,6 @@ import asyncio
 import concurrent.futures
 import json
 import logging
-import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeAlias, TypeVar
@@ -29,7 +29,7 @@ from src.api.grpc.protocol import open_inference_pb2 as oip
 from src.api.middleware import request_id_from
 from src.api.security import KeyCheck
 from src.api.v2.codec import output_labels
-from src.errors import InvalidInputError, ModelNotReadyError, OverloadedError, ServiceError
+from src.errors import InvalidInputError, ModelNotReadyError, ServiceError
 from src.serving.dataplane import DataPlane, InferenceRequest
 
 logger = logging.getLogger(__name__)
@@ -85,29 +85,19 @@ class InferenceService:
         keys: KeyCheck,
         loop: asyncio.AbstractEventLoop,
         *,
-        max_pending: int,
         rollout_key_header: str,
     ) -> None:
         self.plane = plane
         self.rollout_key_header = rollout_key_header
         self.keys = keys
         self.loop = loop
-        self.max_pending = max_pending
-        self.pending = 0
-        self.lock = threading.Lock()
 
     def _call(
         self, method: str, context: grpc.ServicerContext, work: Callable[[], Awaitable[Reply]], *, keyed: bool = False
     ) -> Reply:
         started = time.perf_counter()
         code, message = grpc.StatusCode.OK, ""
-        with self.lock:
-            self.pending += 1
-            over = self.pending > self.max_pending
         try:
-            if over:
-                metrics.REQUESTS_SHED.inc()
-                raise OverloadedError(self.max_pending)
             if keyed:
                 given = dict(context.invocation_metadata()).get("x-api-key")
                 self.keys.check_key(given if isinstance(given, str) else None, "the x-api-key metadata")
@@ -123,8 +113,6 @@ class InferenceService:
             logger.exception("gRPC %s failed", method)
             code, message = grpc.StatusCode.INTERNAL, "internal error"
         finally:
-            with self.lock:
-                self.pending -= 1
             metrics.labelled(metrics.GRPC_REQUESTS, method, code.name).inc()
             metrics.labelled(metrics.GRPC_LATENCY, method).observe(time.perf_counter() - started)
         context.abort(code, message)  # raises: gRPC answers the call with this status

@@ -1,4 +1,4 @@
-"""The servicer's policy without a network: shedding, keys and the status of each error."""
+"""The servicer's policy without a network: keys and the status of each error."""
 
 from __future__ import annotations
 
@@ -56,27 +56,16 @@ def loop() -> Iterator[asyncio.AbstractEventLoop]:
     loop.close()
 
 
-def _service(
-    client: Any, loop: asyncio.AbstractEventLoop, *, max_pending: int = 8, keys: tuple[bytes, ...] = ()
-) -> InferenceService:
+def _service(client: Any, loop: asyncio.AbstractEventLoop, *, keys: tuple[bytes, ...] = ()) -> InferenceService:
     plane: DataPlane = client.app.state.data_plane
     check = KeyCheck(keys, required=False, setting="API_KEYS")
-    return InferenceService(plane, check, loop, max_pending=max_pending, rollout_key_header="x-rollout-key")
+    return InferenceService(plane, check, loop, rollout_key_header="x-rollout-key")
 
 
 def _infer_request() -> oip.ModelInferRequest:
     message = oip.ModelInferRequest(model_name="sentiment")
     message.inputs.add(name="text", datatype="BYTES", shape=[1]).contents.bytes_contents.append(b"fine")
     return message
-
-
-def test_a_call_over_the_pending_limit_is_shed(client: Any, loop: asyncio.AbstractEventLoop) -> None:
-    context = Context()
-    with pytest.raises(AbortedError):
-        _service(client, loop, max_pending=0).ModelInfer(_infer_request(), context)
-    assert context.status is not None
-    assert context.status[0] == grpc.StatusCode.UNAVAILABLE
-    assert "MAX_PENDING_REQUESTS" in context.status[1]
 
 
 def test_keys_come_from_metadata(client: Any, loop: asyncio.AbstractEventLoop) -> None:
