@@ -2,13 +2,13 @@
 
 One record per request that reached the data plane, answered or refused: its request id, model,
 version, protocol, status, latency, the texts (as sent, hashed, or as a redaction hook returns them)
-and the answers or the error. A request only appends a small tuple to a bounded queue (a deque: no
-lock, no wake-up); a writer thread wakes every FLUSH_SECONDS and hands what is queued to the sink in
-batches. The queue is bounded in records and in bytes (a record is as large as its request's texts,
-up to MAX_BODY_BYTES), and so is each batch. When the queue is full the record is dropped and counted
-(`mlservice_prediction_log_records_total{outcome="dropped"}`), so a slow or stalled sink never slows
-a prediction. Feedback goes through the same queue but is never dropped: a full queue refuses it
-(503) and the client sends it again.
+and the answers or the error. A request only makes its record's JSON line and appends it to a
+bounded queue (a deque: no lock, no wake-up); a writer thread wakes every FLUSH_SECONDS and hands
+what is queued to the sink in batches. The queue is bounded in records and in bytes (a record is as
+large as its request's texts, up to MAX_BODY_BYTES), and so is each batch. When the queue is full
+the record is dropped and counted (`mlservice_prediction_log_records_total{outcome="dropped"}`), so
+a slow or stalled sink never slows a prediction. Feedback waits in a queue of its own within the
+same bounds but is never dropped: a full queue refuses it (503) and the client sends it again.
 
 Sinks (src/serving/prediction_sinks.py): JSON Lines files per worker, rotated by size, or an HTTP
 endpoint that receives batches of CloudEvents.
