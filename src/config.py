@@ -14,6 +14,9 @@ MODEL_NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
 DEFAULT_MODEL_NAME = "sentiment"
 # The defaults that code outside Settings also needs (a store opened by a test or a script).
 DEFAULT_MAX_MODEL_BYTES = 50_000_000
+DEFAULT_MAX_CLASSES = 255
+DEFAULT_MAX_RESPONSE_BYTES = 8 * 1024 * 1024
+DEFAULT_MAX_BATCH_SIZE = 256
 
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 
@@ -84,7 +87,7 @@ class Settings(BaseSettings):
     max_text_length: int = Field(default=20_000, ge=1)
     """Longest text accepted, in characters; a longer one gets 422."""
 
-    max_batch_size: int = Field(default=256, ge=1)
+    max_batch_size: int = Field(default=DEFAULT_MAX_BATCH_SIZE, ge=1)
     """Most texts accepted by one /predict/batch request; more get 422."""
 
     max_body_bytes: int = Field(default=2_000_000, ge=1024)
@@ -111,6 +114,13 @@ class Settings(BaseSettings):
     max_model_bytes: int = Field(default=DEFAULT_MAX_MODEL_BYTES, ge=1_000_000)
     """Largest model file loaded; its zip members may declare at most 4x this. Checked before reading."""
 
+    max_classes: int = Field(default=DEFAULT_MAX_CLASSES, ge=2, le=65_535)
+    """Most classes a model may have; a model with more is refused at import and at load."""
+
+    max_response_bytes: int = Field(default=DEFAULT_MAX_RESPONSE_BYTES, ge=65_536)
+    """Largest answer a model may give to one full batch (MAX_BATCH_SIZE texts); a model whose classes
+    would make it larger is refused at import and at load."""
+
     model_keep_versions: int = Field(default=5, ge=1)
     """Versions a training run keeps in the store (the newest, and always CURRENT); older ones are pruned."""
 
@@ -121,13 +131,16 @@ class Settings(BaseSettings):
     """A rollout is aborted when its candidate fails to score more than this share of texts."""
 
     rollout_max_latency_ratio: float = Field(default=3.0, gt=1)
-    """A rollout is aborted when its candidate's mean scoring time per text exceeds CURRENT's by this factor."""
+    """A rollout is aborted when its candidate's scoring time exceeds CURRENT's by this factor, on the same texts."""
 
     rollout_max_disagreement: float = Field(default=0.2, ge=0, le=1)
     """A rollout is aborted when its candidate's label differs from CURRENT's on more than this share of texts."""
 
+    rollout_max_seconds_per_text: float = Field(default=0.5, gt=0)
+    """A rollout is aborted at once when its candidate takes longer than this per text on one request."""
+
     rollout_key_header: str = Field(default="x-rollout-key", pattern=r"^[A-Za-z0-9-]{1,64}$")
-    """The request header whose value keeps a client on one version during a canary (else its address)."""
+    """The request header whose value keeps a client on one version during a canary (without it: split per request)."""
 
     drift_window: int = Field(default=500, ge=10, le=100_000)
     """Texts in the window compared with the served version's reference profile (the newest, over all workers)."""

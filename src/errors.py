@@ -3,6 +3,7 @@
 ServiceError                      base: message + status_code (500); `retry_after` for a 503
 ├── BadRequestError               400: a request that breaks its protocol (V2 tensors, framing)
 ├── InvalidInputError             422: a field breaks a rule; `loc` names where (V2 answers it 400)
+│   └── ModelFailedError          422: the model raised on this text (a valid one): named, never a bare 500
 ├── UnsupportedMediaTypeError     415: the body is not declared as JSON
 ├── PayloadTooLargeError          413: a body over MAX_BODY_BYTES
 ├── UnauthorizedError             401: no API key where one is needed
@@ -72,6 +73,19 @@ class InvalidInputError(ServiceError):
     def detail(self) -> object:
         """FastAPI's 422 shape, so clients parse every validation error the same way."""
         return [{"loc": list(self.loc), "msg": self.message, "type": "value_error"}]
+
+
+class ModelFailedError(InvalidInputError):
+    """The model raised on one text of the request: that text is named, and the status says the model
+    cannot process it (the text breaks no rule of the API)."""
+
+    def __init__(self, name: str, version: str, error: BaseException, *, loc: tuple[str | int, ...] = ()) -> None:
+        # The model's own message is left out: it may repeat the text, and errors reach the prediction log.
+        super().__init__(
+            f"model {name} version {version} failed on this text ({type(error).__name__}); "
+            "the text breaks no rule, the model cannot score it",
+            loc=loc,
+        )
 
 
 class UnsupportedMediaTypeError(ServiceError):

@@ -145,6 +145,16 @@ ROLLOUT_SECONDS = Counter(
     "Seconds spent scoring during a rollout, by model, version and role.",
     ["model", "version", "role"],
 )
+ROLLOUT_PAIRED_SECONDS = Counter(
+    "mlservice_rollout_paired_seconds_total",
+    "Seconds each model (role current or candidate) spent on the texts both scored: the latency guard's figures.",
+    ["model", "version", "role"],
+)
+ROLLOUT_COMPARISONS_SKIPPED = Counter(
+    "mlservice_rollout_comparisons_skipped_total",
+    "Comparisons not made because the worker's comparison queue was full.",
+    ["model"],
+)
 ROLLOUT_COMPARED = Counter(
     "mlservice_rollout_compared_total", "Texts scored by both CURRENT and the candidate.", ["model", "version"]
 )
@@ -176,8 +186,8 @@ GRPC_LATENCY = Histogram(
 )
 PREDICTION_LOG_RECORDS = Counter(
     "mlservice_prediction_log_records_total",
-    "Prediction records and feedback, by kind and outcome: written, dropped (the queue was full) or failed "
-    "(the sink refused or timed out).",
+    "Prediction records and feedback, by kind and outcome: written, dropped (the queue was full), failed "
+    "(the sink refused or timed out) or lost (still queued when the worker stopped).",
     ["kind", "outcome"],
 )
 # Drift (src/serving/drift_window.py) is computed when scraped, from the window every worker shares:

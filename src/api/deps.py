@@ -32,11 +32,10 @@ DataPlaneDep = Annotated[DataPlane, Depends(get_data_plane)]
 
 
 def client_key(request: Request) -> str:
-    """What keeps a client on one version during a canary: ROLLOUT_KEY_HEADER's value, else its address."""
+    """What keeps a client on one version during a canary: ROLLOUT_KEY_HEADER's value; without it, ""
+    (each request is split on its own: an address is often one proxy for every client)."""
     key = request.headers.get(request.app.state.rollout_key_header)
-    if key:
-        return key[:256]
-    return request.client.host if request.client else ""
+    return key[:256] if key else ""
 
 
 def request_id(request: Request) -> str:

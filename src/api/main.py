@@ -114,6 +114,7 @@ def create_app(settings: Settings | None = None, *, grpc: bool = False) -> FastA
             max_error_rate=settings.rollout_max_error_rate,
             max_latency_ratio=settings.rollout_max_latency_ratio,
             max_disagreement=settings.rollout_max_disagreement,
+            max_seconds_per_text=settings.rollout_max_seconds_per_text,
         ),
         drift=DriftSettings.from_settings(settings),
     )

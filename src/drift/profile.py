@@ -33,6 +33,8 @@ QUANTILES = 10
 # A stored profile is read from a model's metadata: bounded before it is believed.
 MAX_EDGES = 64
 MAX_CLASSES = 255  # a label's bin is stored in one byte
+MAX_TEXTS = 10**9
+MAX_SOURCE_CHARS = 500
 
 
 class ProfileError(ValueError):
@@ -126,12 +128,20 @@ class ReferenceProfile:
         try:
             histograms = {name: _histogram(stored[name]) for name in CONTINUOUS}
             label = stored[LABEL]
+            if not isinstance(label["classes"], list) or len(label["classes"]) > MAX_CLASSES:
+                raise ValueError(f"classes must be a list of at most {MAX_CLASSES}")
             stored_classes = tuple(str(c) for c in label["classes"])
             shares = _shares(label["shares"], len(stored_classes))
-            texts = int(stored["texts"])
-            source = str(stored["source"])
-        except (KeyError, TypeError, ValueError) as error:
-            raise ProfileError(f"malformed reference profile: {error!r}") from None
+            texts = stored["texts"]
+            if isinstance(texts, bool) or not isinstance(texts, int) or not 0 < texts <= MAX_TEXTS:
+                raise ValueError(f"texts must be a whole number from 1 to {MAX_TEXTS}")
+            source = stored["source"]
+            if not isinstance(source, str) or len(source) > MAX_SOURCE_CHARS:
+                raise ValueError(f"source must be a string of at most {MAX_SOURCE_CHARS} characters")
+            if len(stored_classes) > MAX_CLASSES:
+                raise ValueError(f"at most {MAX_CLASSES} classes")
+        except (KeyError, TypeError, ValueError, OverflowError) as error:
+            raise ProfileError(f"malformed reference profile: {str(error)[:200]}") from None
         if stored_classes != tuple(classes):
             raise ProfileError(f"the reference profile's classes {list(stored_classes)} are not the model's")
         return cls(texts, source, histograms, stored_classes, shares)

@@ -131,6 +131,39 @@ def builtin_texts(count: int = 600, seed: int = 20261129) -> list[str]:
     return texts[:count]
 
 
+_PROBE_TERMS = 2_000
+_PROBE_EXTREMES = (1, 3, 10)
+_PROBE_FIXED = ("qzxv wkpj yyqz", "x", "0", "!!", "a " * 2_000, "\u0301" * 50)
+
+
+def probe_texts(pipeline: Any, seed: int = 20261202) -> list[str]:
+    """Texts meant to trip a model that raises on some inputs: only unknown words, a lone character,
+    and, from a sample of the model's own vocabulary, the terms that push each output furthest up
+    and down, alone and together (an isotonic calibration with out_of_bounds='raise' fails on a score
+    beyond the range it was fitted on; these texts reach for those scores)."""
+    texts = list(_PROBE_FIXED)
+    first = pipeline.steps[0][1] if isinstance(pipeline, Pipeline) and pipeline.steps else None
+    vocabulary = getattr(first, "vocabulary_", None)
+    if not isinstance(vocabulary, dict) or not vocabulary:
+        return texts
+    rng = random.Random(seed)
+    chosen = set(rng.sample(range(len(vocabulary)), min(_PROBE_TERMS, len(vocabulary))))
+    terms = [term for term, index in vocabulary.items() if index in chosen and isinstance(term, str)]
+    try:
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            method = pipeline.decision_function if hasattr(pipeline, "decision_function") else pipeline.predict_proba
+            values = np.asarray(method(terms), dtype=np.float64).reshape(len(terms), -1)
+    except Exception:  # it raises on one of them: every term is a probe, and parity names the one
+        return texts + terms
+    for column in values.T:
+        order = np.argsort(column, kind="stable")
+        for count in _PROBE_EXTREMES:
+            texts.append(" ".join(terms[i] for i in order[-count:]))
+            texts.append(" ".join(terms[i] for i in order[:count]))
+    return texts
+
+
 @dataclass(frozen=True)
 class ParityReport:
     """How closely the serving engine reproduced the model: over how many texts, on which output."""

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import sklearn
 
-from src.engine.parity import TOLERANCE, ModelRaisedError, builtin_texts, check_parity, model_outputs
+from src.engine.parity import TOLERANCE, ModelRaisedError, builtin_texts, check_parity, model_outputs, probe_texts
 from src.errors import DatasetError
 from src.model import quality_gate
 from src.model.behaviour import run_on_pipeline
@@ -186,7 +186,7 @@ def import_model(
     sample = read_sample(options.sample, options.text_column)
     served = load_pipeline(dump_pipeline(source.pipeline), registry.max_model_bytes)  # what servers will load
     try:
-        parity = check_parity(source.pipeline, served, sample.texts)
+        parity = check_parity(source.pipeline, served, [*sample.texts, *probe_texts(source.pipeline)])
     except ModelRaisedError as error:
         raise ImportRefusedError(str(error)) from None
     if not parity.passed:

@@ -10,11 +10,13 @@ within GRACEFUL_TIMEOUT_SECONDS, and exit.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import math
 import multiprocessing
 import os
+import re
 import shutil
 import signal
 import socket
@@ -31,6 +33,7 @@ from types import FrameType
 
 from src.config import Settings, get_settings
 from src.logs import configure_logging
+from src.serving.prediction_sinks import live_pids, retire_worker_logs
 from src.serving.reload_broadcast import CONTROL_DIR_ENV, WORKERS_FILE, write_json_atomically
 
 logger = logging.getLogger(__name__)
@@ -70,34 +73,78 @@ def worker_count(settings: Settings) -> int:
     return settings.workers or available_cpus()
 
 
+# What the server writes in PROMETHEUS_MULTIPROC_DIR: prometheus_client's files (one per metric type
+# and process) and the drift windows (drift/<model>/<version>/<pid>.window). Nothing else is touched.
+_METRICS_FILE = re.compile(r"^(?:counter|histogram|summary|gauge_[a-z]+)_(?P<pid>[0-9]+)\.db$")
+_WINDOW_FILE = re.compile(r"^(?P<pid>[0-9]+)\.window$")
+DRIFT_FOLDER = "drift"
+
+
 def prepare_metrics_dir() -> tuple[Path, bool]:
-    """An empty PROMETHEUS_MULTIPROC_DIR (made if unset), exported before any worker imports the client;
-    and whether this process made it (and so removes it at exit)."""
+    """PROMETHEUS_MULTIPROC_DIR (made if unset) without the files of processes that are gone, exported
+    before any worker imports the client; and whether this process made it (and so removes it at exit)."""
     configured = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     path = Path(configured) if configured else Path(tempfile.mkdtemp(prefix="ml-service-metrics-"))
     path.mkdir(parents=True, exist_ok=True)
-    for entry in path.iterdir():  # counts of a previous run must not leak into this one
-        if entry.is_dir():
-            shutil.rmtree(entry)
-        else:
-            entry.unlink()
+    remove_stale_metrics(path)  # counts of a previous run must not leak into this one
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
     return path, not configured
+
+
+def remove_stale_metrics(path: Path) -> list[Path]:
+    """Remove the metric files and drift windows of processes no longer running (and this one's, left by
+    an earlier process of the same id): only files named as the server names them, never following a
+    link, never another running server's. Returns what was removed."""
+    removed: list[Path] = []
+
+    def stale(match: re.Match[str] | None) -> bool:
+        if match is None:
+            return False
+        pid = int(match["pid"])
+        return pid == os.getpid() or not live_pids([pid])
+
+    for entry in path.iterdir():
+        if _METRICS_FILE.match(entry.name) and stale(_METRICS_FILE.match(entry.name)) and _plain_file(entry):
+            entry.unlink(missing_ok=True)
+            removed.append(entry)
+    drift = path / DRIFT_FOLDER
+    if drift.is_dir() and not drift.is_symlink():
+        for root, folders, files in os.walk(drift, topdown=False):  # os.walk never follows links by default
+            for name in files:
+                entry = Path(root) / name
+                if stale(_WINDOW_FILE.match(name)) and _plain_file(entry):
+                    entry.unlink(missing_ok=True)
+                    removed.append(entry)
+            for name in folders:
+                with contextlib.suppress(OSError):  # removed only when empty
+                    (Path(root) / name).rmdir()
+    return removed
+
+
+def _plain_file(path: Path) -> bool:
+    return path.is_file() and not path.is_symlink()
 
 
 def _family(host: str) -> socket.AddressFamily:
     return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
-def check_port_free(host: str, port: int) -> None:
-    """Raise OSError if anything listens on host:port.
+class PortBusyError(OSError):
+    """A port the server needs is taken; the message names it (and which of the server's ports it is)."""
+
+
+def check_port_free(host: str, port: int, what: str = "HTTP") -> None:
+    """Raise PortBusyError, naming the port, if anything listens on host:port.
 
     Binding without SO_REUSEPORT fails on a port in use; the workers' own SO_REUSEPORT sockets
     would instead share it silently with, say, another ml-service left running.
     """
     with socket.socket(_family(host), socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        probe.bind((host, port))
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise PortBusyError(error.errno, f"cannot listen on {host}:{port} ({what}): {error.strerror}") from None
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -251,6 +298,27 @@ class Supervisor:
         slot.process = None
         slot.restart_at = time.monotonic() + delay
         self._write_workers()
+        self._retire_logs()
+
+    def _retire_logs(self) -> None:
+        """Merge the prediction log files of workers that are gone (see retire_worker_logs)."""
+        settings = self.settings
+        if settings.prediction_log_dir is None:
+            return
+        alive = {p.pid for p in self.processes if p.pid is not None and p.is_alive()}
+        try:
+            retired = retire_worker_logs(
+                settings.prediction_log_dir,
+                socket.gethostname(),
+                live_pids(alive),
+                max_bytes=settings.prediction_log_max_bytes,
+                backups=settings.prediction_log_backups,
+            )
+        except OSError as error:
+            logger.warning("prediction log: cannot merge the files of stopped workers: %s", error)
+            return
+        if retired:
+            logger.info("prediction log: merged %d files of stopped workers", len(retired))
 
     def _check(self) -> None:
         now = time.monotonic()
@@ -277,9 +345,10 @@ class Supervisor:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGHUP, self._on_reload)
-        check_port_free(self.settings.host, self.settings.port)
+        check_port_free(self.settings.host, self.settings.port, "HTTP, PORT")
         if self.settings.grpc_port:
-            check_port_free(self.settings.host, self.settings.grpc_port)
+            check_port_free(self.settings.host, self.settings.grpc_port, "gRPC, GRPC_PORT")
+        self._retire_logs()  # left by an earlier run on this host
         self.control_dir = Path(tempfile.mkdtemp(prefix="ml-service-control-"))
         os.environ[CONTROL_DIR_ENV] = str(self.control_dir)  # the spawned workers inherit it
         try:
@@ -319,8 +388,8 @@ def main() -> int:
     metrics_dir, made_here = prepare_metrics_dir()
     try:
         return Supervisor(settings, worker_count(settings)).run()
-    except OSError as error:
-        logger.error("cannot listen on %s:%d: %s", settings.host, settings.port, error.strerror)
+    except PortBusyError as error:
+        logger.error("%s", error.strerror)
         return 1
     finally:
         if made_here:

@@ -14,7 +14,6 @@ whose `loc` says where the protocol's request holds the text.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 import unicodedata
@@ -25,7 +24,14 @@ from starlette.concurrency import run_in_threadpool
 
 from src import metrics
 from src.config import Settings
-from src.errors import InvalidInputError, ModelNotReadyError, ServiceError, UnknownModelError, UnknownVersionError
+from src.errors import (
+    InvalidInputError,
+    ModelFailedError,
+    ModelNotReadyError,
+    ServiceError,
+    UnknownModelError,
+    UnknownVersionError,
+)
 from src.serving.explanation import Explanation
 from src.serving.prediction_log import PredictionLog
 from src.serving.predictor import Prediction, Predictor
@@ -113,7 +119,7 @@ class InferenceRequest:
     top_terms: int = 10
     locate: Locator = field(default=_json_text_location)
     batch_loc: Location = ("body", "texts")
-    # What keeps a client on one version during a canary (ROLLOUT_KEY_HEADER, else its address); asked
+    # What keeps a client on one version during a canary (ROLLOUT_KEY_HEADER; "" without: split per request); asked
     # only while a canary runs, so a request pays nothing for it otherwise.
     client_key: Callable[[], str] = field(default=lambda: "")
     request_id: str = ""  # the request's X-Request-ID: what its prediction record and feedback are keyed by
@@ -218,22 +224,23 @@ class DataPlane:
         traffic = self.models.models[name].traffic if request.version is None else None
         if traffic is None:
             return await _run(name, predictor, request)
-        loop = asyncio.get_running_loop()
         if traffic.answers(request.client_key):
             try:
                 inference = await _run(name, traffic.candidate, request)
+            except ModelFailedError as error:  # the candidate failed on a text: counted, and CURRENT answers
+                traffic.record_error(len(texts), error)
             except ServiceError:
                 raise  # the request's own fault (e.g. no explanations): the client hears it
             except Exception as error:  # the candidate failed: counted, and CURRENT answers
                 traffic.record_error(len(texts), error)
             else:
                 traffic.record_candidate(len(texts), inference.scoring_seconds)
-                loop.call_soon(traffic.check, predictor, texts, inference.predictions)
+                traffic.submit(traffic.check, predictor, texts, inference.predictions, inference.scoring_seconds)
                 return inference
         inference = await _run(name, predictor, request)
         traffic.record_current(predictor.version, len(texts), inference.scoring_seconds)
         if traffic.shadows():
-            loop.call_soon(traffic.shadow, texts, inference.predictions)
+            traffic.submit(traffic.shadow, texts, inference.predictions, inference.scoring_seconds)
         return inference
 
 
@@ -247,18 +254,34 @@ async def _run(name: str, predictor: Predictor, request: InferenceRequest) -> In
 def _score(name: str, predictor: Predictor, request: InferenceRequest) -> Inference:
     explanations = None
     started = time.perf_counter()
-    if request.explain:
-        explained = [predictor.predict_explained(text, request.top_terms, name=name) for text in request.texts]
-        predictions = [prediction for prediction, _ in explained]
-        explanations = [explanation for _, explanation in explained]
-    else:
-        predictions = predictor.predict_batch(request.texts)
+    try:
+        if request.explain:
+            explained = [predictor.predict_explained(text, request.top_terms, name=name) for text in request.texts]
+            predictions = [prediction for prediction, _ in explained]
+            explanations = [explanation for _, explanation in explained]
+        else:
+            predictions = predictor.predict_batch(request.texts)
+    except ServiceError:
+        raise
+    except Exception as error:  # a model that raises on some texts: the first such text is named
+        raise _failure(name, predictor, request, error) from None
     elapsed = time.perf_counter() - started
     _observe(name, predictions)
     labels = predictor.classes if predictor.has_probabilities else predictor.score_labels
     return Inference(
         name, predictor.version, predictor.classes, predictions, explanations, predictor.output, labels, elapsed
     )
+
+
+def _failure(name: str, predictor: Predictor, request: InferenceRequest, error: Exception) -> ModelFailedError:
+    """The error for a batch the model raised on: at the first text it raises on alone (the batch
+    when none does)."""
+    for index, text in enumerate(request.texts):
+        try:
+            predictor.predict_batch([text])
+        except Exception as alone:
+            return ModelFailedError(name, predictor.version, alone, loc=request.locate(index))
+    return ModelFailedError(name, predictor.version, error, loc=request.batch_loc)
 
 
 def _observe(model: str, predictions: Sequence[Prediction]) -> None:

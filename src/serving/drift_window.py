@@ -2,11 +2,13 @@
 drift against the version's reference profile (src/drift/).
 
 Each worker keeps a ring of its last DRIFT_WINDOW texts, one record per text: when it was answered
-and its bin for each signal (12 bytes). With several workers the ring is a memory-mapped file in
-PROMETHEUS_MULTIPROC_DIR/drift/<model>/<version>/<pid>.window, so writing is a store to memory; a
-reader (GET /models/{name}/drift, /metrics) takes every worker's ring of the version and keeps the
-newest DRIFT_WINDOW records by time: the last texts the server answered, whichever worker did. A
-record read while its worker writes it may be half old; one text in hundreds, it moves no verdict.
+and its bin for each signal (12 bytes). With several workers the ring is also a file in
+PROMETHEUS_MULTIPROC_DIR/drift/<model>/<version>/<pid>.window, written with one pwrite per request
+(not memory-mapped: a file cut short under a mapping kills the process with SIGBUS at its next
+store); a reader (GET /models/{name}/drift, /metrics) reads every worker's ring of the version,
+whatever length it has now, and keeps the newest DRIFT_WINDOW records by time: the last texts the
+server answered, whichever worker did. A record read while its worker writes it may be half old;
+one text in hundreds, it moves no verdict. The files are data: a bin out of range counts nowhere.
 """
 
 from __future__ import annotations
@@ -54,7 +56,10 @@ class DriftSettings:
             profile = ReferenceProfile.from_dict(stored, predictor.classes)
         except ProfileError as error:
             return None, f"version {predictor.version}: {error}"
-        return DriftWindow(model, predictor.version, profile, predictor.classes, self), None
+        try:
+            return DriftWindow(model, predictor.version, profile, predictor.classes, self), None
+        except OSError as error:
+            return None, f"version {predictor.version}: cannot keep the drift window ({error.strerror})"
 
 
 class DriftWindow:
@@ -75,41 +80,65 @@ class DriftWindow:
         folder = settings.folder
         self.folder = folder / "drift" / model / version if folder is not None else None
         self.path: Path | None = None
-        self.records: np.ndarray
+        self.fd: int | None = None
+        self.records = np.zeros(self.size, dtype=RECORD)
         if self.folder is not None:
             self.folder.mkdir(parents=True, exist_ok=True)
             self.path = self.folder / f"{worker or os.getpid()}.window"
-            self.records = np.memmap(self.path, dtype=RECORD, mode="w+", shape=(self.size,))
-        else:
-            self.records = np.zeros(self.size, dtype=RECORD)
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            os.pwrite(self.fd, self.records.tobytes(), 0)
         self.position = 0
 
     def record(self, predictions: Sequence[Prediction]) -> None:
         """Add a request's texts (newest last)."""
         now = time.time()
         bins, classes, records, size = self.profile.bins, self.classes, self.records, self.size
+        first = self.position % size
         for prediction in predictions:
             records[self.position % size] = (
                 now,
                 bins(prediction.tokens, prediction.oov_rate, prediction.score(classes), prediction.label),
             )
             self.position += 1
+        if self.fd is not None and predictions:
+            self._write(*((0, size) if len(predictions) >= size else (first, len(predictions))))
+
+    def _write(self, first: int, count: int) -> None:
+        """This worker's changed records to its file: one pwrite, two where the ring wraps."""
+        fd, records, itemsize = self.fd, self.records, RECORD.itemsize
+        assert fd is not None
+        end = min(first + count, self.size)
+        try:
+            os.pwrite(fd, records[first:end].tobytes(), first * itemsize)
+            if first + count > self.size:
+                os.pwrite(fd, records[: first + count - self.size].tobytes(), 0)
+        except OSError:  # the folder's disk is full or the file was taken away: the window misses them
+            pass
 
     def _server_records(self) -> np.ndarray:
         if self.folder is None:
             return self.records
         rings = []
+        limit = self.size * RECORD.itemsize
         for path in self.folder.glob("*.window"):
             try:
-                rings.append(np.fromfile(path, dtype=RECORD))
-            except (OSError, ValueError):  # a worker's file removed or cut while we read: skip it
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            except OSError:  # a worker's file removed while we looked, or a link: skip it
                 continue
+            try:
+                data = os.read(fd, limit)
+            except OSError:
+                continue
+            finally:
+                os.close(fd)
+            usable = len(data) - len(data) % RECORD.itemsize
+            rings.append(np.frombuffer(data[:usable], dtype=RECORD))
         return np.concatenate(rings) if rings else np.zeros(0, dtype=RECORD)
 
     def counts(self) -> dict[str, list[int]]:
         """Bin counts per signal over the newest DRIFT_WINDOW texts of every worker."""
         records = self._server_records()
-        records = records[records["time"] > 0]
+        records = records[np.isfinite(records["time"]) & (records["time"] > 0)]
         if len(records) > self.size:
             records = records[np.argsort(records["time"], kind="stable")[-self.size :]]
         widths = [len(self.profile.expected(name)) for name in SIGNALS]
@@ -124,5 +153,8 @@ class DriftWindow:
 
     def close(self) -> None:
         """The version is no longer served here: remove this worker's ring."""
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
         if self.path is not None:
             self.path.unlink(missing_ok=True)

@@ -70,6 +70,7 @@ class ModelState:
         self.no_drift_reason: str | None = "the model has not been loaded yet"
         self.predictor: Predictor | None = None
         self.rollout: Rollout | None = None  # as last read from the store
+        self.rollout_error: str | None = None  # why the store's ROLLOUT could not be read, if it could not
         self.traffic: RolloutTraffic | None = None  # the running rollout's candidate, in this worker
         self._tripped: set[str] = set()  # rollouts this worker aborted, until the store says so
         self.not_ready_reason: str | None = "the model has not been loaded yet"
@@ -136,7 +137,11 @@ class ModelState:
         metrics.MODEL_READY.labels(self.name).set(1)
         if self.drift is not None:
             self.drift.close()
-        self.drift, self.no_drift_reason = self.drift_settings.window(self.name, predictor)
+        try:
+            self.drift, self.no_drift_reason = self.drift_settings.window(self.name, predictor)
+        except Exception as error:  # drift is an observation: a bad profile never keeps a model from serving
+            logger.error("model %s version %s: no drift window: %r", self.name, predictor.version, error)
+            self.drift, self.no_drift_reason = None, f"version {predictor.version}: no drift window ({error!r})"
         self.predictor = predictor
         self.not_ready_reason = None
 
@@ -211,8 +216,16 @@ class ModelState:
         try:
             rollout = await asyncio.to_thread(rollouts.read_rollout, store)
         except ModelStoreError as error:
-            logger.warning("model %s: cannot read the rollout: %s", self.name, error.message)
+            # A ROLLOUT that cannot be read says nothing trustworthy: CURRENT alone answers until it is
+            # fixed or cleared (`rollout abort`); the reason is what `status` and the route report.
+            if self.rollout_error != error.message:
+                logger.error("model %s: cannot read the rollout, CURRENT answers alone: %s", self.name, error.message)
+            self.rollout_error = error.message
+            if self.traffic is not None:
+                self.traffic.stop()
+                self.traffic = None
             return
+        self.rollout_error = None
         self.rollout = rollout
         traffic = self.traffic
         wanted = (

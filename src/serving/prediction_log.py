@@ -193,7 +193,14 @@ class PredictionLog:
         self.stopping.set()
         self.thread.join(timeout)
         if self.thread.is_alive():
-            logger.warning("prediction log: the sink did not take the last %d records in time", self._waiting())
+            # What the sink did not take in time is lost with the process: counted, never silent.
+            waiting = {PREDICTION: len(self.queue), FEEDBACK: len(self.corrections)}
+            for kind, count in waiting.items():
+                if count:
+                    metrics.labelled(metrics.PREDICTION_LOG_RECORDS, kind, "lost").inc(count)
+            logger.warning(
+                "prediction log: the sink did not take the last %d records in time; lost", sum(waiting.values())
+            )
             return
         self.sink.close()
 
@@ -230,8 +237,9 @@ class PredictionLog:
                 error,
                 self.redact,
             )
-        except Exception:  # a redaction hook that raises: the record is lost, never logged unredacted
-            logger.exception("prediction log: a record could not be made; it is dropped")
+        except Exception as error:  # a redaction hook that raises: the record is lost, never logged unredacted
+            # Only the kind of error: its message and traceback may hold the text the hook was given.
+            logger.error("prediction log: a record could not be made (%s); it is dropped", type(error).__name__)
             metrics.labelled(metrics.PREDICTION_LOG_RECORDS, PREDICTION, "failed").inc()
             return
         if self.queued_bytes() + len(line) > self.capacity_bytes:

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import json
-import urllib.request
-from collections.abc import Sequence
+import os
+import re
+import socket
+import threading
+import time
+import urllib.parse
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -17,6 +24,8 @@ BATCH_CONTENT_TYPE = "application/cloudevents-batch+json"
 EVENT_TYPE = "io.github.ml-service.{kind}"
 # The files' names begin with these (what `train_script --feedback DIR` reads).
 PREDICTIONS_PREFIX, FEEDBACK_PREFIX = "predictions", "feedback"
+RETIRED = "retired"  # the worker name of the files dead workers' records are merged into
+_ANSWER_BYTES = 65_536  # what is read of a sink's answer
 
 
 # A record: its kind (prediction or feedback) and its JSON document, one line.
@@ -92,8 +101,78 @@ class FileSink:
             handle.close()
 
 
+_WORKER_FILE = re.compile(
+    rf"^(?P<prefix>{PREDICTIONS_PREFIX}|{FEEDBACK_PREFIX})-(?P<host>.+)-(?P<pid>[0-9]+)\.jsonl(?:\.(?P<backup>[0-9]+))?$"
+)
+_COPY_CHUNK = 1 << 20
+
+
+def retire_worker_logs(folder: Path, host: str, alive: Collection[int], *, max_bytes: int, backups: int) -> list[str]:
+    """Merge the files of this host's workers that are no longer alive into `<prefix>-<host>-retired.jsonl`
+    (rotated like any worker's file), then remove them; the names removed.
+
+    Each worker writes its own files, named by its process id; without this, every worker that died
+    (and every restart of a crash loop) left up to (PREDICTION_LOG_BACKUPS + 1) x PREDICTION_LOG_MAX_BYTES
+    behind for ever. Corrections are kept (merged, oldest first), so `train --feedback` still finds them.
+    """
+    if not folder.is_dir():
+        return []
+    dead: dict[tuple[str, int], list[tuple[int, Path]]] = {}
+    for entry in folder.iterdir():
+        match = _WORKER_FILE.match(entry.name)
+        if match is None or match["host"] != host or int(match["pid"]) in alive or not entry.is_file():
+            continue
+        if entry.is_symlink():
+            continue
+        backup = int(match["backup"] or 0)
+        dead.setdefault((match["prefix"], int(match["pid"])), []).append((backup, entry))
+    removed = []
+    for (prefix, _), files in sorted(dead.items()):
+        target = RotatingFile(folder / f"{prefix}-{host}-{RETIRED}.jsonl", max_bytes, backups)
+        try:
+            for _, path in sorted(files, key=lambda item: -item[0]):  # .2, .1, then the newest
+                _append_lines(path, target, max_bytes)
+                path.unlink(missing_ok=True)
+                removed.append(path.name)
+        finally:
+            target.close()
+    return removed
+
+
+def _append_lines(source: Path, target: RotatingFile, max_bytes: int) -> None:
+    """Copy a file's whole lines into `target` in pieces of at most `max_bytes` (a line cut at the end
+    by a crash is dropped)."""
+    pending = b""
+    with source.open("rb") as handle:
+        while chunk := handle.read(min(_COPY_CHUNK, max_bytes)):
+            pending += chunk
+            cut = pending.rfind(b"\n") + 1
+            if cut:
+                target.write(pending[:cut])
+                pending = pending[cut:]
+            if len(pending) > max_bytes:  # one line longer than a file may be: not a record of ours
+                pending = b""
+
+
+def live_pids(pids: Collection[int]) -> set[int]:
+    """Those of `pids` that name a running process."""
+    alive = set()
+    for pid in pids:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            continue
+        except PermissionError:
+            pass
+        alive.add(pid)
+    return alive
+
+
 class HttpSink:
-    """POSTs each batch to `url` as CloudEvents (batched content mode); a non-2xx answer is a failure."""
+    """POSTs each batch to `url` as CloudEvents (batched content mode); a non-2xx answer is a failure.
+
+    `timeout` bounds the whole send, not each read: a sink that trickles its answer a byte at a time
+    has its connection cut at the deadline."""
 
     def __init__(self, url: str, *, source: str, timeout: float) -> None:
         self.url, self.source, self.timeout = url, source, timeout
@@ -112,13 +191,43 @@ class HttpSink:
         return self.format.write(CloudEvent(attributes, document))
 
     def write(self, records: Sequence[Record]) -> None:
-        """One POST for the batch."""
+        """One POST for the batch, all of it within `timeout` seconds."""
         body = b"[" + b",".join(self.event(json.loads(line)) for _, line in records) + b"]"
-        request = urllib.request.Request(
-            self.url, data=body, method="POST", headers={"Content-Type": BATCH_CONTENT_TYPE}
-        )
-        with urllib.request.urlopen(request, timeout=self.timeout) as answer:
-            answer.read()
+        url = urllib.parse.urlsplit(self.url)
+        kind = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
+        connection = kind(url.hostname or "", url.port, timeout=self.timeout)
+        deadline = threading.Timer(self.timeout, _cut, (connection,))
+        deadline.daemon = True
+        started = time.monotonic()
+        deadline.start()
+        try:
+            path = url.path or "/"
+            connection.request(
+                "POST", f"{path}?{url.query}" if url.query else path, body, {"Content-Type": BATCH_CONTENT_TYPE}
+            )
+            answer = connection.getresponse()
+            answer.read(_ANSWER_BYTES)
+        except OSError as error:
+            if time.monotonic() - started >= self.timeout:
+                raise TimeoutError(f"the sink took over {self.timeout:g} s") from None
+            raise error from None
+        except http.client.HTTPException as error:
+            if time.monotonic() - started >= self.timeout:
+                raise TimeoutError(f"the sink took over {self.timeout:g} s") from None
+            raise OSError(f"the sink broke the HTTP exchange ({type(error).__name__})") from None
+        finally:
+            deadline.cancel()
+            connection.close()
+        if not 200 <= answer.status < 300:
+            raise OSError(f"the sink answered HTTP {answer.status}")
 
     def close(self) -> None:
         """Nothing held open."""
+
+
+def _cut(connection: http.client.HTTPConnection) -> None:
+    """The send's deadline: shut its socket, which ends any read or write blocked on it."""
+    sock = connection.sock
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)

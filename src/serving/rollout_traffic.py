@@ -1,11 +1,19 @@
 """A running rollout inside one worker: who the candidate answers, what it is compared on, its guards.
 
 - Canary: a request is answered by the candidate when its client's key (the ROLLOUT_KEY_HEADER
-  header, else the client's address) falls in the rollout's share; the same key always gets the
-  same version for a rollout. A sample of those texts is scored by CURRENT too, after the answer
-  is sent, to measure agreement. A text the candidate fails to score is answered by CURRENT.
+  header) falls in the rollout's share; the same key always gets the same version for a rollout.
+  A request without a key is split on its own, at random: one address is often a proxy for many
+  clients, and splitting by it made a 10% canary 0% or 100% of the traffic. Those texts are scored
+  by CURRENT too, after the answer is sent, to measure agreement. A text the candidate fails to
+  score is answered by CURRENT.
 - Shadow: CURRENT answers every request; the rollout's share of requests is also scored by the
   candidate after the answer is sent, so clients never wait for it.
+
+Comparison scoring (CURRENT re-scoring a canary's texts, the candidate scoring a shadowed request's)
+runs in one thread per worker behind a bounded queue, never on the event loop; when the queue is
+full the comparison is skipped and counted. The latency guard compares the two models on the same
+texts: the candidate's time and CURRENT's time on exactly the texts both scored, so a client that
+sends long texts to one and short texts to the other moves nothing.
 
 Each worker judges the candidate on what it saw itself, once it has scored ROLLOUT_MIN_REQUESTS
 texts: error rate, latency ratio to CURRENT, label disagreement with CURRENT. A guard that trips
@@ -15,9 +23,12 @@ wins), which every other worker and pod follows at its next poll.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
+import queue
 import random
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -30,6 +41,8 @@ logger = logging.getLogger(__name__)
 
 # In canary mode, the share of the candidate's texts also scored by CURRENT to measure agreement.
 CANARY_COMPARISON_SHARE = 1.0
+# Comparisons waiting for the worker's comparison thread; past it they are skipped and counted.
+COMPARISON_QUEUE = 64
 
 
 @dataclass(frozen=True)
@@ -40,6 +53,7 @@ class Guards:
     max_error_rate: float = 0.01
     max_latency_ratio: float = 3.0
     max_disagreement: float = 0.2
+    max_seconds_per_text: float = 0.5  # one request slower than this per text trips at once
 
 
 @dataclass
@@ -51,6 +65,10 @@ class Figures:
     candidate_seconds: float = 0.0
     current_texts: int = 0
     current_seconds: float = 0.0
+    # Both models' time on the same texts (the ones compared): what the latency guard judges.
+    paired_candidate_seconds: float = 0.0
+    paired_current_seconds: float = 0.0
+    slowest_per_text: float = 0.0  # the candidate's slowest request, in seconds per text
     compared: int = 0
     agreed: int = 0
     absolute_difference: float = 0.0
@@ -60,9 +78,10 @@ class Figures:
         return self.candidate_errors / attempts if attempts else 0.0
 
     def latency_ratio(self) -> float | None:
-        if not self.candidate_texts or not self.current_texts or self.current_seconds <= 0:
+        """The candidate's time over CURRENT's, on the texts both scored."""
+        if not self.compared or self.paired_current_seconds <= 0:
             return None
-        return (self.candidate_seconds / self.candidate_texts) / (self.current_seconds / self.current_texts)
+        return self.paired_candidate_seconds / self.paired_current_seconds
 
     def disagreement(self) -> float | None:
         return 1.0 - self.agreed / self.compared if self.compared else None
@@ -94,6 +113,11 @@ class RolloutTraffic:
         self.stopped = False
         self._on_trip = on_trip
         self._salt = rollout.id.encode()
+        self._lock = threading.Lock()  # the figures change on the event loop and in the comparison thread
+        self._comparisons: queue.Queue[tuple[Callable[..., None], tuple[object, ...]] | None] = queue.Queue(
+            COMPARISON_QUEUE
+        )
+        self._comparer: threading.Thread | None = None
         metrics.ROLLOUT_RUNNING.labels(model, candidate.version, rollout.mode).set(1)
 
     def stop(self) -> None:
@@ -101,14 +125,60 @@ class RolloutTraffic:
         if not self.stopped:
             self.stopped = True
             metrics.ROLLOUT_RUNNING.labels(self.model, self.candidate.version, self.rollout.mode).set(0)
+            if self._comparer is not None:
+                with contextlib.suppress(queue.Full):  # when full, the thread sees `stopped` at its next item
+                    self._comparisons.put_nowait(None)
+
+    def submit(self, work: Callable[..., None], *args: object) -> bool:
+        """Run a comparison in this rollout's comparison thread, off the event loop; False (counted) when
+        its queue is full."""
+        if self.stopped:
+            return False
+        if self._comparer is None:
+            self._comparer = threading.Thread(target=self._compare_forever, name=f"rollout-{self.model}", daemon=True)
+            self._comparer.start()
+        try:
+            self._comparisons.put_nowait((work, args))
+        except queue.Full:
+            metrics.ROLLOUT_COMPARISONS_SKIPPED.labels(self.model).inc()
+            return False
+        return True
+
+    def _compare_forever(self) -> None:
+        while True:
+            item = self._comparisons.get()
+            try:
+                if item is None or self.stopped:
+                    return
+                work, args = item
+                try:
+                    work(*args)
+                except Exception:  # a comparison must never take the thread down
+                    logger.exception("model %s: a rollout comparison failed", self.model)
+            finally:
+                self._comparisons.task_done()
+
+    def settle(self, timeout: float = 10.0) -> bool:
+        """Wait until every comparison submitted so far is done (or the rollout stopped); whether it was."""
+        deadline = time.monotonic() + timeout
+        while self._comparisons.unfinished_tasks and not self.stopped:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.001)
+        return True
 
     def _bucket(self, key: str) -> float:
         digest = hashlib.blake2b(key.encode(errors="replace"), key=self._salt, digest_size=8).digest()
         return int.from_bytes(digest, "big") / 2**64 * 100.0
 
     def answers(self, key: Callable[[], str]) -> bool:
-        """Canary: whether the candidate answers the client `key()` names (sticky for the rollout's life)."""
-        return not self.stopped and self.rollout.mode == "canary" and self._bucket(key()) < self.rollout.percent
+        """Canary: whether the candidate answers the client `key()` names (sticky for the rollout's life),
+        or, for a request without a key, this request alone (at random)."""
+        if self.stopped or self.rollout.mode != "canary":
+            return False
+        client = key()
+        share = self._bucket(client) if client else random.random() * 100.0
+        return share < self.rollout.percent
 
     def shadows(self) -> bool:
         """Shadow: whether the candidate also scores this request, off the response path."""
@@ -128,6 +198,9 @@ class RolloutTraffic:
         version = self.candidate.version
         self.figures.candidate_texts += texts
         self.figures.candidate_seconds += seconds
+        self.figures.slowest_per_text = max(self.figures.slowest_per_text, seconds / max(texts, 1))
+        if seconds / max(texts, 1) > self.guards.max_seconds_per_text:
+            self._judge()
         metrics.ROLLOUT_REQUESTS.labels(self.model, version, "candidate").inc(texts)
         metrics.ROLLOUT_SECONDS.labels(self.model, version, "candidate").inc(seconds)
 
@@ -150,33 +223,50 @@ class RolloutTraffic:
         self.record_candidate(len(texts), time.perf_counter() - started)
         return predictions
 
-    def shadow(self, texts: Sequence[str], current: Sequence[Prediction]) -> None:
+    def shadow(self, texts: Sequence[str], current: Sequence[Prediction], current_seconds: float) -> None:
         """Shadow, after CURRENT's answer was sent: the candidate scores the same texts, compared."""
         if self.stopped:
             return
+        started = time.perf_counter()
         candidate = self.score_candidate(texts)
         if candidate is not None:
-            self.compare(current, candidate)
+            self.compare(current, candidate, (time.perf_counter() - started, current_seconds))
 
-    def check(self, current: Predictor, texts: Sequence[str], candidate: Sequence[Prediction]) -> None:
+    def check(
+        self, current: Predictor, texts: Sequence[str], candidate: Sequence[Prediction], candidate_seconds: float
+    ) -> None:
         """Canary, after the candidate's answer was sent: CURRENT scores the same texts, compared."""
         if self.stopped or random.random() >= CANARY_COMPARISON_SHARE:
             return
         started = time.perf_counter()
         ours = current.predict_batch(texts)
-        self.record_current(current.version, len(texts), time.perf_counter() - started)
-        self.compare(ours, candidate)
+        seconds = time.perf_counter() - started
+        self.record_current(current.version, len(texts), seconds)
+        self.compare(ours, candidate, (candidate_seconds, seconds))
 
-    def compare(self, current: Sequence[Prediction], candidate: Sequence[Prediction]) -> None:
-        """Record agreement between CURRENT's and the candidate's predictions of the same texts, then judge."""
+    def compare(
+        self,
+        current: Sequence[Prediction],
+        candidate: Sequence[Prediction],
+        seconds: tuple[float, float] | None = None,
+    ) -> None:
+        """Record agreement between CURRENT's and the candidate's predictions of the same texts, and the
+        two models' time on them (`seconds`: the candidate's, CURRENT's), then judge."""
         if self.stopped:
             return
         agreed = sum(a.label == b.label for a, b in zip(current, candidate, strict=True))
         difference = sum(_difference(a, b) for a, b in zip(current, candidate, strict=True))
-        self.figures.compared += len(current)
-        self.figures.agreed += agreed
-        self.figures.absolute_difference += difference
         version = self.candidate.version
+        with self._lock:
+            self.figures.compared += len(current)
+            self.figures.agreed += agreed
+            self.figures.absolute_difference += difference
+            if seconds is not None:
+                self.figures.paired_candidate_seconds += seconds[0]
+                self.figures.paired_current_seconds += seconds[1]
+        if seconds is not None:
+            metrics.ROLLOUT_PAIRED_SECONDS.labels(self.model, version, "candidate").inc(seconds[0])
+            metrics.ROLLOUT_PAIRED_SECONDS.labels(self.model, self.rollout.baseline, "current").inc(seconds[1])
         metrics.ROLLOUT_COMPARED.labels(self.model, version).inc(len(current))
         metrics.ROLLOUT_AGREED.labels(self.model, version).inc(agreed)
         metrics.ROLLOUT_ABSOLUTE_DIFFERENCE.labels(self.model, version).inc(difference)
@@ -185,6 +275,11 @@ class RolloutTraffic:
     def verdict(self) -> tuple[str, str] | None:
         """(guard, reason) when the candidate is out of bounds, once it has scored enough texts."""
         figures, guards = self.figures, self.guards
+        if figures.slowest_per_text > guards.max_seconds_per_text:
+            return "scoring_time", (
+                f"candidate took {figures.slowest_per_text:.2f} s per text on one request, over "
+                f"{guards.max_seconds_per_text} s"
+            )
         if figures.candidate_texts + figures.candidate_errors < guards.min_requests:
             return None
         if figures.error_rate() > guards.max_error_rate:
@@ -208,10 +303,12 @@ class RolloutTraffic:
         return None
 
     def _judge(self) -> None:
-        tripped = self.verdict()
-        if tripped is not None and not self.stopped:
+        with self._lock:
+            tripped = self.verdict()
+            if tripped is None or self.stopped:
+                return
             self.stop()
-            guard, reason = tripped
-            metrics.ROLLOUT_ABORTS.labels(self.model, guard).inc()
-            logger.error("model %s: rollout of %s aborted: %s", self.model, self.candidate.version, reason)
-            self._on_trip(self, guard, reason)
+        guard, reason = tripped
+        metrics.ROLLOUT_ABORTS.labels(self.model, guard).inc()
+        logger.error("model %s: rollout of %s aborted: %s", self.model, self.candidate.version, reason)
+        self._on_trip(self, guard, reason)

@@ -94,9 +94,17 @@ def _rollout(registry: ModelRegistry, args: argparse.Namespace) -> list[str]:
         promoted = rollouts.promote(store)
         return [f"{args.name}: CURRENT is now {promoted.candidate} (rollout {promoted.id} promoted)"]
     if args.action == "abort":
-        aborted = rollouts.abort(store, "aborted by hand")
+        try:
+            aborted = rollouts.abort(store, "aborted by hand")
+        except rollouts.RolloutClearedError as cleared:
+            return [f"{args.name}: {cleared.message}"]
         return [f"{args.name}: rollout {aborted.id} of {aborted.candidate} {aborted.state}"]
-    rollout = rollouts.read_rollout(store)
+    try:
+        rollout = rollouts.read_rollout(store)
+    except ModelStoreError as error:
+        raise ModelStoreError(
+            f"{error.message}; every server answers with CURRENT alone, and `rollout abort {args.name}` clears it"
+        ) from None
     if rollout is None:
         return [f"{args.name}: no rollout"]
     return [json.dumps(rollout.to_dict(), indent=2)]

@@ -29,7 +29,7 @@ from typing import Any
 import yaml
 from sklearn.pipeline import Pipeline
 
-from src.store.serialization import UnusableModelError, load_pipeline
+from src.store.serialization import UnusableModelError, load_pipeline, read_schema
 
 MLMODEL_FILE = "MLmodel"
 _MAX_MLMODEL_BYTES = 1_000_000
@@ -39,8 +39,40 @@ PICKLE_WALL_SECONDS = 180.0
 _UNPICKLE_WORKER = "src.store.unpickle"
 
 
+_MAX_FIELD_CHARS = 64  # a version string recorded by the file
+_MAX_YAML_DEPTH = 32
+
+
 class ModelSourceError(Exception):
     """The file cannot be imported; the message says why in one line."""
+
+
+class _PlainYamlLoader(yaml.SafeLoader):
+    """YAML without aliases and with bounded nesting: an MLmodel file needs neither, and aliases let a
+    424-byte file expand to gigabytes (a billion laughs)."""
+
+    def __init__(self, stream: bytes) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            raise ModelSourceError(f"{MLMODEL_FILE} uses a YAML alias (*name), which an MLmodel file never needs")
+        self._depth += 1
+        try:
+            if self._depth > _MAX_YAML_DEPTH:
+                raise ModelSourceError(f"{MLMODEL_FILE} is nested over {_MAX_YAML_DEPTH} levels deep")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _field(value: object) -> str | None:
+    """A short plain value the file records (a version), or None: never a container stringified."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return None
+    text = str(value)
+    return text if len(text) <= _MAX_FIELD_CHARS else None
 
 
 @dataclass(frozen=True)
@@ -78,8 +110,10 @@ def _is_skops(data: bytes) -> bool:
 
 def _recorded_sklearn_version(skops_bytes: bytes) -> str | None:
     """The `_sklearn_version` the estimators in a skops file were saved with (without loading them)."""
-    with zipfile.ZipFile(io.BytesIO(skops_bytes)) as archive:
-        schema = json.loads(archive.read("schema.json"))
+    try:
+        schema = read_schema(skops_bytes)
+    except UnusableModelError as error:
+        raise ModelSourceError(str(error)) from None
     pending: list[Any] = [schema]
     while pending:
         node = pending.pop()
@@ -87,8 +121,8 @@ def _recorded_sklearn_version(skops_bytes: bytes) -> str | None:
             version = node.get("_sklearn_version")
             if isinstance(version, dict) and isinstance(version.get("content"), str):
                 try:  # a JsonNode: the value JSON-encoded
-                    return str(json.loads(version["content"]))
-                except ValueError:
+                    return _field(json.loads(version["content"][:_MAX_FIELD_CHARS]))
+                except (ValueError, RecursionError):
                     return None
             pending.extend(node.values())
         elif isinstance(node, list):
@@ -164,25 +198,31 @@ def _inside(folder: Path, name: object) -> Path:
         raise ModelSourceError(f"{MLMODEL_FILE} does not name the model file (flavors.sklearn.pickled_model)")
     path = (folder / name).resolve()
     if not path.is_relative_to(folder.resolve()) or not path.is_file():
-        raise ModelSourceError(f"{MLMODEL_FILE} names a model file {name!r} that is not a file inside the directory")
+        raise ModelSourceError(
+            f"{MLMODEL_FILE} names a model file {name[:100]!r} that is not a file inside the directory"
+        )
     return path
 
 
 def _read_mlflow(folder: Path, *, trust_pickle: bool, max_bytes: int) -> ModelSource:
+    if (folder / MLMODEL_FILE).is_symlink():
+        raise ModelSourceError(f"{MLMODEL_FILE} is a symbolic link; the file itself must be in the directory")
     mlmodel = _read_bounded(folder / MLMODEL_FILE, _MAX_MLMODEL_BYTES)
     try:
-        document = yaml.safe_load(mlmodel)
+        document = yaml.load(mlmodel, Loader=_PlainYamlLoader)  # a SafeLoader without aliases
+    except RecursionError:
+        raise ModelSourceError(f"{MLMODEL_FILE} is nested too deeply") from None
     except yaml.YAMLError as error:
         raise ModelSourceError(f"{MLMODEL_FILE} is not valid YAML ({str(error).splitlines()[0]})") from None
     flavors = document.get("flavors") if isinstance(document, dict) else None
     sklearn_flavor = flavors.get("sklearn") if isinstance(flavors, dict) else None
     if not isinstance(sklearn_flavor, dict):
-        found = ", ".join(map(str, flavors)) if isinstance(flavors, dict) else "none"
+        found = ", ".join(str(_field(name)) for name in list(flavors)[:10]) if isinstance(flavors, dict) else "none"
         raise ModelSourceError(f"{MLMODEL_FILE} has no sklearn flavour (flavours: {found})")
     python_flavor = flavors.get("python_function") if isinstance(flavors, dict) else None
     python_version = python_flavor.get("python_version") if isinstance(python_flavor, dict) else None
     path = _inside(folder, sklearn_flavor.get("pickled_model"))
-    serialization = str(sklearn_flavor.get("serialization_format", "cloudpickle"))
+    serialization = _field(sklearn_flavor.get("serialization_format", "cloudpickle")) or "?"
     recorded = sklearn_flavor.get("sklearn_version")
     data = _read_bounded(path, max_bytes)
     if serialization == "skops":
@@ -201,8 +241,8 @@ def _read_mlflow(folder: Path, *, trust_pickle: bool, max_bytes: int) -> ModelSo
         f"mlflow-{serialization}",
         hashlib.sha256(data).hexdigest(),
         len(data),
-        str(recorded) if recorded is not None else None,
-        str(python_version) if python_version is not None else None,
+        _field(recorded),
+        _field(python_version),
         skops_bytes,
     )
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from src.config import DEFAULT_MAX_MODEL_BYTES, DEFAULT_MODEL_NAME, MODEL_NAME_PATTERN, Settings
 from src.errors import ModelNotFoundError, ModelStoreError
-from src.store.store import CURRENT_FILE, METADATA_FILE, ModelStore, fsync_dir
+from src.store.store import CURRENT_FILE, METADATA_FILE, ModelStore, OutputLimits, fsync_dir
 
 logger = logging.getLogger(__name__)
 
@@ -48,10 +48,12 @@ class ModelRegistry:
         *,
         default_name: str = DEFAULT_MODEL_NAME,
         max_model_bytes: int = DEFAULT_MAX_MODEL_BYTES,
+        output: OutputLimits | None = None,
     ) -> None:
         self.root = Path(root)
         self.default_name = check_model_name(default_name)
         self.max_model_bytes = max_model_bytes
+        self.output = output or OutputLimits()
 
     @classmethod
     def from_settings(cls, settings: Settings, root: str | Path | None = None) -> ModelRegistry:
@@ -60,16 +62,22 @@ class ModelRegistry:
             settings.model_dir if root is None else root,
             default_name=settings.default_model_name,
             max_model_bytes=settings.max_model_bytes,
+            output=OutputLimits(settings.max_classes, settings.max_response_bytes, settings.max_batch_size),
         )
 
     def store(self, name: str | None = None) -> ModelStore:
         """The store a model of this name publishes to: MODEL_DIR/<name> (the default model by default)."""
         name = check_model_name(self.default_name if name is None else name)
-        return ModelStore(self.root / name, max_model_bytes=self.max_model_bytes, name=name)
+        return ModelStore(self.root / name, max_model_bytes=self.max_model_bytes, name=name, output=self.output)
 
     def legacy_store(self) -> ModelStore:
         """The old single-model layout at the root, read as the default model."""
-        return ModelStore(self.root, max_model_bytes=self.max_model_bytes, name=f"{self.default_name} (old layout)")
+        return ModelStore(
+            self.root,
+            max_model_bytes=self.max_model_bytes,
+            name=f"{self.default_name} (old layout)",
+            output=self.output,
+        )
 
     def stores(self, name: str | None = None) -> list[ModelStore]:
         """Where a model may be served from, in order of preference: its own store, then the old layout."""

@@ -3,10 +3,15 @@
     <store>/ROLLOUT            the rollout as JSON, replaced atomically (os.replace) at each change
     <store>/.rollout-<id>.end  created with O_EXCL by whoever ends rollout <id> (abort or promote):
                                the first writer wins, on one machine or many sharing the volume
+    <store>/.rollout-<id>.next created with O_EXCL by the `start` that follows rollout <id> (or
+                               `.rollout-none.next` for a model's first), holding the new id: of two
+                               starts at once one wins, the other is refused and told which won
 
 Every worker of every pod reads ROLLOUT at its poll and follows it: loads the candidate while the
 rollout runs, drops it once it is aborted or promoted. A new `start` replaces a finished rollout;
 a running one must be promoted or aborted first. Nothing here changes CURRENT except `promote`.
+ROLLOUT is data, not trust: one that cannot be read (garbage, cut short, too large, a link) makes
+every worker answer with CURRENT alone, `status` reports it, and `abort` clears it.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
+import time
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +30,8 @@ from src.store.store import _TEMP_PREFIX, ModelStore, _write_durably, check_vers
 
 ROLLOUT_FILE = "ROLLOUT"
 _END_MARKER = ".rollout-{id}.end"
+_NEXT_MARKER = ".rollout-{id}.next"
+_STALE_START_SECONDS = 60.0
 _MAX_ROLLOUT_BYTES = 16_384
 MODES = ("shadow", "canary")
 STATES = ("running", "aborted", "promoted")
@@ -118,31 +127,100 @@ def start(store: ModelStore, candidate: str, mode: str, percent: float) -> Rollo
         )
     store.load(candidate)  # sha256, versions, trusted types: what every server will check
     rollout = Rollout(secrets.token_hex(8), candidate, current, mode, float(percent), started_at=_now())
+    winner = _claim_start(store, existing, rollout.id)
+    if winner is not None:
+        raise ModelStoreError(f"model {store.name}: another start won the race (rollout {winner}); nothing changed")
     _write(store, rollout)
     return rollout
 
 
-def _claim(store: ModelStore, rollout: Rollout) -> bool:
-    """Claim the right to end `rollout`; only the first caller, in any process on any machine, gets it."""
+def _create_once(path: os.PathLike[str] | str, content: bytes = b"") -> bool:
+    """Create `path` holding `content` if nobody has; only the first caller, in any process on any
+    machine sharing the volume, gets True."""
     try:
-        fd = os.open(store.root / _END_MARKER.format(id=rollout.id), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
     except FileExistsError:
         return False
-    os.close(fd)
+    try:
+        os.write(fd, content)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
     return True
+
+
+def _claim(store: ModelStore, rollout: Rollout) -> bool:
+    """Claim the right to end `rollout`; only the first caller, in any process on any machine, gets it."""
+    return _create_once(store.root / _END_MARKER.format(id=rollout.id))
+
+
+def _claim_start(store: ModelStore, previous: Rollout | None, new_id: str) -> str | None:
+    """Claim the start that follows `previous`: None if claimed, else the id of the start that won."""
+    marker = store.root / _NEXT_MARKER.format(id=previous.id if previous else "none")
+    if _create_once(marker, new_id.encode()):
+        return None
+    try:  # a start that claimed and then died before writing ROLLOUT must not block every later one
+        stale = time.time() - marker.lstat().st_mtime > _STALE_START_SECONDS
+    except OSError:
+        stale = False
+    if stale:
+        marker.unlink(missing_ok=True)
+        if _create_once(marker, new_id.encode()):
+            return None
+    try:
+        winner = marker.read_bytes()[:64].decode("ascii", "replace")
+    except OSError:
+        winner = "?"
+    return winner if winner.isalnum() else "?"
 
 
 def abort(store: ModelStore, reason: str, rollout_id: str | None = None) -> Rollout:
     """End the running rollout (the one with `rollout_id`, if given) as aborted; CURRENT stays as it is.
 
-    The first abort or promote of a rollout wins; a later one finds it ended and changes nothing.
+    The first abort or promote of a rollout wins; a later one changes nothing and is refused, saying
+    how the rollout ended. A ROLLOUT that cannot be read is cleared (moved aside, then removed).
     """
-    rollout = read_rollout(store)
+    try:
+        rollout = read_rollout(store)
+    except ModelStoreError as error:
+        if rollout_id is not None:  # a worker's guard: only a person clears an unreadable file
+            raise
+        clear_unreadable(store)
+        raise RolloutClearedError(f"{error.message}; cleared it: CURRENT answers alone") from None
     if rollout is None or not rollout.running or (rollout_id is not None and rollout.id != rollout_id):
         raise ModelStoreError(f"model {store.name} has no running rollout to abort")
-    if _claim(store, rollout):
-        _write(store, replace(rollout, state="aborted", reason=reason, ended_at=_now()))
-    return read_rollout(store) or rollout
+    if not _claim(store, rollout):
+        ended = read_rollout(store) or rollout
+        state = ended.state if not ended.running else "being ended"
+        raise ModelStoreError(f"model {store.name}: rollout {rollout.id} was ended first by another command ({state})")
+    aborted = replace(rollout, state="aborted", reason=reason, ended_at=_now())
+    _write(store, aborted)
+    return aborted
+
+
+class RolloutClearedError(ModelStoreError):
+    """`abort` found ROLLOUT unreadable and cleared it: done, but not an abort of a rollout."""
+
+
+def clear_unreadable(store: ModelStore) -> None:
+    """Move an unreadable ROLLOUT out of the way (removed with the store's stale temporaries)."""
+    aside = store.root / f"{_TEMP_PREFIX}{ROLLOUT_FILE}-unreadable-{secrets.token_hex(4)}"
+    os.rename(store.root / ROLLOUT_FILE, aside)  # noqa: PTH104 - a link is moved, never followed
+    fsync_dir(store.root)
+    if aside.is_dir() and not aside.is_symlink():
+        shutil.rmtree(aside, ignore_errors=True)
+    else:
+        aside.unlink(missing_ok=True)
+    (store.root / _NEXT_MARKER.format(id="none")).unlink(missing_ok=True)  # as if it never had one
+
+
+def protected_versions(store: ModelStore) -> set[str]:
+    """The versions a running rollout needs (its candidate and baseline); every version named in a
+    ROLLOUT that cannot be read is unknown, so the caller must protect all (ModelStoreError)."""
+    rollout = read_rollout(store)
+    if rollout is None or not rollout.running:
+        return set()
+    return {rollout.candidate, rollout.baseline}
 
 
 def promote(store: ModelStore) -> Rollout:

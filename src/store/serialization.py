@@ -81,10 +81,33 @@ def _restore_vocabulary(pipeline: Pipeline) -> None:
             del vectorizer.vocabulary_terms_
 
 
+# A skops node is an object of at least `__class__`, `__module__` and `__loader__` (over 40 bytes): a
+# schema with far more objects and arrays than its size allows is made to be expanded, not loaded.
+_MIN_BYTES_PER_NODE = 16
+
+
+def read_schema(data: bytes) -> Any:
+    """A skops file's schema.json, parsed only after its objects and arrays are counted (189 MB of `{},`
+    would take gigabytes to parse); nesting too deep is refused too. UnusableModelError if it cannot be."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            raw = archive.read("schema.json")
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as error:
+        raise UnusableModelError(f"not a skops file ({error})") from None
+    nodes = raw.count(b"{") + raw.count(b"[")
+    if nodes > len(raw) // _MIN_BYTES_PER_NODE + 1_000:
+        raise UnusableModelError(f"schema.json holds {nodes} objects and arrays in {len(raw)} bytes: not a model")
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise UnusableModelError("schema.json is nested too deeply: not a model") from None
+    except ValueError as error:
+        raise UnusableModelError(f"not a skops file (schema.json: {str(error)[:200]})") from None
+
+
 def _types_in_file(data: bytes) -> set[str]:
     """Every `module.Class` a skops file's schema names, found without loading any of it."""
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        schema = json.loads(archive.read("schema.json"))
+    schema = read_schema(data)
     found: set[str] = set()
     pending: list[Any] = [schema]
     while pending:
@@ -126,10 +149,7 @@ def load_pipeline(data: bytes, max_bytes: int = DEFAULT_MAX_MODEL_BYTES) -> Pipe
     """The Pipeline in skops bytes: size limits first, then TRUSTED_TYPES before loading anything,
     then the loaded Pipeline's parameters (src/store/pipeline_checks.py)."""
     check_archive(data, max_bytes)
-    try:
-        untrusted = sorted(_types_in_file(data) - set(TRUSTED_TYPES))
-    except (zipfile.BadZipFile, KeyError, ValueError) as error:
-        raise UnusableModelError(f"not a skops file ({error})") from None
+    untrusted = sorted(_types_in_file(data) - set(TRUSTED_TYPES))
     if untrusted:
         raise UnusableModelError(f"refusing untrusted types {', '.join(untrusted)}")
     try:

@@ -34,7 +34,12 @@ import scipy
 import sklearn
 from sklearn.pipeline import Pipeline
 
-from src.config import DEFAULT_MAX_MODEL_BYTES
+from src.config import (
+    DEFAULT_MAX_BATCH_SIZE,
+    DEFAULT_MAX_CLASSES,
+    DEFAULT_MAX_MODEL_BYTES,
+    DEFAULT_MAX_RESPONSE_BYTES,
+)
 from src.errors import ModelNotFoundError, ModelStoreError, ModelVerificationError, quoted
 from src.store.serialization import UnusableModelError, dump_pipeline, load_pipeline
 
@@ -57,6 +62,35 @@ def check_version_name(version: str, kind: str = "model version") -> str:
     if not _VERSION_NAME.fullmatch(version):
         raise ModelNotFoundError(f"invalid {kind} name {quoted(version)}")
     return version
+
+
+@dataclass(frozen=True)
+class OutputLimits:
+    """What a model may make a server answer: its classes (MAX_CLASSES), and the bytes of its answer to
+    one full batch (MAX_RESPONSE_BYTES for MAX_BATCH_SIZE texts). A model of 20,000 classes answered a
+    3 KB request with 183 MB and held a worker's event loop for 20 s."""
+
+    max_classes: int = DEFAULT_MAX_CLASSES
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    max_batch_size: int = DEFAULT_MAX_BATCH_SIZE
+
+    def check(self, version: str, pipeline: Pipeline) -> None:
+        """ModelVerificationError if the model's classes or its answer to a full batch are over the limits."""
+        classes = [str(label) for label in getattr(pipeline, "classes_", [])]
+        if len(classes) > self.max_classes:
+            raise ModelVerificationError(
+                f"model {version}: {len(classes)} classes, over the limit of {self.max_classes} (MAX_CLASSES)"
+            )
+        # One text's JSON answer at most: its label, then each class's name and a float of up to 24 characters.
+        per_text = (
+            64 + max(map(len, map(json.dumps, classes)), default=0) + sum(len(json.dumps(c)) + 26 for c in classes)
+        )
+        largest = per_text * self.max_batch_size
+        if largest > self.max_response_bytes:
+            raise ModelVerificationError(
+                f"model {version}: its answer to {self.max_batch_size} texts (MAX_BATCH_SIZE) can reach {largest} "
+                f"bytes, over the limit of {self.max_response_bytes} (MAX_RESPONSE_BYTES)"
+            )
 
 
 @dataclass(frozen=True)
@@ -96,11 +130,17 @@ class ModelStore:
     """
 
     def __init__(
-        self, root: str | Path, *, max_model_bytes: int = DEFAULT_MAX_MODEL_BYTES, name: str | None = None
+        self,
+        root: str | Path,
+        *,
+        max_model_bytes: int = DEFAULT_MAX_MODEL_BYTES,
+        name: str | None = None,
+        output: OutputLimits | None = None,
     ) -> None:
         self.root = Path(root)
         self.max_model_bytes = max_model_bytes
         self.name = name or self.root.name
+        self.output = output or OutputLimits()
 
     def new_version(self) -> str:
         """A unique, time-ordered version name such as 20261126T041500123Z-3f9a1c (to the millisecond).
@@ -121,7 +161,21 @@ class ModelStore:
         version = check_version_name(version or self.new_version())
         model_bytes = dump_pipeline(pipeline)
         # What every server will check when it loads the version, checked before anything moves.
-        self._load_trusted(version, model_bytes, self.max_model_bytes)
+        self.output.check(version, self._load_trusted(version, model_bytes, self.max_model_bytes))
+        full_metadata = {
+            **metadata,
+            "version": version,
+            "sha256": hashlib.sha256(model_bytes).hexdigest(),
+            "sklearn_version": sklearn.__version__,
+            "python_version": platform.python_version(),
+            "numpy_version": np.__version__,
+            "scipy_version": scipy.__version__,
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        metadata_bytes = json.dumps(full_metadata, indent=2).encode()
+        # Read back as every server will read it, before anything is written: a version servers would
+        # refuse is never published, and CURRENT never names one.
+        self._check_versions(version, self.parse_metadata(version, metadata_bytes))
         self.root.mkdir(parents=True, exist_ok=True)
         final = self.root / version
         if final.exists():
@@ -130,17 +184,7 @@ class ModelStore:
         staging.mkdir()
         try:
             _write_durably(staging / MODEL_FILE, model_bytes)
-            full_metadata = {
-                **metadata,
-                "version": version,
-                "sha256": hashlib.sha256(model_bytes).hexdigest(),
-                "sklearn_version": sklearn.__version__,
-                "python_version": platform.python_version(),
-                "numpy_version": np.__version__,
-                "scipy_version": scipy.__version__,
-                "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            }
-            _write_durably(staging / METADATA_FILE, json.dumps(full_metadata, indent=2).encode())
+            _write_durably(staging / METADATA_FILE, metadata_bytes)
             fsync_dir(staging)
             staging.rename(final)
             fsync_dir(self.root)
@@ -154,14 +198,21 @@ class ModelStore:
         return version
 
     def prune(self, keep: int) -> list[str]:
-        """Delete all but the newest `keep` versions (never CURRENT) and stale temporary folders.
+        """Delete all but the newest `keep` versions (never CURRENT, nor a running rollout's candidate or
+        baseline) and stale temporary folders.
 
         Returns the versions deleted. A volume of 1 GiB fills up with every training run otherwise.
         """
         if keep < 1:
             raise ValueError("keep at least one version")
-        current = self.current_version()
-        doomed = [version for version in self.versions()[:-keep] if version != current]
+        from src.store.rollout import protected_versions  # rollout.py builds on this module
+
+        try:
+            protected = {self.current_version(), *protected_versions(self)}
+        except ModelStoreError as error:  # which versions a rollout needs is unknown: keep them all
+            logger.warning("model %s: nothing pruned: %s", self.name, error.message)
+            return []
+        doomed = [version for version in self.versions()[:-keep] if version not in protected]
         for version in doomed:
             # Renamed first, so a half-deleted version never looks complete to a reader.
             trash = self.root / f"{_TEMP_PREFIX}delete-{version}"
@@ -259,13 +310,26 @@ class ModelStore:
         try:
             if path.stat().st_size > MAX_METADATA_BYTES:
                 raise ModelVerificationError(f"model {version}: {METADATA_FILE} is over {MAX_METADATA_BYTES} bytes")
-            metadata = json.loads(path.read_text())
+            content = path.read_bytes()
         except FileNotFoundError:
             raise ModelNotFoundError(f"model {self.name} has no version {quoted(version)}") from None
-        except (OSError, ValueError) as error:
-            raise ModelVerificationError(f"model {version}: unreadable {METADATA_FILE} ({error})") from None
+        except OSError as error:
+            raise ModelVerificationError(f"model {version}: unreadable {METADATA_FILE} ({error.strerror})") from None
+        return self.parse_metadata(version, content)
+
+    @staticmethod
+    def parse_metadata(version: str, content: bytes) -> dict[str, Any]:
+        """A version's metadata from its bytes, as servers read it: bounded in size and depth, a JSON object."""
+        if len(content) > MAX_METADATA_BYTES:
+            raise ModelVerificationError(
+                f"model {version}: {METADATA_FILE} is {len(content)} bytes, over {MAX_METADATA_BYTES}"
+            )
+        try:
+            metadata = json.loads(content)
         except RecursionError:
             raise ModelVerificationError(f"model {version}: {METADATA_FILE} is nested too deeply") from None
+        except ValueError as error:
+            raise ModelVerificationError(f"model {version}: unreadable {METADATA_FILE} ({error})") from None
         if not isinstance(metadata, dict):
             raise ModelVerificationError(f"model {version}: {METADATA_FILE} is not a JSON object")
         return metadata
@@ -293,6 +357,7 @@ class ModelStore:
         if hashlib.sha256(data).hexdigest() != metadata.get("sha256"):
             raise ModelVerificationError(f"model {version}: {MODEL_FILE} does not match the sha256 in its metadata")
         pipeline = self._load_trusted(version, data, self.max_model_bytes)
+        self.output.check(version, pipeline)
         return StoredModel(version=version, pipeline=pipeline, metadata=metadata)
 
     @staticmethod

@@ -194,7 +194,7 @@ class InferenceService:
                     version=parsed.version,
                     locate=parsed.text_location,
                     batch_loc=SHAPE_LOCATION,
-                    client_key=lambda: str(metadata.get(self.rollout_key_header) or context.peer()),
+                    client_key=lambda: str(metadata.get(self.rollout_key_header) or "")[:256],
                     request_id=request_id,
                     protocol="grpc",
                 )

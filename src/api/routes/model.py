@@ -12,7 +12,7 @@ from src import metrics
 from src.api.deps import DataPlaneDep, ModelsDep
 from src.api.routing import policy
 from src.api.schemas import ErrorResponse, ModelSummary
-from src.errors import ModelNotFoundError, UnknownModelError
+from src.errors import ModelNotFoundError, ModelStoreError, UnknownModelError
 from src.serving.predictor import Predictor
 from src.serving.reload_broadcast import ReloadBroadcast
 from src.store import rollout as rollouts
@@ -93,13 +93,13 @@ def _rollout_figures(name: str, rollout: Rollout) -> dict[str, Any]:
     candidate, baseline = rollout.candidate, rollout.baseline
     requests = metrics.totals(metrics.ROLLOUT_REQUESTS, model=name, version=candidate, role="candidate")
     current = metrics.totals(metrics.ROLLOUT_REQUESTS, model=name, version=baseline, role="current")
-    seconds = metrics.totals(metrics.ROLLOUT_SECONDS, model=name, version=candidate, role="candidate")
-    current_seconds = metrics.totals(metrics.ROLLOUT_SECONDS, model=name, version=baseline, role="current")
+    seconds = metrics.totals(metrics.ROLLOUT_PAIRED_SECONDS, model=name, version=candidate, role="candidate")
+    current_seconds = metrics.totals(metrics.ROLLOUT_PAIRED_SECONDS, model=name, version=baseline, role="current")
     errors = metrics.totals(metrics.ROLLOUT_ERRORS, model=name, version=candidate)
     compared = metrics.totals(metrics.ROLLOUT_COMPARED, model=name, version=candidate)
     agreed = metrics.totals(metrics.ROLLOUT_AGREED, model=name, version=candidate)
     difference = metrics.totals(metrics.ROLLOUT_ABSOLUTE_DIFFERENCE, model=name, version=candidate)
-    ratio = (seconds / requests) / (current_seconds / current) if requests and current and current_seconds else None
+    ratio = seconds / current_seconds if current_seconds else None  # on the same texts
     return {
         "candidate_requests": int(requests),
         "current_requests": int(current),
@@ -124,7 +124,10 @@ async def model_rollout(name: str, models: ModelsDep, request: Request) -> dict[
     state = models.models.get(name)
     if state is None:
         raise UnknownModelError(name, models.models)
-    rollout = await asyncio.to_thread(rollouts.read_rollout, state.stores[0])
+    try:
+        rollout = await asyncio.to_thread(rollouts.read_rollout, state.stores[0])
+    except ModelStoreError as error:  # reported, not a 500: the servers answer with CURRENT alone meanwhile
+        return {"state": "unreadable", "reason": error.message, "candidate_loaded_here": state.traffic is not None}
     if rollout is None:
         raise ModelNotFoundError(f"model {name} has had no rollout")
     guards = state.guards
