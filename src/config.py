@@ -121,6 +121,12 @@ class Settings(BaseSettings):
     """Largest answer a model may give to one full batch (MAX_BATCH_SIZE texts); a model whose classes
     would make it larger is refused at import and at load."""
 
+    import_memory_bytes: int = Field(default=4 << 30, ge=512 << 20)
+    """Address space the import of a user's model may use (its own process); past it, refused with one line."""
+
+    import_seconds: int = Field(default=600, ge=10)
+    """CPU seconds the import of a user's model may use (its own process); past it, refused with one line."""
+
     model_keep_versions: int = Field(default=5, ge=1)
     """Versions a training run keeps in the store (the newest, and always CURRENT); older ones are pruned."""
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,8 +25,9 @@ from typing import Any
 import numpy as np
 import sklearn
 
+from src.drift.profile import ProfileError
 from src.engine.parity import TOLERANCE, ModelRaisedError, builtin_texts, check_parity, model_outputs, probe_texts
-from src.errors import DatasetError
+from src.errors import DatasetError, ModelStoreError
 from src.model import quality_gate
 from src.model.behaviour import run_on_pipeline
 from src.model.datasets import Dataset, load_file
@@ -33,7 +35,9 @@ from src.model.evaluation import evaluate_predictions
 from src.model.reference import reference_profile
 from src.store.model_sources import ModelSource, ModelSourceError, read_model_source
 from src.store.registry import ModelRegistry
-from src.store.serialization import dump_pipeline, load_pipeline
+from src.store.serialization import UnusableModelError, dump_pipeline, load_pipeline
+
+logger = logging.getLogger(__name__)
 
 EXPECTED_PREFIX = "expected_"
 _MAX_SAMPLE_ROWS = 100_000
@@ -81,27 +85,35 @@ def read_sample(path: Path | None, text_column: str) -> Sample:
         raise ImportRefusedError(f"cannot read the sample {path.name} ({error.strerror})") from None
     except UnicodeDecodeError:
         raise ImportRefusedError(f"the sample {path.name} is not UTF-8 text") from None
+    try:
+        return _parse_sample(path.name, content, text_column)
+    except csv.Error as error:  # a field over csv's limit (131,072 characters), a stray NUL, ...
+        raise ImportRefusedError(f"the sample {path.name} is not CSV that can be read ({error})") from None
+
+
+def _parse_sample(name: str, content: str, text_column: str) -> Sample:
     reader = csv.DictReader(io.StringIO(content, newline=""))
     fields = reader.fieldnames or []
     if text_column not in fields:
-        raise ImportRefusedError(f"the sample {path.name} has no column {text_column!r} (found: {', '.join(fields)})")
+        shown = ", ".join(field[:40] for field in fields[:20])
+        raise ImportRefusedError(f"the sample {name} has no column {text_column!r} (found: {shown})")
     expected_columns = [f for f in fields if f.startswith(EXPECTED_PREFIX)]
     texts: list[str] = []
     rows: list[list[float]] = []
     for row in reader:
         if len(texts) >= _MAX_SAMPLE_ROWS:
-            raise ImportRefusedError(f"the sample {path.name} has over {_MAX_SAMPLE_ROWS} rows")
+            raise ImportRefusedError(f"the sample {name} has over {_MAX_SAMPLE_ROWS} rows")
         texts.append(row[text_column] or "")
         try:
             rows.append([float(row[column]) for column in expected_columns])
         except (TypeError, ValueError):
             raise ImportRefusedError(
-                f"the sample {path.name}, line {reader.line_num}: an expected_ value is not a number"
+                f"the sample {name}, line {reader.line_num}: an expected_ value is not a number"
             ) from None
     if not texts:
-        raise ImportRefusedError(f"the sample {path.name} has no rows")
+        raise ImportRefusedError(f"the sample {name} has no rows")
     expected = np.asarray(rows, dtype=np.float64) if expected_columns else None
-    return Sample(texts, expected, f"{path.name} ({len(texts)} texts)")
+    return Sample(texts, expected, f"{name} ({len(texts)} texts)")
 
 
 def _recorded_parity(source: ModelSource, served: Any, sample: Sample) -> dict[str, Any] | None:
@@ -146,10 +158,13 @@ def _read_test(options: ImportOptions) -> Dataset | None:
 def _reference(pipeline: Any, options: ImportOptions, test: Dataset | None, sample: Sample) -> dict[str, Any] | None:
     """The reference profile for drift: on the labelled test file, else on the user's sample, else none
     (the built-in parity texts say nothing about the traffic the model is meant for)."""
-    if test is not None and options.test is not None:
-        return reference_profile(pipeline, test.texts, f"--test {options.test.name}").to_dict()
-    if options.sample is not None:
-        return reference_profile(pipeline, sample.texts, f"--sample {options.sample.name}").to_dict()
+    try:
+        if test is not None and options.test is not None:
+            return reference_profile(pipeline, test.texts, f"--test {options.test.name}").to_dict()
+        if options.sample is not None:
+            return reference_profile(pipeline, sample.texts, f"--sample {options.sample.name}").to_dict()
+    except ProfileError as error:  # e.g. more classes than a profile holds: served without drift, said why
+        logger.warning("no reference profile for drift: %s", error)
     return None
 
 
@@ -183,8 +198,14 @@ def import_model(
         source = read_model_source(path, trust_pickle=options.trust_pickle, max_bytes=registry.max_model_bytes)
     except ModelSourceError as error:
         raise ImportRefusedError(str(error)) from None
+    try:  # what servers will load, within what they may answer: before any costly check
+        served = load_pipeline(dump_pipeline(source.pipeline), registry.max_model_bytes)
+        registry.output.check(name, served)
+    except UnusableModelError as error:
+        raise ImportRefusedError(str(error)) from None
+    except ModelStoreError as error:
+        raise ImportRefusedError(error.message) from None
     sample = read_sample(options.sample, options.text_column)
-    served = load_pipeline(dump_pipeline(source.pipeline), registry.max_model_bytes)  # what servers will load
     try:
         parity = check_parity(source.pipeline, served, [*sample.texts, *probe_texts(source.pipeline)])
     except ModelRaisedError as error:

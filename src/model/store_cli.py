@@ -7,20 +7,29 @@ python -m src.model.store_cli import NAME PATH [--trust-pickle] [--sample CSV] [
 --trust-pickle; an MLflow model directory) as model NAME's new CURRENT version, after the checks
 in src/model/importer.py. It prints the version. Exit status: 0 published, 2 refused (a one-line
 reason on standard error, nothing published), 3 refused by the quality gate.
+
+The whole import runs in a child process capped at IMPORT_MEMORY_BYTES of memory and
+IMPORT_SECONDS of time (CPU and wall clock): a model file is the user's, and one built to expand or
+to spin is stopped with one line, the store untouched, rather than taking the machine's memory.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from src.config import get_settings
+from src.config import Settings, get_settings
 from src.errors import ModelStoreError
 from src.model.importer import ImportOptions, ImportRefusedError, import_model
 from src.store import cli as store_cli
+from src.store.model_sources import limit_resources
 from src.store.registry import ModelRegistry, check_model_name
+
+_IMPORT_CHILD = "ML_SERVICE_IMPORT_CHILD"
 
 TRUST_PICKLE_HELP = (
     "load a joblib or pickle file (or an MLflow model saved with pickle or cloudpickle). Unpickling runs "
@@ -77,11 +86,53 @@ def run_import(args: argparse.Namespace) -> list[str]:
     ]
 
 
+def _import_in_child(argv: Sequence[str], settings: Settings) -> int:
+    """Run this same import in a child process under the memory and time caps; its exit status."""
+    memory, seconds = settings.import_memory_bytes, settings.import_seconds
+    root = str(Path(__file__).resolve().parents[2])
+    env = {
+        **os.environ,
+        _IMPORT_CHILD: "1",
+        "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
+    }
+    try:
+        finished = subprocess.run(
+            [sys.executable, "-m", "src.model.store_cli", *argv],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=seconds * 1.5 + 10,  # CPU time is capped at `seconds`; waiting (I/O) a little longer
+            preexec_fn=lambda: limit_resources(memory, seconds),
+            env=env,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        print(
+            f"error: the import took over {seconds * 1.5 + 10:.0f} s (IMPORT_SECONDS); stopped, nothing published",
+            file=sys.stderr,
+        )
+        return store_cli.EXIT_REFUSED
+    sys.stdout.write(finished.stdout.decode(errors="replace"))
+    lines = finished.stderr.decode(errors="replace").splitlines()
+    if finished.returncode < 0 or (finished.returncode not in (0, 2, 3)):
+        print(
+            f"error: the import was stopped (exit {finished.returncode}): over {memory} bytes of memory "
+            f"(IMPORT_MEMORY_BYTES) or {seconds} s of CPU (IMPORT_SECONDS); nothing published",
+            file=sys.stderr,
+        )
+        return store_cli.EXIT_REFUSED
+    if lines:
+        print("\n".join(lines), file=sys.stderr)
+    return finished.returncode
+
+
 def main(argv: Sequence[str] | None = None, *, prog: str = "python -m src.model.store_cli") -> int:
     """Entry point: the version on standard output; one-line errors; 2 refused, 3 refused by the gate."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(prog).parse_args(argv)
     if args.command != "import":
         return store_cli.main(argv, prog=prog)
+    if not os.environ.get(_IMPORT_CHILD):
+        return _import_in_child(argv, get_settings())
     try:
         version, summary = run_import(args)
     except ImportRefusedError as error:
@@ -89,6 +140,12 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m src.model.
         return error.exit_status
     except ModelStoreError as error:
         print(f"error: {error.message}; nothing published", file=sys.stderr)
+        return store_cli.EXIT_REFUSED
+    except MemoryError:
+        print("error: the import ran out of memory (IMPORT_MEMORY_BYTES); nothing published", file=sys.stderr)
+        return store_cli.EXIT_REFUSED
+    except RecursionError:
+        print("error: the model is nested too deeply to read; nothing published", file=sys.stderr)
         return store_cli.EXIT_REFUSED
     print(version)
     print(summary, file=sys.stderr)

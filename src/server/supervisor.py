@@ -80,28 +80,31 @@ _WINDOW_FILE = re.compile(r"^(?P<pid>[0-9]+)\.window$")
 DRIFT_FOLDER = "drift"
 
 
-def prepare_metrics_dir() -> tuple[Path, bool]:
+def prepare_metrics_dir(*, starting: bool = False) -> tuple[Path, bool]:
     """PROMETHEUS_MULTIPROC_DIR (made if unset) without the files of processes that are gone, exported
-    before any worker imports the client; and whether this process made it (and so removes it at exit)."""
+    before any worker imports the client; and whether this process made it (and so removes it at exit).
+
+    `starting`: this process has written no metric yet, so files under its own id are an earlier
+    process's (a restarted container's supervisor often gets the same id, and its volume is kept)."""
     configured = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     path = Path(configured) if configured else Path(tempfile.mkdtemp(prefix="ml-service-metrics-"))
     path.mkdir(parents=True, exist_ok=True)
-    remove_stale_metrics(path)  # counts of a previous run must not leak into this one
+    remove_stale_metrics(path, own_are_stale=starting)  # counts of a previous run must not leak into this one
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
     return path, not configured
 
 
-def remove_stale_metrics(path: Path) -> list[Path]:
-    """Remove the metric files and drift windows of processes no longer running (and this one's, left by
-    an earlier process of the same id): only files named as the server names them, never following a
-    link, never another running server's. Returns what was removed."""
+def remove_stale_metrics(path: Path, *, own_are_stale: bool = False) -> list[Path]:
+    """Remove the metric files and drift windows of processes no longer running (and, when
+    `own_are_stale`, this one's): only files named as the server names them, never following a link,
+    never another running server's. Returns what was removed."""
     removed: list[Path] = []
 
     def stale(match: re.Match[str] | None) -> bool:
         if match is None:
             return False
         pid = int(match["pid"])
-        return pid == os.getpid() or not live_pids([pid])
+        return (own_are_stale and pid == os.getpid()) or (pid != os.getpid() and not live_pids([pid]))
 
     for entry in path.iterdir():
         if _METRICS_FILE.match(entry.name) and stale(_METRICS_FILE.match(entry.name)) and _plain_file(entry):
@@ -385,7 +388,7 @@ def main() -> int:
     """Entry point of the production server."""
     settings = get_settings()
     configure_logging(settings.log_level)
-    metrics_dir, made_here = prepare_metrics_dir()
+    metrics_dir, made_here = prepare_metrics_dir(starting=True)
     try:
         return Supervisor(settings, worker_count(settings)).run()
     except PortBusyError as error:

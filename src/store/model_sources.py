@@ -147,10 +147,20 @@ def _from_skops(data: bytes, max_bytes: int) -> Pipeline:
         raise ModelSourceError(str(error)) from None
 
 
+def limit_resources(memory_bytes: int, cpu_seconds: int) -> None:
+    """Cap this process's address space, CPU time and core dumps (never above a cap already set)."""
+    for kind, wanted in (
+        (resource.RLIMIT_AS, memory_bytes),
+        (resource.RLIMIT_CPU, cpu_seconds),
+        (resource.RLIMIT_CORE, 0),
+    ):
+        _, hard = resource.getrlimit(kind)
+        value = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(kind, (value, value))
+
+
 def _limits() -> None:  # runs in the child before it starts Python
-    resource.setrlimit(resource.RLIMIT_AS, (PICKLE_MEMORY_BYTES, PICKLE_MEMORY_BYTES))
-    resource.setrlimit(resource.RLIMIT_CPU, (PICKLE_CPU_SECONDS, PICKLE_CPU_SECONDS))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    limit_resources(PICKLE_MEMORY_BYTES, PICKLE_CPU_SECONDS)
 
 
 def _unpickle_in_child(path: Path) -> tuple[bytes, str | None]:

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from src.api.error_responses import JSON_ERRORS, V2_ERRORS
 from src.api.routing import RouteTable
-from src.serving.predictor import Predictor
+from src.serving import dataplane
 from tests.api.test_route_policy import SCORING
 
 DIRECT = SCORING  # every scoring route is dispatched directly
@@ -65,10 +65,10 @@ def test_a_bug_is_a_500_without_internals_in_the_routes_format_and_logged(
     body: dict[str, object],
     expected: dict[str, str],
 ) -> None:
-    def broken(self: Predictor, texts: object) -> None:
+    def broken(model: str, predictions: object) -> None:  # a bug of ours after the model has scored
         raise RuntimeError("secret internal detail")
 
-    monkeypatch.setattr(Predictor, "predict_batch", broken)
+    monkeypatch.setattr(dataplane, "_observe", broken)
     with caplog.at_level(logging.ERROR):
         response = client.post(path, json=body, headers={"X-Request-ID": "trace-me"})
     assert response.status_code == 500

@@ -4,6 +4,7 @@ non-zero exit and nothing published."""
 from __future__ import annotations
 
 import csv
+import re
 import hashlib
 import io
 import json
@@ -93,7 +94,7 @@ def test_an_imported_skops_model_is_published_with_its_provenance(
     assert metadata["parity"]["passed"]
     assert metadata["parity"]["texts"] >= 500
     assert (metadata["engine"], metadata["output"]) == ("compiled", "scores")
-    assert "engine compiled, scores reproduced on 600 texts" in err
+    assert re.search(r"engine compiled, scores reproduced on 6[0-9]{2} texts", err)
 
 
 def test_a_pickle_without_trust_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str], good: Pipeline) -> None:

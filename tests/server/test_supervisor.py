@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -38,12 +40,35 @@ def test_workers_follow_the_cpu_quota(monkeypatch: pytest.MonkeyPatch) -> None:
     assert serve.available_cpus() == 1
 
 
-def test_metrics_dir_is_emptied_and_exported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    (tmp_path / "counter_123.db").write_bytes(b"stale")
-    (tmp_path / "sub").mkdir()
+def dead_pid() -> int:
+    """The id of a process that has exited."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_metrics_dir_loses_only_the_files_of_processes_gone_and_is_exported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Finding 4 of #27: start-up deleted everything in the folder, recursively, a second server's live
+    files included. Now only the server's own kinds of file, of processes no longer running."""
+    gone, alive = dead_pid(), os.getppid()
+    ours_stale = [tmp_path / f"counter_{gone}.db", tmp_path / f"gauge_livesum_{gone}.db"]
+    window = tmp_path / "drift" / "sentiment" / "v1" / f"{gone}.window"
+    live = [tmp_path / f"counter_{alive}.db", tmp_path / "drift" / "sentiment" / "v1" / f"{alive}.window"]
+    not_ours = [tmp_path / "notes.txt", tmp_path / "sub" / f"counter_{gone}.db", tmp_path / f"counter_{gone}.db.bak"]
+    for path in [*ours_stale, window, *live, *not_ours]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x")
+    outside = tmp_path.parent / f"{tmp_path.name}-outside"
+    outside.mkdir()
+    (outside / f"{gone}.window").write_bytes(b"keep")
+    (tmp_path / "drift" / "linked").symlink_to(outside)
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
-    assert serve.prepare_metrics_dir() == (tmp_path, False)  # configured: emptied, never removed
-    assert list(tmp_path.iterdir()) == []
+    assert serve.prepare_metrics_dir() == (tmp_path, False)  # configured: cleaned, never removed
+    assert not any(path.exists() for path in [*ours_stale, window])
+    assert all(path.exists() for path in [*live, *not_ours])
+    assert (outside / f"{gone}.window").read_bytes() == b"keep"  # a link is never followed
     assert os.environ["PROMETHEUS_MULTIPROC_DIR"] == str(tmp_path)
 
 
