@@ -145,23 +145,28 @@ class RolloutTraffic:
         return True
 
     def _compare_forever(self) -> None:
+        """Run comparisons until the rollout stops and nothing is left (what is left then is skipped)."""
         while True:
-            item = self._comparisons.get()
             try:
-                if item is None or self.stopped:
+                item = self._comparisons.get(timeout=1.0)
+            except queue.Empty:
+                if self.stopped:
                     return
-                work, args = item
-                try:
-                    work(*args)
-                except Exception:  # a comparison must never take the thread down
-                    logger.exception("model %s: a rollout comparison failed", self.model)
+                continue
+            try:
+                if item is not None and not self.stopped:
+                    work, args = item
+                    try:
+                        work(*args)
+                    except Exception:  # a comparison must never take the thread down
+                        logger.exception("model %s: a rollout comparison failed", self.model)
             finally:
                 self._comparisons.task_done()
 
     def settle(self, timeout: float = 10.0) -> bool:
-        """Wait until every comparison submitted so far is done (or the rollout stopped); whether it was."""
+        """Wait until every comparison submitted so far is done; whether they were within `timeout`."""
         deadline = time.monotonic() + timeout
-        while self._comparisons.unfinished_tasks and not self.stopped:
+        while self._comparisons.unfinished_tasks:
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.001)

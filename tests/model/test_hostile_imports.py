@@ -157,9 +157,7 @@ def test_twenty_thousand_classes_are_refused(tmp_path: Path, store: Path) -> Non
     assert "20000 classes, over the limit of 255 (MAX_CLASSES)" in refused(store, tmp_path / "wide.skops")
 
 
-def test_a_model_that_raises_on_texts_meant_to_trip_it_is_refused(
-    tmp_path: Path, store: Path, texts: Dataset
-) -> None:
+def test_a_model_that_raises_on_texts_meant_to_trip_it_is_refused(tmp_path: Path, store: Path, texts: Dataset) -> None:
     """Finding 9: isotonic calibration with out_of_bounds='raise' passed import (parity 0.0 on the 600
     built-in texts) and failed whole batches at serving time. The probe texts push its scores past
     the range the calibration was fitted on."""
