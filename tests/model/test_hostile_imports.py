@@ -68,7 +68,8 @@ def refused(root: Path, *args: str | Path, env: dict[str, str] | None = None, se
     )
     assert result.returncode == 2, result.stderr
     assert result.stdout == ""
-    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("error: "), result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
     assert "Traceback" not in result.stderr
     assert time.monotonic() - started < seconds
     assert snapshot(root) == before
@@ -189,9 +190,9 @@ def test_more_classes_than_a_profile_holds_import_without_a_profile(tmp_path: Pa
     sample = tmp_path / "sample.csv"
     with sample.open("w", newline="") as handle:
         csv.writer(handle).writerows([["text"], *([row] for row in rows[:300])])
+    command = [sys.executable, "-m", "src.model.store_cli", "--model-dir", str(store), "import", "mine"]
     result = subprocess.run(
-        [sys.executable, "-m", "src.model.store_cli", "--model-dir", str(store), "import", "mine"]
-        + [str(tmp_path / "many.skops"), "--sample", str(sample)],
+        [*command, str(tmp_path / "many.skops"), "--sample", str(sample)],
         cwd=ROOT,
         env={**os.environ, "MAX_CLASSES": "300"},
         capture_output=True,

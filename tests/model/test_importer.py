@@ -4,11 +4,11 @@ non-zero exit and nothing published."""
 from __future__ import annotations
 
 import csv
-import re
 import hashlib
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import zipfile

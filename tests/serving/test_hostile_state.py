@@ -10,8 +10,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -52,9 +53,10 @@ def test_a_profile_number_out_of_range_leaves_the_model_serving_without_drift(mo
     )
     state = ModelState(store, drift=DriftSettings(folder=tmp_path / "metrics"))
     assert state.load()
-    assert state.predictor is not None and state.predictor.version == version
+    assert state.predictor is not None
+    assert state.predictor.version == version
     assert state.drift is None
-    assert state.no_drift_reason is not None and "texts must be a whole number" in state.no_drift_reason
+    assert "texts must be a whole number" in str(state.no_drift_reason)
 
 
 TRUNCATE_AND_PREDICT = """
@@ -114,7 +116,7 @@ def test_one_failing_text_is_that_texts_error(model_dir: Path) -> None:
     assert "out of bounds" not in raised.value.message  # the model's own words may repeat the text
 
 
-def rollout_plane(model_dir: Path, candidate: Predictor, mode: str, percent: float, **guards: float) -> DataPlane:
+def rollout_plane(model_dir: Path, candidate: Predictor, mode: str, percent: float, **guards: Any) -> DataPlane:
     models = ServedModels([ModelRegistry(model_dir)], default_name="sentiment", max_models=8)
     models.load_all()
     state = models.default
@@ -150,19 +152,24 @@ def test_a_client_cannot_fool_the_latency_guard_with_long_and_short_texts(model_
     plane = rollout_plane(model_dir, Predictor(stored), "canary", 50, min_requests=20)
     traffic = plane.models.default.traffic
     assert traffic is not None
-    candidate_keys = [f"k{i}" for i in range(200) if traffic.answers(lambda i=i: f"k{i}")][:5]
-    current_keys = [f"k{i}" for i in range(200) if not traffic.answers(lambda i=i: f"k{i}")][:5]
+
+    def key(value: str) -> Callable[[], str]:
+        return lambda: value
+
+    candidate_keys = [key(f"k{i}") for i in range(200) if traffic.answers(key(f"k{i}"))][:5]
+    current_keys = [key(f"k{i}") for i in range(200) if not traffic.answers(key(f"k{i}"))][:5]
 
     async def attack() -> None:
         for i in range(60):
-            await plane.infer(InferenceRequest(["a long review " * 600], client_key=lambda: candidate_keys[i % 5]))
-            await plane.infer(InferenceRequest(["ok"], client_key=lambda: current_keys[i % 5]))
+            await plane.infer(InferenceRequest(["a long review " * 600], client_key=candidate_keys[i % 5]))
+            await plane.infer(InferenceRequest(["ok"], client_key=current_keys[i % 5]))
             assert traffic.settle()
 
     asyncio.run(attack())
     assert plane.trips == []  # type: ignore[attr-defined]
     ratio = traffic.figures.latency_ratio()
-    assert ratio is not None and 0.3 < ratio < 3.0, ratio
+    assert ratio is not None
+    assert 0.3 < ratio < 3.0, ratio
 
 
 class Slow(Predictor):
@@ -185,7 +192,7 @@ def test_comparisons_run_off_the_event_loop_behind_a_bounded_queue(model_dir: Pa
         threads.append(threading.current_thread().name)
         original(*args)  # type: ignore[arg-type]
 
-    traffic.shadow = shadow  # type: ignore[method-assign]
+    traffic.shadow = shadow  # type: ignore[method-assign,assignment]
 
     async def burst() -> float:
         started = time.perf_counter()
@@ -196,7 +203,7 @@ def test_comparisons_run_off_the_event_loop_behind_a_bounded_queue(model_dir: Pa
     seconds = asyncio.run(burst())
     assert seconds < 2.0  # 200 shadowed requests would take 10 s if the loop scored the candidate
     assert traffic.settle(30)
-    assert threads and set(threads) == {"rollout-sentiment"}
+    assert set(threads) == {"rollout-sentiment"}
     assert len(threads) < 200  # the queue was full for most: skipped, not queued without bound
 
 
@@ -232,8 +239,11 @@ def test_workers_stop_using_a_candidate_when_rollout_becomes_unreadable(model_di
     state = ModelState(*registry.stores(), name="sentiment")
     assert state.load()
     asyncio.run(state.follow_rollout())
-    assert state.traffic is not None and state.traffic.candidate.version == second
+    traffic = state.traffic
+    assert traffic is not None
+    assert traffic.candidate.version == second
     (store.root / rollouts.ROLLOUT_FILE).write_bytes(b'{"id": "r1", "candidate": ')
     asyncio.run(state.follow_rollout())
+    assert traffic.stopped
     assert state.traffic is None
-    assert state.rollout_error is not None and "not JSON" in state.rollout_error
+    assert "not JSON" in str(state.rollout_error)
