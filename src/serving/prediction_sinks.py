@@ -218,6 +218,8 @@ class HttpSink:
         finally:
             deadline.cancel()
             connection.close()
+        if time.monotonic() - started >= self.timeout:  # cut mid-answer: what was read cannot be believed
+            raise TimeoutError(f"the sink took over {self.timeout:g} s")
         if not 200 <= answer.status < 300:
             raise OSError(f"the sink answered HTTP {answer.status}")
 

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
+import grpc
 import pytest
 from fastapi.testclient import TestClient
 
 from src.api.error_responses import JSON_ERRORS, V2_ERRORS
+from src.api.grpc.service import status_of
 from src.api.routing import RouteTable
+from src.errors import ModelFailedError
 from src.serving import dataplane
+from src.serving.predictor import Prediction, Predictor
 from tests.api.test_route_policy import SCORING
 
 DIRECT = SCORING  # every scoring route is dispatched directly
@@ -76,3 +81,46 @@ def test_a_bug_is_a_500_without_internals_in_the_routes_format_and_logged(
     assert "secret internal detail" not in response.text
     assert any("trace-me" in record.getMessage() for record in caplog.records)
     assert 'status="500"' in client.get("/metrics").text
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "where"),
+    [
+        ("/predict/batch", {"texts": ["fine", "3 stars"]}, 422, ["body", "texts", 1]),
+        (
+            "/v2/models/sentiment/infer",
+            {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [2], "data": ["fine", "3 stars"]}]},
+            400,
+            "inputs.0.data.1",
+        ),
+    ],
+)
+def test_a_text_the_model_fails_on_is_named_not_a_bare_500(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, path: str, body: dict[str, object], status: int, where: object
+) -> None:
+    """Finding 9 of #27: a model raising on one text failed the batch with a bare 500 (INTERNAL on gRPC)."""
+    original = Predictor.predict_batch
+
+    def raises_on_numbers(self: Predictor, texts: Sequence[str]) -> list[Prediction]:
+        if any(char.isdigit() for text in texts for char in text):
+            raise ValueError("X out of bounds")
+        return original(self, texts)
+
+    monkeypatch.setattr(Predictor, "predict_batch", raises_on_numbers)
+    response = client.post(path, json=body)
+    assert response.status_code == status
+    answer = response.json()
+    message = answer["detail"][0]["msg"] if status == 422 else answer["error"]
+    assert "failed on this text (ValueError)" in message
+    if status == 422:
+        assert answer["detail"][0]["loc"] == where
+    else:
+        assert str(where) in message
+
+
+def test_over_grpc_a_failing_text_is_invalid_argument_naming_it() -> None:
+    error = ModelFailedError("sentiment", "v1", ValueError("X out of bounds"), loc=("inputs", 0, "bytes_contents", 1))
+    code, message = status_of(error)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "failed on this text (ValueError)" in message
+    assert message.endswith("(at inputs.0.bytes_contents.1)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import time
 import urllib.error
@@ -101,7 +102,29 @@ def test_a_second_server_on_the_same_port_refuses_to_start(model_dir: Path, tmp_
             timeout=30,
         )
     assert second.returncode == 1
-    assert f"cannot listen on 127.0.0.1:{port}" in second.stderr
+    assert f"cannot listen on 127.0.0.1:{port} (HTTP, PORT)" in second.stderr
+
+
+def test_a_busy_grpc_port_is_the_one_named(model_dir: Path, tmp_path: Path) -> None:
+    """Finding 18 of #27: with the gRPC port taken, the server said the free HTTP port was in use."""
+    port = free_port()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        grpc_port = taken.getsockname()[1]
+        env = production_env(model_dir, port, tmp_path, GRPC_PORT=str(grpc_port))
+        result = subprocess.run(
+            production_command(),
+            env={**os.environ, **env},
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{grpc_port} (gRPC, GRPC_PORT): Address already in use" in result.stderr
+    assert f":{port}" not in result.stderr
 
 
 def test_a_hung_worker_is_killed_and_replaced(model_dir: Path, tmp_path: Path) -> None:

@@ -207,3 +207,37 @@ def test_a_hand_written_line_is_the_json_of_the_record() -> None:
     assert refused["texts"] == [hashed("x")]
     assert refused["redacted"] is True
     assert "outputs" not in refused
+
+
+def _raises_with_the_text(text: str) -> str:
+    raise ValueError(f"cannot redact {text!r}")
+
+
+def test_a_hook_that_raises_with_the_text_never_puts_it_in_the_server_log(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Finding 10 of #27: a hook that raised put the text in the server log (its message, its traceback),
+    though the docs promise a record is never logged unredacted."""
+    log = PredictionLog(FileSink(tmp_path, "w1", max_bytes=10**6, backups=1), redact=_raises_with_the_text)
+    log.start()
+    with caplog.at_level("DEBUG"):
+        log.record("req-1", "json", ["my card is 4111-1111"], 0.001, model="m", version="v", predictions=ANSWER)
+    log.stop()
+    assert "4111" not in caplog.text
+    assert "ValueError" in caplog.text  # what went wrong is still said
+    assert all(record.exc_info is None for record in caplog.records)
+
+
+def test_what_the_sink_has_not_taken_at_shutdown_is_counted_lost() -> None:
+    """Finding 15 of #27: records still queued when a worker stopped were lost without a count."""
+    sink = Stalled()
+    log = PredictionLog(sink, capacity=100)
+    log.start()
+    lost = _count("prediction", "lost")
+    for i in range(30):
+        log.record(f"r{i}", "json", ["text"], 0.001, model="m", version="v", predictions=ANSWER)
+    time.sleep(0.5)  # the writer takes a batch and waits on the stalled sink
+    log.record("late", "json", ["text"], 0.001, model="m", version="v", predictions=ANSWER)
+    log.stop(timeout=0.2)
+    assert _count("prediction", "lost") - lost >= 1
+    sink.release.set()
