@@ -19,6 +19,7 @@ from pathlib import Path
 
 from src.config import DEFAULT_MAX_MODEL_BYTES, DEFAULT_MODEL_NAME, MODEL_NAME_PATTERN, Settings
 from src.errors import ModelNotFoundError, ModelStoreError
+from src.store.rollout import protected_versions
 from src.store.store import CURRENT_FILE, METADATA_FILE, ModelStore, OutputLimits, fsync_dir
 
 logger = logging.getLogger(__name__)
@@ -68,7 +69,13 @@ class ModelRegistry:
     def store(self, name: str | None = None) -> ModelStore:
         """The store a model of this name publishes to: MODEL_DIR/<name> (the default model by default)."""
         name = check_model_name(self.default_name if name is None else name)
-        return ModelStore(self.root / name, max_model_bytes=self.max_model_bytes, name=name, output=self.output)
+        return ModelStore(
+            self.root / name,
+            max_model_bytes=self.max_model_bytes,
+            name=name,
+            output=self.output,
+            in_use=protected_versions,
+        )
 
     def legacy_store(self) -> ModelStore:
         """The old single-model layout at the root, read as the default model."""
@@ -77,6 +84,7 @@ class ModelRegistry:
             max_model_bytes=self.max_model_bytes,
             name=f"{self.default_name} (old layout)",
             output=self.output,
+            in_use=protected_versions,
         )
 
     def stores(self, name: str | None = None) -> list[ModelStore]:

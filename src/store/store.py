@@ -24,6 +24,7 @@ import secrets
 import shutil
 import stat
 import time
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -136,11 +137,15 @@ class ModelStore:
         max_model_bytes: int = DEFAULT_MAX_MODEL_BYTES,
         name: str | None = None,
         output: OutputLimits | None = None,
+        in_use: Callable[[ModelStore], Collection[str]] | None = None,
     ) -> None:
         self.root = Path(root)
         self.max_model_bytes = max_model_bytes
         self.name = name or self.root.name
         self.output = output or OutputLimits()
+        # The versions something beside CURRENT still needs (a running rollout's, given by the registry:
+        # src/store/rollout.py builds on this module); prune never removes them.
+        self.in_use = in_use
 
     def new_version(self) -> str:
         """A unique, time-ordered version name such as 20261126T041500123Z-3f9a1c (to the millisecond).
@@ -205,10 +210,8 @@ class ModelStore:
         """
         if keep < 1:
             raise ValueError("keep at least one version")
-        from src.store.rollout import protected_versions  # rollout.py builds on this module
-
         try:
-            protected = {self.current_version(), *protected_versions(self)}
+            protected = {self.current_version(), *(self.in_use(self) if self.in_use else ())}
         except ModelStoreError as error:  # which versions a rollout needs is unknown: keep them all
             logger.warning("model %s: nothing pruned: %s", self.name, error.message)
             return []
