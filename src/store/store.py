@@ -203,8 +203,8 @@ class ModelStore:
         return version
 
     def prune(self, keep: int) -> list[str]:
-        """Delete all but the newest `keep` versions (never CURRENT, nor a running rollout's candidate or
-        baseline) and stale temporary folders.
+        """Delete all but the newest `keep` versions (never CURRENT, nor what `in_use` names: a running
+        rollout's candidate and baseline) and stale temporary folders.
 
         Returns the versions deleted. A volume of 1 GiB fills up with every training run otherwise.
         """
