@@ -112,13 +112,18 @@ def _import_in_child(argv: Sequence[str], settings: Settings) -> int:
         )
         return store_cli.EXIT_REFUSED
     sys.stdout.write(finished.stdout.decode(errors="replace"))
+    sys.stdout.flush()
     lines = finished.stderr.decode(errors="replace").splitlines()
-    if finished.returncode < 0 or (finished.returncode not in (0, 2, 3)):
+    if finished.returncode < 0:  # killed: SIGKILL or SIGXCPU at the CPU cap, or the kernel's OOM killer
         print(
-            f"error: the import was stopped (exit {finished.returncode}): over {memory} bytes of memory "
-            f"(IMPORT_MEMORY_BYTES) or {seconds} s of CPU (IMPORT_SECONDS); nothing published",
+            f"error: the import was stopped by signal {-finished.returncode}: over {memory} bytes of memory "
+            f"(IMPORT_MEMORY_BYTES) or {seconds} s of CPU (IMPORT_SECONDS)?; nothing published",
             file=sys.stderr,
         )
+        return store_cli.EXIT_REFUSED
+    if finished.returncode not in (0, 2, 3):  # an error nobody foresaw: its last line, not its traceback
+        last = lines[-1] if lines else f"exit status {finished.returncode}"
+        print(f"error: the import failed: {last[:500]}; nothing published", file=sys.stderr)
         return store_cli.EXIT_REFUSED
     if lines:
         print("\n".join(lines), file=sys.stderr)
