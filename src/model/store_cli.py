@@ -8,19 +8,25 @@ python -m src.model.store_cli import NAME PATH [--trust-pickle] [--sample CSV] [
 in src/model/importer.py. It prints the version. Exit status: 0 published, 2 refused (a one-line
 reason on standard error, nothing published), 3 refused by the quality gate.
 
-The whole import runs in a child process capped at IMPORT_MEMORY_BYTES of memory and
-IMPORT_SECONDS of time (CPU and wall clock): a model file is the user's, and one built to expand or
+The whole import runs in a forked child process capped at IMPORT_MEMORY_BYTES of memory and
+IMPORT_SECONDS of time (CPU, and 1.5 times that of wall clock): a model file is the user's, and one built to expand or
 to spin is stopped with one line, the store untouched, rather than taking the machine's memory.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
+import json
 import os
-import subprocess
+import select
+import signal
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from src.config import Settings, get_settings
 from src.errors import ModelStoreError
@@ -28,8 +34,6 @@ from src.model.importer import ImportOptions, ImportRefusedError, import_model
 from src.store import cli as store_cli
 from src.store.model_sources import limit_resources
 from src.store.registry import ModelRegistry, check_model_name
-
-_IMPORT_CHILD = "ML_SERVICE_IMPORT_CHILD"
 
 TRUST_PICKLE_HELP = (
     "load a joblib or pickle file (or an MLflow model saved with pickle or cloudpickle). Unpickling runs "
@@ -86,75 +90,102 @@ def run_import(args: argparse.Namespace) -> list[str]:
     ]
 
 
-def _import_in_child(argv: Sequence[str], settings: Settings) -> int:
-    """Run this same import in a child process under the memory and time caps; its exit status."""
-    memory, seconds = settings.import_memory_bytes, settings.import_seconds
-    root = str(Path(__file__).resolve().parents[2])
-    env = {
-        **os.environ,
-        _IMPORT_CHILD: "1",
-        "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
-    }
+def _import(args: argparse.Namespace) -> tuple[int, str, str]:
+    """Carry out one import: its exit status, standard output and standard error (one-line errors)."""
     try:
-        finished = subprocess.run(
-            [sys.executable, "-m", "src.model.store_cli", *argv],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=seconds * 1.5 + 10,  # CPU time is capped at `seconds`; waiting (I/O) a little longer
-            preexec_fn=lambda: limit_resources(memory, seconds),
-            env=env,
-            check=False,
+        version, summary = run_import(args)
+    except ImportRefusedError as error:
+        return error.exit_status, "", f"error: {error}; nothing published\n"
+    except ModelStoreError as error:
+        return store_cli.EXIT_REFUSED, "", f"error: {error.message}; nothing published\n"
+    except MemoryError:
+        return (
+            store_cli.EXIT_REFUSED,
+            "",
+            "error: the import ran out of memory (IMPORT_MEMORY_BYTES); nothing published\n",
         )
-    except subprocess.TimeoutExpired:
-        print(
-            f"error: the import took over {seconds * 1.5 + 10:.0f} s (IMPORT_SECONDS); stopped, nothing published",
-            file=sys.stderr,
-        )
-        return store_cli.EXIT_REFUSED
-    sys.stdout.write(finished.stdout.decode(errors="replace"))
+    except RecursionError:
+        return store_cli.EXIT_REFUSED, "", "error: the model is nested too deeply to read; nothing published\n"
+    return 0, f"{version}\n", f"{summary}\n"
+
+
+def _child(args: argparse.Namespace, memory: int, seconds: int, report: int) -> NoReturn:
+    """The forked child: cap itself, import, write (status, stdout, stderr) as JSON to `report`, exit."""
+    status, out, err = 70, "", ""
+    try:
+        limit_resources(memory, seconds)
+        captured = io.StringIO()  # what the import's code logs (a warning) joins its standard error
+        with contextlib.redirect_stderr(captured):
+            status, out, err = _import(args)
+        err = captured.getvalue() + err
+    except BaseException as error:  # an error nobody foresaw: its last line, never a traceback
+        status, err = store_cli.EXIT_REFUSED, f"error: the import failed: {type(error).__name__}: {error}"[:500]
+        err += "; nothing published\n"
+    finally:
+        try:
+            os.write(report, json.dumps([status, out, err]).encode())
+        finally:
+            os._exit(status)
+
+
+def _import_in_child(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the import in a forked child under the memory and CPU caps (IMPORT_MEMORY_BYTES,
+    IMPORT_SECONDS) and a wall-clock bound; print what it reports; its exit status.
+
+    A fork, not a new interpreter: the child starts with everything imported (a fresh Python took
+    about 3 s to import scikit-learn again), and the caps apply to it alone."""
+    memory, seconds = settings.import_memory_bytes, settings.import_seconds
+    wall = seconds * 1.5 + 10  # CPU time is capped at `seconds`; waiting on files a little longer
     sys.stdout.flush()
-    lines = finished.stderr.decode(errors="replace").splitlines()
-    if finished.returncode < 0:  # killed: SIGKILL or SIGXCPU at the CPU cap, or the kernel's OOM killer
-        print(
-            f"error: the import was stopped by signal {-finished.returncode}: over {memory} bytes of memory "
-            f"(IMPORT_MEMORY_BYTES) or {seconds} s of CPU (IMPORT_SECONDS)?; nothing published",
-            file=sys.stderr,
-        )
+    sys.stderr.flush()
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_end)
+        _child(args, memory, seconds, write_end)
+    os.close(write_end)
+    received, deadline = b"", time.monotonic() + wall
+    try:
+        while (left := deadline - time.monotonic()) > 0 and select.select([read_end], [], [], left)[0]:
+            chunk = os.read(read_end, 1 << 16)
+            if not chunk:
+                break
+            received += chunk
+        else:
+            os.kill(pid, signal.SIGKILL)
+    finally:
+        os.close(read_end)
+    _, wait_status = os.waitpid(pid, 0)
+    try:
+        status, out, err = json.loads(received)
+    except ValueError:
+        if time.monotonic() >= deadline:
+            print(
+                f"error: the import took over {wall:.0f} s (IMPORT_SECONDS); stopped, nothing published",
+                file=sys.stderr,
+            )
+        else:
+            stopped = (
+                os.WTERMSIG(wait_status) if os.WIFSIGNALED(wait_status) else os.waitstatus_to_exitcode(wait_status)
+            )
+            print(
+                f"error: the import was stopped ({stopped}): over {memory} bytes of memory (IMPORT_MEMORY_BYTES) "
+                f"or {seconds} s of CPU (IMPORT_SECONDS); nothing published",
+                file=sys.stderr,
+            )
         return store_cli.EXIT_REFUSED
-    if finished.returncode not in (0, 2, 3):  # an error nobody foresaw: its last line, not its traceback
-        last = lines[-1] if lines else f"exit status {finished.returncode}"
-        print(f"error: the import failed: {last[:500]}; nothing published", file=sys.stderr)
-        return store_cli.EXIT_REFUSED
-    if lines:
-        print("\n".join(lines), file=sys.stderr)
-    return finished.returncode
+    sys.stdout.write(out)
+    sys.stdout.flush()
+    sys.stderr.write(err)
+    return int(status)
 
 
 def main(argv: Sequence[str] | None = None, *, prog: str = "python -m src.model.store_cli") -> int:
     """Entry point: the version on standard output; one-line errors; 2 refused, 3 refused by the gate."""
-    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(prog).parse_args(argv)
     if args.command != "import":
         return store_cli.main(argv, prog=prog)
-    if not os.environ.get(_IMPORT_CHILD):
-        return _import_in_child(argv, get_settings())
-    try:
-        version, summary = run_import(args)
-    except ImportRefusedError as error:
-        print(f"error: {error}; nothing published", file=sys.stderr)
-        return error.exit_status
-    except ModelStoreError as error:
-        print(f"error: {error.message}; nothing published", file=sys.stderr)
-        return store_cli.EXIT_REFUSED
-    except MemoryError:
-        print("error: the import ran out of memory (IMPORT_MEMORY_BYTES); nothing published", file=sys.stderr)
-        return store_cli.EXIT_REFUSED
-    except RecursionError:
-        print("error: the model is nested too deeply to read; nothing published", file=sys.stderr)
-        return store_cli.EXIT_REFUSED
-    print(version)
-    print(summary, file=sys.stderr)
-    return 0
+    return _import_in_child(args, get_settings())
 
 
 if __name__ == "__main__":
