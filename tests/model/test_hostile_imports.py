@@ -24,6 +24,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.svm import LinearSVC
 
+from src.engine.parity import builtin_texts
 from src.model.datasets import Dataset
 from src.store.registry import ModelRegistry
 from tests.e2e.servers import ROOT
@@ -160,14 +161,24 @@ def test_twenty_thousand_classes_are_refused(tmp_path: Path, store: Path) -> Non
 
 def test_a_model_that_raises_on_texts_meant_to_trip_it_is_refused(tmp_path: Path, store: Path, texts: Dataset) -> None:
     """Finding 9: isotonic calibration with out_of_bounds='raise' passed import (parity 0.0 on the 600
-    built-in texts) and failed whole batches at serving time. The probe texts push its scores past
-    the range the calibration was fitted on."""
+    built-in texts) and failed whole batches at serving time. As in the finding, its range covers
+    every built-in text; the probe texts push its scores past that range."""
     base = Pipeline([("v", TfidfVectorizer(min_df=2)), ("c", CalibratedClassifierCV(LinearSVC(), method="isotonic"))])
     base.fit(texts.texts, texts.labels)
+    features = base.named_steps["v"].transform(builtin_texts())
     for fold in base.named_steps["c"].calibrated_classifiers_:
-        for calibrator in fold.calibrators:
+        scores = np.asarray(fold.estimator.decision_function(features)).reshape(features.shape[0], -1)
+        for column, calibrator in enumerate(fold.calibrators):
+            x, y = calibrator.X_thresholds_, calibrator.y_thresholds_
+            low, high = min(scores[:, column].min(), x[0]), max(scores[:, column].max(), x[-1])
+            calibrator.X_thresholds_, calibrator.y_thresholds_ = np.r_[low, x, high], np.r_[y[0], y, y[-1]]
+            calibrator.X_min_, calibrator.X_max_ = low, high
             calibrator.out_of_bounds = "raise"
     skops.io.dump(base, tmp_path / "raises.skops")
+    loaded = skops.io.load(
+        tmp_path / "raises.skops", trusted=skops.io.get_untrusted_types(file=tmp_path / "raises.skops")
+    )
+    loaded.predict_proba(builtin_texts())  # the built-in texts alone would pass it, as they did
     assert "the model's predict raised ValueError on sample text" in refused(store, tmp_path / "raises.skops")
 
 
