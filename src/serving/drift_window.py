@@ -3,16 +3,19 @@ drift against the version's reference profile (src/drift/).
 
 Each worker keeps a ring of its last DRIFT_WINDOW texts, one record per text: when it was answered
 and its bin for each signal (12 bytes). With several workers the ring is also a file in
-PROMETHEUS_MULTIPROC_DIR/drift/<model>/<version>/<pid>.window, written with one pwrite per request
-(not memory-mapped: a file cut short under a mapping kills the process with SIGBUS at its next
-store); a reader (GET /models/{name}/drift, /metrics) reads every worker's ring of the version,
-whatever length it has now, and keeps the newest DRIFT_WINDOW records by time: the last texts the
-server answered, whichever worker did. A record read while its worker writes it may be half old;
-one text in hundreds, it moves no verdict. The files are data: a bin out of range counts nowhere.
+PROMETHEUS_MULTIPROC_DIR/drift/<model>/<version>/<pid>.window, written whole with one pwrite at most
+every FLUSH_SECONDS: not memory-mapped (a file cut short under a mapping killed the process with
+SIGBUS at its next store), and not at every request (a system call each cost about 2% of /predict).
+A reader (GET /models/{name}/drift, /metrics) takes its own ring as it is and every other worker's
+file at whatever length it has now, and keeps the newest DRIFT_WINDOW records by time: the last
+texts the server answered, whichever worker did, up to FLUSH_SECONDS late for the others. A record
+read while its worker writes it may be half old; one text in hundreds, it moves no verdict. The
+files are data: a bin out of range counts nowhere.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Sequence
@@ -27,6 +30,7 @@ from src.drift.statistics import DriftReport, DriftThresholds, judge
 from src.serving.predictor import Prediction, Predictor
 
 RECORD = np.dtype([("time", "<f8"), ("bins", "u1", (len(SIGNALS),))])
+FLUSH_SECONDS = 0.25  # how stale another worker's view of this worker's ring may be
 
 
 @dataclass(frozen=True)
@@ -88,39 +92,37 @@ class DriftWindow:
             self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
             os.pwrite(self.fd, self.records.tobytes(), 0)
         self.position = 0
+        self.flushed = 0.0
 
     def record(self, predictions: Sequence[Prediction]) -> None:
         """Add a request's texts (newest last)."""
         now = time.time()
         bins, classes, records, size = self.profile.bins, self.classes, self.records, self.size
-        first = self.position % size
         for prediction in predictions:
             records[self.position % size] = (
                 now,
                 bins(prediction.tokens, prediction.oov_rate, prediction.score(classes), prediction.label),
             )
             self.position += 1
-        if self.fd is not None and predictions:
-            self._write(*((0, size) if len(predictions) >= size else (first, len(predictions))))
+        if self.fd is not None and now - self.flushed >= FLUSH_SECONDS:
+            self.flush(now)
 
-    def _write(self, first: int, count: int) -> None:
-        """This worker's changed records to its file: one pwrite, two where the ring wraps."""
-        fd, records, itemsize = self.fd, self.records, RECORD.itemsize
-        assert fd is not None
-        end = min(first + count, self.size)
-        try:
-            os.pwrite(fd, records[first:end].tobytes(), first * itemsize)
-            if first + count > self.size:
-                os.pwrite(fd, records[: first + count - self.size].tobytes(), 0)
-        except OSError:  # the folder's disk is full or the file was taken away: the window misses them
-            pass
+    def flush(self, now: float | None = None) -> None:
+        """This worker's ring to its file, whole (6 KB for 500 texts): one pwrite."""
+        if self.fd is None:
+            return
+        self.flushed = time.time() if now is None else now
+        with contextlib.suppress(OSError):  # a full disk, or the file taken away: others miss these texts
+            os.pwrite(self.fd, self.records.tobytes(), 0)
 
     def _server_records(self) -> np.ndarray:
         if self.folder is None:
             return self.records
-        rings = []
         limit = self.size * RECORD.itemsize
+        rings = [self.records]  # this worker's own, as it is now
         for path in self.folder.glob("*.window"):
+            if path == self.path:
+                continue
             try:
                 fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
             except OSError:  # a worker's file removed while we looked, or a link: skip it
