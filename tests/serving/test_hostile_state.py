@@ -142,7 +142,7 @@ def test_a_keyless_canary_is_a_share_of_requests(model_dir: Path) -> None:
 
     versions = asyncio.run(send())
     share = versions.count("candidate-v2") / len(versions)
-    assert 0.07 < share < 0.13  # 10% of requests (3 standard deviations: 0.0835 to 0.1165)
+    assert 0.06 < share < 0.14  # 10% of requests (one standard deviation is 0.0055)
 
 
 def test_a_client_cannot_fool_the_latency_guard_with_long_and_short_texts(model_dir: Path) -> None:
