@@ -229,10 +229,6 @@ class DataPlane:
                 inference = await _run(name, traffic.candidate, request)
             except ModelFailedError as error:  # the candidate failed on a text: counted, and CURRENT answers
                 traffic.record_error(len(texts), error)
-            except ServiceError:
-                raise  # the request's own fault (e.g. no explanations): the client hears it
-            except Exception as error:  # the candidate failed: counted, and CURRENT answers
-                traffic.record_error(len(texts), error)
             else:
                 traffic.record_candidate(len(texts), inference.scoring_seconds)
                 traffic.submit(traffic.check, predictor, texts, inference.predictions, inference.scoring_seconds)

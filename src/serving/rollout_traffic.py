@@ -62,9 +62,6 @@ class Figures:
 
     candidate_texts: int = 0
     candidate_errors: int = 0
-    candidate_seconds: float = 0.0
-    current_texts: int = 0
-    current_seconds: float = 0.0
     # Both models' time on the same texts (the ones compared): what the latency guard judges.
     paired_candidate_seconds: float = 0.0
     paired_current_seconds: float = 0.0
@@ -193,8 +190,6 @@ class RolloutTraffic:
         """CURRENT scored `texts` texts in `seconds` during the rollout."""
         if self.stopped:
             return
-        self.figures.current_texts += texts
-        self.figures.current_seconds += seconds
         metrics.ROLLOUT_REQUESTS.labels(self.model, version, "current").inc(texts)
         metrics.ROLLOUT_SECONDS.labels(self.model, version, "current").inc(seconds)
 
@@ -202,7 +197,6 @@ class RolloutTraffic:
         """The candidate scored `texts` texts in `seconds`."""
         version = self.candidate.version
         self.figures.candidate_texts += texts
-        self.figures.candidate_seconds += seconds
         self.figures.slowest_per_text = max(self.figures.slowest_per_text, seconds / max(texts, 1))
         if seconds / max(texts, 1) > self.guards.max_seconds_per_text:
             self._judge()
