@@ -105,6 +105,15 @@ class Settings(BaseSettings):
     admin_api_keys: SecretStr | None = None
     """Comma-separated keys for the admin endpoints (POST /model/reload); without any, they refuse all."""
 
+    api_keys_file: Path | None = None
+    """A YAML file of keys (by SHA-256) with scopes, models and rates (docs/tenants.md); re-read when it changes."""
+
+    feedback_secret: SecretStr | None = None
+    """Signs feedback tokens; give every pod the same one. Unset: one made at start (tokens die with the server)."""
+
+    feedback_max_age: float = Field(default=86_400.0, gt=0)
+    """Seconds a feedback token is good for: a correction must come within this time of its prediction."""
+
     model_poll_seconds: float = Field(default=10.0, ge=0)
     """How often a running server checks the store for a newly published model; 0 turns it off."""
 
@@ -200,7 +209,7 @@ class Settings(BaseSettings):
     prediction_log_timeout_seconds: float = Field(default=2.0, gt=0)
     """How long one send to PREDICTION_LOG_URL may take."""
 
-    @field_validator("prediction_log_dir", "prediction_log_url", mode="before")
+    @field_validator("prediction_log_dir", "prediction_log_url", "api_keys_file", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         # A ConfigMap holds every setting; an empty one means off (not the current folder).

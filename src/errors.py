@@ -7,7 +7,9 @@ ServiceError                      base: message + status_code (500); `retry_afte
 ├── UnsupportedMediaTypeError     415: the body is not declared as JSON
 ├── PayloadTooLargeError          413: a body over MAX_BODY_BYTES
 ├── UnauthorizedError             401: no API key where one is needed
-├── ForbiddenError                403: a wrong API key, or admin endpoints with none configured
+├── ForbiddenError                403: a wrong API key, a key without the scope or model, admin with none configured
+├── ConflictError                 409: a second correction of a text (the first one stands)
+├── RateLimitedError              429 with Retry-After: the key is past its rate
 ├── UnknownModelError             404: no model of that name is served here
 ├── UnknownVersionError           404: the model serves another version than the one named
 ├── FeatureOffError               404: an endpoint whose setting is off (feedback without a prediction log)
@@ -26,6 +28,7 @@ what the service chooses to say.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 ECHO_LIMIT = 80
@@ -118,6 +121,24 @@ class ForbiddenError(ServiceError):
     """The API key is not one the service accepts."""
 
     status_code = 403
+
+
+class ConflictError(ServiceError):
+    """The request repeats one that may happen only once."""
+
+    status_code = 409
+
+
+class RateLimitedError(ServiceError):
+    """The key has used its rate (requests per second, shared by the workers of a pod) and its burst."""
+
+    status_code = 429
+
+    def __init__(self, key_id: str, kind: str, rate: float, retry_after: float) -> None:
+        super().__init__(
+            f"key {key_id!r} is over its {kind} rate of {rate:g} per second; retry after {retry_after:.2f} s"
+        )
+        self.retry_after = max(1, math.ceil(retry_after))
 
 
 class UnknownModelError(ServiceError):

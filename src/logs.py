@@ -10,7 +10,8 @@ _FORMAT = "%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s"
 def configure_logging(level: str, *, access_log: bool = False) -> None:
     """Send the service's own loggers (`src.*`) to stderr; uvicorn keeps its own.
 
-    The access log (`src.access`) writes bare JSON lines, one per request, when enabled.
+    The access log (`src.access`) writes bare JSON lines, one per request, when enabled; the audit
+    log (`src.audit`, src/tenants/access.py) writes bare JSON lines always.
     """
     logger = logging.getLogger("src")
     logger.setLevel(level.upper())
@@ -27,3 +28,10 @@ def configure_logging(level: str, *, access_log: bool = False) -> None:
         access_handler.setFormatter(logging.Formatter("%(message)s"))
         access.addHandler(access_handler)
     access.propagate = False
+    audit = logging.getLogger("src.audit")  # refusals for scope, model or rate, and admin actions: always on
+    audit.setLevel(logging.INFO)
+    if not audit.handlers:
+        audit_handler = logging.StreamHandler()
+        audit_handler.setFormatter(logging.Formatter("%(message)s"))
+        audit.addHandler(audit_handler)
+    audit.propagate = False

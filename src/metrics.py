@@ -57,6 +57,12 @@ HTTP_LATENCY = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 HTTP_IN_FLIGHT = Gauge("mlservice_http_requests_in_flight", "Requests being handled now.", multiprocess_mode="livesum")
+KEY_REQUESTS = Counter(
+    "mlservice_key_requests_total",
+    "Requests that carried an API key, by key id (from the key file and settings; `unknown` for a key no "
+    "one was given) and outcome (accepted, forbidden, rate_limited).",
+    ["key", "outcome"],
+)
 REQUESTS_SHED = Counter(
     "mlservice_requests_shed_total", "Prediction requests refused with 503 because the worker was overloaded."
 )

@@ -9,8 +9,10 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from src.api.error_responses import ROUTE_SCOPE_KEY
 from src.serving.dataplane import DataPlane
 from src.serving.served_models import ServedModels
+from src.tenants.keys import Tenant
 
 
 async def get_models(request: Request) -> ServedModels:
@@ -42,3 +44,15 @@ def request_id(request: Request) -> str:
     """The request's X-Request-ID, as the observability middleware gave it."""
     state: dict[str, str] = request.scope.get("state", {})
     return state.get("request_id", "")
+
+
+def tenant(request: Request) -> Tenant | None:
+    """The tenant of the request's API key, as the policy middleware found it (None: keys are off)."""
+    state: dict[str, Tenant | None] = request.scope.get("state", {})
+    return state.get("tenant")
+
+
+def route(request: Request) -> str:
+    """The request's route template (for audit lines)."""
+    match = request.scope.get(ROUTE_SCOPE_KEY)
+    return match.policy.template if match is not None else request.url.path

@@ -13,6 +13,7 @@ import logging
 import multiprocessing
 import os
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -21,17 +22,18 @@ from src.api import API_VERSION, error_responses
 from src.api.middleware import ObservabilityMiddleware, PolicyMiddleware
 from src.api.routes import ROUTERS, docs
 from src.api.routing import RouteTable, document_keys
-from src.api.security import KeyCheck, parse_keys
 from src.config import Settings, get_settings
 from src.logs import configure_logging
 from src.serving.dataplane import DataPlane, TextLimits
 from src.serving.drift_metrics import DriftCollector
 from src.serving.drift_window import DriftSettings
+from src.serving.feedback_desk import FeedbackDesk
 from src.serving.prediction_log import PredictionLog
-from src.serving.reload_broadcast import ReloadBroadcast
+from src.serving.reload_broadcast import CONTROL_DIR_ENV, ReloadBroadcast
 from src.serving.rollout_traffic import Guards
 from src.serving.served_models import ServedModels, parse_required
 from src.store.registry import ModelRegistry
+from src.tenants.access import Access
 
 logger = logging.getLogger(__name__)
 app: FastAPI  # built on first use, by __getattr__ below
@@ -70,9 +72,7 @@ def create_app(settings: Settings | None = None, *, grpc: bool = False) -> FastA
         if grpc and settings.grpc_port:
             from src.api.grpc.server import GrpcServer  # only the production workers load gRPC
 
-            grpc_server = GrpcServer(
-                settings, app.state.data_plane, app.state.prediction_keys, asyncio.get_running_loop()
-            )
+            grpc_server = GrpcServer(settings, app.state.data_plane, app.state.access, asyncio.get_running_loop())
             grpc_server.start()
         watcher = None
         if settings.model_poll_seconds > 0:
@@ -101,8 +101,9 @@ def create_app(settings: Settings | None = None, *, grpc: bool = False) -> FastA
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
-    app.state.prediction_keys = KeyCheck(parse_keys(settings.api_keys), required=False, setting="API_KEYS")
-    app.state.admin_keys = KeyCheck(parse_keys(settings.admin_api_keys), required=True, setting="ADMIN_API_KEYS")
+    control = os.environ.get(CONTROL_DIR_ENV)  # one folder per server, shared by its workers
+    folder = Path(control) if control else None
+    app.state.access = access = Access.from_settings(settings, folder)
     roots = [settings.model_dir, *([settings.bundled_model_dir] if settings.bundled_model_dir else [])]
     models = ServedModels(
         [ModelRegistry.from_settings(settings, root) for root in roots],
@@ -121,7 +122,10 @@ def create_app(settings: Settings | None = None, *, grpc: bool = False) -> FastA
     app.state.models = models
     app.state.reloads = ReloadBroadcast.from_environment(models)
     app.state.prediction_log = PredictionLog.from_settings(settings)
-    app.state.data_plane = DataPlane(models, TextLimits.from_settings(settings), app.state.prediction_log)
+    app.state.feedback = FeedbackDesk.from_settings(settings, app.state.prediction_log, folder)
+    app.state.data_plane = DataPlane(
+        models, TextLimits.from_settings(settings), app.state.prediction_log, app.state.feedback.tokens
+    )
     app.state.drift_collector = DriftCollector(models)
     app.state.rollout_key_header = settings.rollout_key_header.lower()
     routers = [*ROUTERS, *([docs.router] if settings.docs_enabled else [])]
@@ -129,7 +133,7 @@ def create_app(settings: Settings | None = None, *, grpc: bool = False) -> FastA
         app.include_router(router)
     error_responses.install(app)
     app.state.routes = routes = RouteTable(route for router in routers for route in router.routes)
-    if app.state.prediction_keys.enabled:
+    if access.enforced:
         default_openapi = app.openapi
 
         def openapi_with_keys() -> dict[str, Any]:
@@ -142,7 +146,7 @@ def create_app(settings: Settings | None = None, *, grpc: bool = False) -> FastA
         PolicyMiddleware,
         max_pending=settings.max_pending_requests,
         max_body_bytes=settings.max_body_bytes,
-        keys=app.state.prediction_keys,
+        access=access,
     )
     app.add_middleware(ObservabilityMiddleware, routes=routes, access_log=settings.access_log)
     return app

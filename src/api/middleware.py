@@ -2,14 +2,14 @@
 
 `ObservabilityMiddleware` (outermost) matches the request to its route once (src/api/routing.py),
 gives it an id and measures it by route template. `PolicyMiddleware` then applies the route's
-policy in one step: shed under overload, check the API key, bound the body, and call a directly
-dispatched handler; every refusal is rendered in the route's own error format.
+policy in one step: shed under overload, check the API key (its scope and rate; the request's
+tenant goes in the scope's state), bound the body, and call a directly dispatched handler; every
+refusal is rendered in the route's own error format.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import logging
 import re
@@ -24,8 +24,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from src import metrics
 from src.api.error_responses import ROUTE_SCOPE_KEY, render_unexpected, render_validation
 from src.api.routing import Handler, RouteMatch, RouteTable
-from src.api.security import KeyCheck
 from src.errors import OverloadedError, PayloadTooLargeError, ServiceError
+from src.tenants.access import Access
 
 # Paths that do not count themselves in the request metrics.
 UNMEASURED_PATHS = frozenset({"/metrics", "/health", "/health/live", "/health/ready"})
@@ -36,16 +36,19 @@ _CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 REQUEST_TASKS_STATE_KEY = "ml_service.request_tasks"
 access_logger = logging.getLogger("src.access")
 
-# Ids need to be unique, not secret: a random prefix per process and a counter.
-_ID_PREFIX = secrets.token_hex(8)
-_id_counter = itertools.count(1)
+TENANT_STATE_KEY = "tenant"  # the request's Tenant (src/tenants/keys.py) in the scope's state; None: keys off
+API_KEY_HEADER = b"x-api-key"
 
 
 def request_id_from(candidate: str | None) -> str:
-    """The client's id when it sent a sane one (letters, digits, `._-`, at most 64), else a new one."""
+    """The client's id when it sent a sane one (letters, digits, `._-`, at most 64), else a new one.
+
+    A new id is 128 random bits: one request's id says nothing about another's (a feedback token,
+    not the id, is what lets a client correct an answer).
+    """
     if candidate is not None and _CLIENT_REQUEST_ID.fullmatch(candidate):
         return candidate
-    return f"{_ID_PREFIX}{next(_id_counter):016x}"
+    return secrets.token_hex(16)
 
 
 def _request_id(scope: Scope) -> str:
@@ -113,6 +116,13 @@ def _log(scope: Scope, request_id: str, status: int, elapsed: float) -> None:
     access_logger.info(json.dumps(line))
 
 
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
 def pending_requests(scope: Scope, *, exact: bool = False) -> int:
     """Requests this worker has accepted and not finished: uvicorn's own set of request tasks.
 
@@ -139,11 +149,11 @@ class PolicyMiddleware:
     the body, so a keyless request costs a header lookup however slowly it sends.
     """
 
-    def __init__(self, app: ASGIApp, *, max_pending: int, max_body_bytes: int, keys: KeyCheck) -> None:
+    def __init__(self, app: ASGIApp, *, max_pending: int, max_body_bytes: int, access: Access) -> None:
         self.app = app
         self.max_pending = max_pending
         self.max_body_bytes = max_body_bytes
-        self.keys = keys
+        self.access = access
         self.receiving = 0  # requests of this worker now waiting for body bytes from their client
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -156,8 +166,10 @@ class PolicyMiddleware:
             if route.shed and self._overloaded(scope):
                 metrics.REQUESTS_SHED.inc()
                 raise OverloadedError(self.max_pending)
-            if route.keyed and self.keys.enabled:
-                self.keys.check(Request(scope))
+            if route.scope is not None:
+                scope["state"][TENANT_STATE_KEY] = self.access.authorize(
+                    _header(scope, API_KEY_HEADER), "the X-API-Key header", route.scope, route.template
+                )
             receive = await self._bounded(scope, receive)
         except ServiceError as error:
             await route.errors.render(error)(scope, receive, send)

@@ -1,7 +1,7 @@
 """Route policy, declared on each route and read once: what a request's route needs and how it answers.
 
-A route declares its policy in its OpenAPI extras (`openapi_extra=policy(keyed=True, shed=True)`),
-which the schema shows as extensions: whether it needs an API key (with API_KEYS set), whether it is
+A route declares its policy in its OpenAPI extras (`openapi_extra=policy(scope="predict", shed=True)`),
+which the schema shows as extensions: the scope its API key needs (src/tenants/keys.py), whether it is
 shed first under overload, which error format it answers in, and whether it is dispatched directly
 (its handler takes the raw Request and returns a ready Response, so FastAPI's per-request routing,
 dependency solving and exception middleware are skipped). `RouteTable` reads every route once, at
@@ -22,8 +22,9 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 from src.api.error_responses import FORMATS, JSON_ERRORS, ErrorFormat
+from src.tenants.keys import SCOPES
 
-KEYED = "x-requires-api-key"  # needs X-API-Key when the server has API_KEYS
+KEYED = "x-api-key-scope"  # the scope an X-API-Key needs (when keys are on; admin always needs one)
 SHED = "x-shed-under-overload"  # answered 503 at once when the worker is over MAX_PENDING_REQUESTS
 ERRORS = "x-error-format"  # `json` ({"detail"}) or `v2` ({"error"})
 DIRECT = "x-direct-dispatch"  # the handler is called without FastAPI's per-request machinery
@@ -33,12 +34,15 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 
 def policy(
-    *, keyed: bool = False, shed: bool = False, errors: str = JSON_ERRORS.name, direct: bool = False, **extra: Any
+    *, scope: str | None = None, shed: bool = False, errors: str = JSON_ERRORS.name, direct: bool = False, **extra: Any
 ) -> dict[str, Any]:
     """OpenAPI extras for a route: its policy, merged with any other extras."""
-    flags = {KEYED: keyed, SHED: shed, DIRECT: direct}
+    if scope is not None and scope not in SCOPES:
+        raise ValueError(f"unknown scope {scope!r}")
+    flags = {SHED: shed, DIRECT: direct}
     return {
         **extra,
+        **({KEYED: scope} if scope else {}),
         **{flag: True for flag, on in flags.items() if on},
         **({ERRORS: errors} if errors != JSON_ERRORS.name else {}),
     }
@@ -49,7 +53,7 @@ class RoutePolicy:
     """What every route at one path (template) needs; `handlers` are its directly dispatched methods."""
 
     template: str
-    keyed: bool = False
+    scope: str | None = None  # what its API key needs; None: no key
     shed: bool = False
     errors: ErrorFormat = JSON_ERRORS
     handlers: Mapping[str, Handler] = field(default_factory=dict)
@@ -96,7 +100,7 @@ class RouteTable:
 
     def paths(self, flag: str) -> set[str]:
         """The paths and templates whose policy has `flag` (KEYED or SHED)."""
-        attribute = {KEYED: "keyed", SHED: "shed"}[flag]
+        attribute = {KEYED: "scope", SHED: "shed"}[flag]
         policies = [match.policy for match in self.literal.values()] + [p for _, p in self.templated]
         return {p.template for p in policies if getattr(p, attribute)}
 
@@ -112,9 +116,12 @@ def _policy(path: str, routes: list[APIRoute]) -> RoutePolicy:
     formats = {extra.get(ERRORS, JSON_ERRORS.name) for extra in extras}
     if len(formats) != 1:
         raise ValueError(f"routes at {path} disagree on their error format: {sorted(formats)}")
+    scopes = {extra.get(KEYED) for extra in extras}
+    if len(scopes) != 1:
+        raise ValueError(f"routes at {path} disagree on their key scope: {sorted(map(str, scopes))}")
     return RoutePolicy(
         template=path,
-        keyed=any(extra.get(KEYED) for extra in extras),
+        scope=scopes.pop(),
         shed=any(extra.get(SHED) for extra in extras),
         errors=FORMATS[formats.pop()],
         handlers=handlers,
@@ -128,7 +135,8 @@ def document_keys(schema: dict[str, Any]) -> dict[str, Any]:
         "type": "apiKey",
         "in": "header",
         "name": "X-API-Key",
-        "description": "One of the server's API_KEYS.",
+        "description": "One of the server's API keys (API_KEYS, API_KEYS_FILE) with the operation's scope "
+        "(its x-api-key-scope: predict, feedback, read or admin).",
     }
     for operations in schema.get("paths", {}).values():
         for operation in operations.values():

@@ -95,6 +95,11 @@ class PredictionResult(BaseModel):
         "model (for its second class: above 0 predicts it), one per class otherwise (the highest wins)",
     )
     explanation: ExplanationModel | None = Field(default=None, description="only when `explain` was true")
+    feedback_token: str | None = Field(
+        default=None,
+        description="what `POST /feedback` takes to correct this answer: only while feedback is on (a "
+        "prediction log), and for a key with the feedback scope; good for FEEDBACK_MAX_AGE seconds, once",
+    )
 
 
 class PredictResponse(PredictionResult):
@@ -150,14 +155,23 @@ class ErrorResponse(BaseModel):
 
 
 class FeedbackRequest(_Request):
-    """A correction of one answered text: the request's id (its X-Request-ID) and the right label."""
+    """A correction of one answered text: the answer's feedback token and the right label.
 
-    request_id: str = Field(pattern=r"^[A-Za-z0-9._-]{1,64}$", description="the X-Request-ID of the prediction")
+    Without API keys, the older form is still taken: the request's X-Request-ID (and `index` within a
+    batch, `model` if not the default one) in place of the token.
+    """
+
     label: str = Field(min_length=1, max_length=256, description="the label the text should have had")
-    index: int = Field(default=0, ge=0, le=100_000, description="which text of a batch (0 for a single text)")
-    model: str | None = Field(
-        default=None, max_length=64, description="the model that answered (default: the default model)"
+    feedback_token: str | None = Field(
+        default=None, max_length=1024, description="the `feedback_token` of the answer (or its X-Feedback-Token)"
     )
+    request_id: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9._-]{1,64}$",
+        description="without API keys only: the X-Request-ID of the prediction",
+    )
+    index: int = Field(default=0, ge=0, le=100_000, description="with request_id: which text of a batch")
+    model: str | None = Field(default=None, max_length=64, description="with request_id: the model that answered")
 
 
 class FeedbackResponse(BaseModel):
@@ -167,4 +181,5 @@ class FeedbackResponse(BaseModel):
     index: int
     label: str
     model: str
-    version: str = Field(description="the version the model serves now (the record names the one that answered)")
+    version: str | None = Field(description="the version that answered (null for the request-id form)")
+    key: str = Field(description="the id of the key that gave it (`anonymous` with keys off)")

@@ -35,6 +35,8 @@ from src.config import Settings, get_settings
 from src.logs import configure_logging
 from src.serving.prediction_sinks import live_pids, retire_worker_logs
 from src.serving.reload_broadcast import CONTROL_DIR_ENV, WORKERS_FILE, write_json_atomically
+from src.tenants.feedback_tokens import make_server_secret
+from src.tenants.keys import KeyFileError, build_key_ring
 
 logger = logging.getLogger(__name__)
 
@@ -354,6 +356,7 @@ class Supervisor:
         self._retire_logs()  # left by an earlier run on this host
         self.control_dir = Path(tempfile.mkdtemp(prefix="ml-service-control-"))
         os.environ[CONTROL_DIR_ENV] = str(self.control_dir)  # the spawned workers inherit it
+        make_server_secret(self.control_dir)  # feedback tokens any worker can check (unless FEEDBACK_SECRET)
         try:
             self.slots = [Slot(self.context.Value("d", 0.0)) for _ in range(self.workers)]
             for slot in self.slots:
@@ -388,6 +391,11 @@ def main() -> int:
     """Entry point of the production server."""
     settings = get_settings()
     configure_logging(settings.log_level)
+    try:  # a key file the workers could not use stops the server here, in one line
+        build_key_ring(None, None, settings.api_keys_file)
+    except KeyFileError as error:
+        logger.error("API_KEYS_FILE: %s", error)
+        return 2
     metrics_dir, made_here = prepare_metrics_dir(starting=True)
     try:
         return Supervisor(settings, worker_count(settings)).run()

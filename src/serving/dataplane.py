@@ -18,7 +18,7 @@ import re
 import time
 import unicodedata
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from starlette.concurrency import run_in_threadpool
 
@@ -36,6 +36,11 @@ from src.serving.explanation import Explanation
 from src.serving.prediction_log import PredictionLog
 from src.serving.predictor import Prediction, Predictor
 from src.serving.served_models import ServedModels
+from src.tenants.access import check_model
+from src.tenants.feedback_tokens import FeedbackTokens
+from src.tenants.keys import Tenant
+
+ANONYMOUS = "anonymous"  # the key id of requests made with keys off, in feedback tokens and corrections
 
 Location = tuple[str | int, ...]
 # Where a protocol holds the i-th text of a request.
@@ -122,8 +127,10 @@ class InferenceRequest:
     # What keeps a client on one version during a canary (ROLLOUT_KEY_HEADER; "" without: split per request); asked
     # only while a canary runs, so a request pays nothing for it otherwise.
     client_key: Callable[[], str] = field(default=lambda: "")
-    request_id: str = ""  # the request's X-Request-ID: what its prediction record and feedback are keyed by
+    request_id: str = ""  # the request's X-Request-ID: in its prediction record and feedback tokens
     protocol: str = "json"  # the adapter's name (json, v2, grpc): in prediction records and metrics
+    tenant: Tenant | None = None  # the API key's tenant (None: keys are off); it may use only its models
+    route: str = ""  # the route (or gRPC method), for the audit line of a refusal
 
 
 @dataclass(frozen=True)
@@ -138,25 +145,38 @@ class Inference:
     output: str = "probabilities"  # or "scores", for a model without probabilities
     output_labels: list[str] = field(default_factory=list)  # the class of each probability or score
     scoring_seconds: float = 0.0  # the model's own time on the texts (what a rollout's latency guard compares)
+    feedback_tokens: list[str] | None = None  # one per text, while feedback is on and the key may give it
 
 
 class DataPlane:
     """Resolves the model, applies the text rules, scores and observes: everything a route does but HTTP."""
 
-    def __init__(self, models: ServedModels, limits: TextLimits, log: PredictionLog | None = None) -> None:
+    def __init__(
+        self,
+        models: ServedModels,
+        limits: TextLimits,
+        log: PredictionLog | None = None,
+        tokens: FeedbackTokens | None = None,
+    ) -> None:
         self.models = models
         self.limits = limits
         self.log = log
+        self.tokens = tokens
 
-    def resolve(self, name: str | None = None, version: str | None = None) -> tuple[str, Predictor]:
+    def resolve(
+        self, name: str | None = None, version: str | None = None, tenant: Tenant | None = None, route: str = ""
+    ) -> tuple[str, Predictor]:
         """A model's name and serving predictor (that version, if named): the one place a request finds its model.
 
-        UnknownModelError (404) for a model not served here, ModelNotReadyError (503) while it has no
-        verified version, UnknownVersionError (404) when it serves another version than the one named.
+        UnknownModelError (404) for a model not served here (or not one of the key's models: no name
+        outside them is confirmed), ForbiddenError (403) for a served model the key may not use,
+        ModelNotReadyError (503) while it has no verified version, UnknownVersionError (404) when it
+        serves another version than the one named.
         """
         state = self.models.models.get(self.models.default_name if name is None else name)
         if state is None:
-            raise UnknownModelError(name or "", self.models.models)
+            raise UnknownModelError(name or "", self.visible(tenant))
+        check_model(tenant, state.name, route)
         predictor = state.predictor
         if predictor is None:
             raise ModelNotReadyError(state.name, state.not_ready_reason or "not loaded")
@@ -166,6 +186,10 @@ class DataPlane:
                 raise UnknownVersionError(state.name, version, ", ".join(state.loaded_versions))
             return state.name, chosen
         return state.name, predictor
+
+    def visible(self, tenant: Tenant | None) -> list[str]:
+        """The names of the models a key may see: its own (all of them with keys off)."""
+        return [name for name in self.models.models if tenant is None or tenant.allows_model(name)]
 
     async def infer(self, request: InferenceRequest) -> Inference:
         """Score a request's texts: UnknownModelError (404), ModelNotReadyError (503), InvalidInputError (422).
@@ -188,6 +212,7 @@ class DataPlane:
         if window is not None and window.version == inference.model_version:
             window.record(inference.predictions)
         if log is not None:
+            tenant = request.tenant
             log.record(
                 request.request_id,
                 request.protocol,
@@ -196,8 +221,19 @@ class DataPlane:
                 model=inference.model_name,
                 version=inference.model_version,
                 predictions=inference.predictions,
+                key=None if tenant is None else tenant.id,
             )
+            if self.tokens is not None and (tenant is None or "feedback" in tenant.scopes):
+                return replace(inference, feedback_tokens=self._tokens(request, inference))
         return inference
+
+    def _tokens(self, request: InferenceRequest, inference: Inference) -> list[str]:
+        """A feedback token per text: only the key that asked can correct the answer, once."""
+        assert self.tokens is not None
+        issue, now = self.tokens.issue, time.time()
+        key = ANONYMOUS if request.tenant is None else request.tenant.id
+        name, version, request_id = inference.model_name, inference.model_version, request.request_id
+        return [issue(request_id, index, name, version, text, key, now) for index, text in enumerate(request.texts)]
 
     def _log_failure(self, log: PredictionLog, request: InferenceRequest, error: Exception, seconds: float) -> None:
         state = self.models.models.get(request.model or self.models.default_name)
@@ -215,10 +251,11 @@ class DataPlane:
             version=version,
             status=status,
             error=message,
+            key=None if request.tenant is None else request.tenant.id,
         )
 
     async def _infer(self, request: InferenceRequest) -> Inference:
-        name, predictor = self.resolve(request.model, request.version)
+        name, predictor = self.resolve(request.model, request.version, request.tenant, request.route)
         texts = request.texts
         check_texts(texts, self.limits, request.locate, request.batch_loc)
         traffic = self.models.models[name].traffic if request.version is None else None

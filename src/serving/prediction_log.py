@@ -1,11 +1,12 @@
 """Prediction records and feedback, written off the request path (settings PREDICTION_LOG_*).
 
 One record per request that reached the data plane, answered or refused: its request id, model,
-version, protocol, status, latency, the texts (as sent, hashed, or as a redaction hook returns them)
-and the answers or the error. A request only makes its record's JSON line and appends it to a
-bounded queue (a deque: no lock, no wake-up); a writer thread wakes every FLUSH_SECONDS and hands
-what is queued to the sink in batches. The queue is bounded in records and in bytes (a record is as
-large as its request's texts, up to MAX_BODY_BYTES), and so is each batch. When the queue is full
+version, protocol, status, the id of the API key that sent it (null with keys off), latency, the
+texts (as sent, hashed, or as a redaction hook returns them) and the answers or the error. A
+request only makes its record's JSON line and appends it to a bounded queue (a deque: no lock, no
+wake-up); a writer thread wakes every FLUSH_SECONDS and hands what is queued to the sink in
+batches. The queue is bounded in records and in bytes (a record is as large as its request's texts,
+up to MAX_BODY_BYTES), and so is each batch. When the queue is full
 the record is dropped and counted (`mlservice_prediction_log_records_total{outcome="dropped"}`), so
 a slow or stalled sink never slows a prediction. Feedback waits in a queue of its own within the
 same bounds but is never dropped: a full queue refuses it (503) and the client sends it again.
@@ -99,6 +100,7 @@ def prediction_line(
     status: int,
     error: str | None,
     redact: Redactor | None,
+    key: str | None = None,
 ) -> bytes:
     """One request's record as a JSON line (orjson: a microsecond, where the standard library takes six)."""
     document: dict[str, Any] = {
@@ -109,6 +111,7 @@ def prediction_line(
         "model": model,
         "version": version,
         "status": status,
+        "key": key,
         "latency_ms": round(seconds * 1000, 3),
         "texts": texts if redact is None else [redact(text) for text in texts],
     }
@@ -216,8 +219,9 @@ class PredictionLog:
         predictions: Sequence[Prediction] = (),
         status: int = 200,
         error: str | None = None,
+        key: str | None = None,
     ) -> None:
-        """Queue one request's record (sampled) as a JSON line; never waits."""
+        """Queue one request's record (sampled) as a JSON line; never waits. `key`: the API key's id."""
         if self.sample < 1.0 and random.random() >= self.sample:
             return
         if len(self.queue) + len(self.corrections) >= self.capacity:
@@ -236,6 +240,7 @@ class PredictionLog:
                 status,
                 error,
                 self.redact,
+                key,
             )
         except Exception as error:  # a redaction hook that raises: the record is lost, never logged unredacted
             # Only the kind of error: its message and traceback may hold the text the hook was given.

@@ -1,4 +1,4 @@
-"""Route policy comes from the routes: the key check, shedding and the OpenAPI security all agree."""
+"""Route policy comes from the routes: the key's scope, shedding and the OpenAPI security all agree."""
 
 from __future__ import annotations
 
@@ -26,24 +26,32 @@ METADATA = {
     "/models/{name}",
     "/models/{name}/rollout",
     "/models/{name}/drift",
-    "/feedback",  # a correction is keyed like the prediction it corrects
     "/v2/models/{name}",
     "/v2/models/{name}/versions/{version}",
 }
 
 
-def _flagged(schema: dict[str, object], flag: str) -> set[str]:
+SCOPES = {
+    **dict.fromkeys(SCORING, "predict"),
+    **dict.fromkeys(METADATA, "read"),
+    "/feedback": "feedback",
+    "/model/reload": "admin",
+}
+KEYED_PATHS = set(SCOPES)
+
+
+def _flagged(schema: dict[str, object], flag: str) -> dict[str, object]:
     paths = schema["paths"]
     assert isinstance(paths, dict)
-    return {path for path, operations in paths.items() for op in operations.values() if op.get(flag)}
+    return {path: op[flag] for path, operations in paths.items() for op in operations.values() if op.get(flag)}
 
 
 def test_the_routes_declare_exactly_the_expected_policy(client: TestClient) -> None:
     schema = client.get("/openapi.json").json()
-    assert _flagged(schema, KEYED) == SCORING | METADATA
-    assert _flagged(schema, SHED) == SCORING
+    assert _flagged(schema, KEYED) == SCOPES
+    assert set(_flagged(schema, SHED)) == SCORING
     table: RouteTable = client.app.state.routes  # type: ignore[attr-defined]
-    assert table.paths(KEYED) == SCORING | METADATA
+    assert table.paths(KEYED) == KEYED_PATHS
     assert table.paths(SHED) == SCORING
     assert "securitySchemes" not in schema.get("components", {})  # keys are off: nothing to document
 
@@ -55,11 +63,14 @@ def test_with_keys_every_keyed_operation_is_documented_and_enforced(two_models_d
         secured = {
             path for path, operations in schema["paths"].items() for op in operations.values() if op.get("security")
         }
-        assert secured == SCORING | METADATA
-        for template in sorted(SCORING | METADATA):
+        assert secured == KEYED_PATHS
+        for template in sorted(KEYED_PATHS - {"/model/reload"}):
             path = template.replace("{name}", SECOND_MODEL).replace("{version}", "v1")
-            method = "POST" if template in SCORING else "GET"
+            method = "GET" if template in METADATA else "POST"
             answer = client.request(method, path, content=b"{}", headers={"Content-Type": "application/json"})
             assert answer.status_code == 401, (template, answer.status_code)
+        disabled = client.post("/model/reload", headers={"X-API-Key": "k1"})  # no key has the admin scope
+        assert disabled.status_code == 403
+        assert "no ADMIN_API_KEYS" in disabled.text
         assert client.get(f"/v2/models/{SECOND_MODEL}/ready").status_code == 200
         assert client.get("/health/ready").status_code == 200

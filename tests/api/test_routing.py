@@ -35,7 +35,7 @@ def test_paths_match_their_route_once_with_parameters(client: TestClient) -> Non
     health = table.match("/health")
     assert health is not None
     assert health.policy.errors is JSON_ERRORS
-    assert not health.policy.keyed
+    assert health.policy.scope is None
 
 
 def test_the_prediction_routes_are_dispatched_directly_and_still_documented(client: TestClient) -> None:

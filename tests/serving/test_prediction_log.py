@@ -195,6 +195,7 @@ def test_a_hand_written_line_is_the_json_of_the_record() -> None:
         "model": "m",
         "version": None,
         "status": 200,
+        "key": None,
         "latency_ms": 1.234,  # round(1.2345, 3) in binary floating point
         "texts": texts,
         "outputs": [

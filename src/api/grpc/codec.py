@@ -13,7 +13,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from src.api.grpc.protocol import open_inference_pb2 as oip
-from src.api.v2.codec import INPUT_NAME, OUTPUT_NAMES, decode_bytes_elements, output_tensor, text_count, utf8
+from src.api.v2.codec import (
+    FEEDBACK_TOKEN_PARAMETER,
+    INPUT_NAME,
+    OUTPUT_NAMES,
+    decode_bytes_elements,
+    feedback_parameter,
+    output_tensor,
+    text_count,
+    utf8,
+)
 from src.errors import BadRequestError, quoted
 from src.serving.dataplane import Inference, TextLimits
 
@@ -89,4 +98,6 @@ def encode_infer_response(request: GrpcInferRequest, inference: Inference) -> oi
         datatype, shape, raw, _ = output_tensor(name, inference)
         response.outputs.add(name=name, datatype=datatype, shape=shape)
         response.raw_output_contents.append(raw)
+    if inference.feedback_tokens:
+        response.parameters[FEEDBACK_TOKEN_PARAMETER].string_param = feedback_parameter(inference.feedback_tokens)
     return response

@@ -17,9 +17,9 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from src.api.grpc.service import SERVICE_NAME, InferenceService
-from src.api.security import KeyCheck
 from src.config import Settings
 from src.serving.dataplane import DataPlane
+from src.tenants.access import Access
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ def address(host: str, port: int) -> str:
 class GrpcServer:
     """Starts, follows readiness, and drains the worker's gRPC server."""
 
-    def __init__(self, settings: Settings, plane: DataPlane, keys: KeyCheck, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, settings: Settings, plane: DataPlane, access: Access, loop: asyncio.AbstractEventLoop) -> None:
         self.settings = settings
         self.plane = plane
         self.health = health.HealthServicer()
@@ -59,7 +59,7 @@ class GrpcServer:
         )
         service = InferenceService(
             plane,
-            keys,
+            access,
             loop,
             rollout_key_header=settings.rollout_key_header.lower(),
         )

@@ -1,8 +1,9 @@
 """The gRPC servicer: each call runs in one of the worker's gRPC threads and hands its work to the
 worker's event loop, where the data plane runs as for every other protocol.
 
-The same policy as REST: API keys from the `x-api-key` metadata when API_KEYS is set (model
-metadata and inference; health answers need none), the text rules and MAX_BATCH_SIZE of the data
+The same policy as REST: API keys from the `x-api-key` metadata with their scopes, models and
+rates (model metadata needs `read`, inference `predict`; health answers need none; a key past its
+rate is RESOURCE_EXHAUSTED with `retry-after` in the trailing metadata), the text rules and MAX_BATCH_SIZE of the data
 plane, load shedding past MAX_PENDING_REQUESTS calls in a worker (by gRPC itself: see
 src/api/grpc/server.py), deadlines honoured (a call whose
 deadline passes while it waits is answered DEADLINE_EXCEEDED), the request id from `x-request-id`
@@ -27,10 +28,11 @@ from src.api import API_VERSION
 from src.api.grpc.codec import SHAPE_LOCATION, encode_infer_response, parse_infer_request
 from src.api.grpc.protocol import open_inference_pb2 as oip
 from src.api.middleware import request_id_from
-from src.api.security import KeyCheck
 from src.api.v2.codec import output_labels
 from src.errors import InvalidInputError, ModelNotReadyError, ServiceError
 from src.serving.dataplane import DataPlane, InferenceRequest
+from src.tenants.access import Access
+from src.tenants.keys import Tenant
 
 logger = logging.getLogger(__name__)
 
@@ -48,13 +50,17 @@ _CODES = {
     404: grpc.StatusCode.NOT_FOUND,
     413: grpc.StatusCode.RESOURCE_EXHAUSTED,
     422: grpc.StatusCode.INVALID_ARGUMENT,
+    429: grpc.StatusCode.RESOURCE_EXHAUSTED,
     501: grpc.StatusCode.UNIMPLEMENTED,
     503: grpc.StatusCode.UNAVAILABLE,
 }
 
 
-async def _coroutine(work: Callable[[], Awaitable[Reply]]) -> Reply:
-    return await work()
+Work: TypeAlias = Callable[[Tenant | None], Awaitable[Reply]]
+
+
+async def _coroutine(work: Work[Reply], tenant: Tenant | None) -> Reply:
+    return await work(tenant)
 
 
 # What gRPC reports as the time left of a call without a deadline (about 2**63 ns) is no timeout.
@@ -82,26 +88,28 @@ class InferenceService:
     def __init__(
         self,
         plane: DataPlane,
-        keys: KeyCheck,
+        access: Access,
         loop: asyncio.AbstractEventLoop,
         *,
         rollout_key_header: str,
     ) -> None:
         self.plane = plane
         self.rollout_key_header = rollout_key_header
-        self.keys = keys
+        self.access = access
         self.loop = loop
 
     def _call(
-        self, method: str, context: grpc.ServicerContext, work: Callable[[], Awaitable[Reply]], *, keyed: bool = False
+        self, method: str, context: grpc.ServicerContext, work: Work[Reply], *, scope: str | None = None
     ) -> Reply:
         started = time.perf_counter()
         code, message = grpc.StatusCode.OK, ""
         try:
-            if keyed:
+            tenant = None
+            if scope is not None:
                 given = dict(context.invocation_metadata()).get("x-api-key")
-                self.keys.check_key(given if isinstance(given, str) else None, "the x-api-key metadata")
-            future = asyncio.run_coroutine_threadsafe(_coroutine(work), self.loop)
+                key = given if isinstance(given, str) else None
+                tenant = self.access.authorize(key, "the x-api-key metadata", scope, f"{SERVICE_NAME}/{method}")
+            future = asyncio.run_coroutine_threadsafe(_coroutine(work, tenant), self.loop)
             try:
                 return future.result(timeout=_seconds_left(context))
             except concurrent.futures.TimeoutError:
@@ -109,6 +117,8 @@ class InferenceService:
                 code, message = grpc.StatusCode.DEADLINE_EXCEEDED, "the call's deadline passed before its answer"
         except ServiceError as error:
             code, message = status_of(error)
+            if error.retry_after is not None:
+                context.set_trailing_metadata((("retry-after", str(error.retry_after)),))
         except Exception:
             logger.exception("gRPC %s failed", method)
             code, message = grpc.StatusCode.INTERNAL, "internal error"
@@ -121,7 +131,7 @@ class InferenceService:
     def ServerLive(self, request: oip.ServerLiveRequest, context: Context) -> oip.ServerLiveResponse:  # noqa: N802
         """True while the worker answers."""
 
-        async def live() -> oip.ServerLiveResponse:
+        async def live(tenant: Tenant | None) -> oip.ServerLiveResponse:
             return oip.ServerLiveResponse(live=True)
 
         return self._call("ServerLive", context, live)
@@ -129,7 +139,7 @@ class InferenceService:
     def ServerReady(self, request: oip.ServerReadyRequest, context: Context) -> oip.ServerReadyResponse:  # noqa: N802
         """True when every required model serves a verified version (the rule of /health/ready)."""
 
-        async def ready() -> oip.ServerReadyResponse:
+        async def ready(tenant: Tenant | None) -> oip.ServerReadyResponse:
             return oip.ServerReadyResponse(ready=not self.plane.models.not_ready())
 
         return self._call("ServerReady", context, ready)
@@ -137,9 +147,9 @@ class InferenceService:
     def ModelReady(self, request: oip.ModelReadyRequest, context: Context) -> oip.ModelReadyResponse:  # noqa: N802
         """True when the model (that version, if named) is loaded and verified; NOT_FOUND if not served."""
 
-        async def ready() -> oip.ModelReadyResponse:
+        async def ready(tenant: Tenant | None) -> oip.ModelReadyResponse:
             try:
-                self.plane.resolve(request.name, request.version or None)
+                self.plane.resolve(request.name, request.version or None, tenant)
             except ModelNotReadyError:
                 return oip.ModelReadyResponse(ready=False)
             return oip.ModelReadyResponse(ready=True)
@@ -149,7 +159,7 @@ class InferenceService:
     def ServerMetadata(self, request: oip.ServerMetadataRequest, context: Context) -> oip.ServerMetadataResponse:  # noqa: N802
         """The server's name, version and protocol extensions, as over REST."""
 
-        async def metadata() -> oip.ServerMetadataResponse:
+        async def metadata(tenant: Tenant | None) -> oip.ServerMetadataResponse:
             return oip.ServerMetadataResponse(name=SERVER_NAME, version=API_VERSION, extensions=EXTENSIONS)
 
         return self._call("ServerMetadata", context, metadata)
@@ -157,8 +167,8 @@ class InferenceService:
     def ModelMetadata(self, request: oip.ModelMetadataRequest, context: Context) -> oip.ModelMetadataResponse:  # noqa: N802
         """The model's loaded versions, platform, input and outputs, as over REST."""
 
-        async def metadata() -> oip.ModelMetadataResponse:
-            name, predictor = self.plane.resolve(request.name, request.version or None)
+        async def metadata(tenant: Tenant | None) -> oip.ModelMetadataResponse:
+            name, predictor = self.plane.resolve(request.name, request.version or None, tenant, "ModelMetadata")
             labels = output_labels(predictor)
             answer = oip.ModelMetadataResponse(
                 name=name,
@@ -176,7 +186,7 @@ class InferenceService:
             answer.outputs.add(name=predictor.output, datatype="FP32", shape=[-1, len(labels)])
             return answer
 
-        return self._call("ModelMetadata", context, metadata, keyed=True)
+        return self._call("ModelMetadata", context, metadata, scope="read")
 
     def ModelInfer(self, request: oip.ModelInferRequest, context: Context) -> oip.ModelInferResponse:  # noqa: N802
         """Classify the BYTES tensor `text` through the data plane."""
@@ -185,7 +195,7 @@ class InferenceService:
         request_id = request_id_from(given_id if isinstance(given_id, str) else None)
         context.send_initial_metadata((("x-request-id", request_id),))
 
-        async def infer() -> oip.ModelInferResponse:
+        async def infer(tenant: Tenant | None) -> oip.ModelInferResponse:
             parsed = parse_infer_request(request, self.plane.limits)
             inference = await self.plane.infer(
                 InferenceRequest(
@@ -197,11 +207,13 @@ class InferenceService:
                     client_key=lambda: str(metadata.get(self.rollout_key_header) or "")[:256],
                     request_id=request_id,
                     protocol="grpc",
+                    tenant=tenant,
+                    route=f"{SERVICE_NAME}/ModelInfer",
                 )
             )
             return encode_infer_response(parsed, inference)
 
-        return self._call("ModelInfer", context, infer, keyed=True)
+        return self._call("ModelInfer", context, infer, scope="predict")
 
     def handler(self) -> grpc.GenericRpcHandler:
         """The protocol's service, inference.GRPCInferenceService, with these methods, for grpc.Server."""

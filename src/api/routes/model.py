@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 
 from src import metrics
-from src.api.deps import DataPlaneDep, ModelsDep
+from src.api.deps import DataPlaneDep, ModelsDep, tenant
 from src.api.routing import policy
 from src.api.schemas import ErrorResponse, ModelSummary
 from src.errors import ModelNotFoundError, ModelStoreError, UnknownModelError
@@ -17,13 +17,9 @@ from src.serving.predictor import Predictor
 from src.serving.reload_broadcast import ReloadBroadcast
 from src.store import rollout as rollouts
 from src.store.rollout import Rollout
+from src.tenants.access import audit, check_model
 
 router = APIRouter(tags=["model"])
-
-
-async def require_admin(request: Request) -> None:
-    """401 without an admin key, 403 with a wrong one (or when ADMIN_API_KEYS is empty)."""
-    request.app.state.admin_keys.check(request)
 
 
 def _metadata(predictor: Predictor) -> dict[str, Any]:
@@ -34,34 +30,42 @@ def _metadata(predictor: Predictor) -> dict[str, Any]:
     "/model/reload",
     summary="Load the store's CURRENT versions now, in every worker (admin)",
     responses={401: {"model": ErrorResponse}, 403: {"model": ErrorResponse}},
+    openapi_extra=policy(scope="admin"),
 )
-async def reload_model(_: Annotated[None, Depends(require_admin)], request: Request) -> dict[str, Any]:
+async def reload_model(request: Request) -> dict[str, Any]:
     """Check the store at once in every worker of the server instead of waiting for the next poll.
 
-    Needs an ADMIN_API_KEYS key. Finds newly published models, loads every changed CURRENT and
-    retries rejected versions. `workers` says, per worker process, what each model now serves;
-    `missing` names workers that did not answer in time. The top-level fields are the default
-    model's in the worker that answered, and `models` is every model's there.
+    Needs a key with the admin scope (ADMIN_API_KEYS, or API_KEYS_FILE). Finds newly published
+    models, loads every changed CURRENT and retries rejected versions. `workers` says, per worker
+    process, what each model now serves; `missing` names workers that did not answer in time. The
+    top-level fields are the default model's in the worker that answered, and `models` is every
+    model's there.
     """
     reloads: ReloadBroadcast = request.app.state.reloads
     result = await reloads.reload_everywhere()
+    asker = tenant(request)
+    audit("admin", asker.id if asker else "", "/model/reload", None, "done", missing_workers=result.get("missing"))
     workers: dict[str, dict[str, Any]] = result["workers"]
     here = workers.get(str(os.getpid())) or next(iter(workers.values()), {})
     default = here.get(request.app.state.models.default_name, {})
     return {**default, "models": here, **result}
 
 
-@router.get("/model", summary="Metadata of the default model", openapi_extra=policy(keyed=True))
-async def model_metadata(plane: DataPlaneDep) -> dict[str, Any]:
+@router.get("/model", summary="Metadata of the default model", openapi_extra=policy(scope="read"))
+async def model_metadata(plane: DataPlaneDep, request: Request) -> dict[str, Any]:
     """What the store recorded when the default model was published, plus how it is being scored."""
-    return _metadata(plane.resolve()[1])
+    return _metadata(plane.resolve(None, None, tenant(request), "/model")[1])
 
 
-@router.get("/models", summary="The served models", openapi_extra=policy(keyed=True))
-async def list_models(models: ModelsDep) -> list[ModelSummary]:
-    """Every model this server serves, the default one marked; a model not ready says why."""
+@router.get("/models", summary="The served models", openapi_extra=policy(scope="read"))
+async def list_models(models: ModelsDep, request: Request) -> list[ModelSummary]:
+    """Every model this server serves that the API key may use, the default one marked; a model not
+    ready says why."""
     summaries = []
+    asker = tenant(request)
     for name, state in sorted(models.models.items()):
+        if asker is not None and not asker.allows_model(name):
+            continue
         predictor = state.predictor
         summaries.append(
             ModelSummary(
@@ -81,11 +85,11 @@ async def list_models(models: ModelsDep) -> list[ModelSummary]:
     "/models/{name}",
     summary="Metadata of a named model",
     responses={404: {"model": ErrorResponse, "description": "No model of that name is served"}},
-    openapi_extra=policy(keyed=True),
+    openapi_extra=policy(scope="read"),
 )
-async def named_model_metadata(name: str, plane: DataPlaneDep) -> dict[str, Any]:
+async def named_model_metadata(name: str, plane: DataPlaneDep, request: Request) -> dict[str, Any]:
     """What the store recorded when the model was published, plus how it is being scored."""
-    return _metadata(plane.resolve(name)[1])
+    return _metadata(plane.resolve(name, None, tenant(request), "/models/{name}")[1])
 
 
 def _rollout_figures(name: str, rollout: Rollout) -> dict[str, Any]:
@@ -116,7 +120,7 @@ def _rollout_figures(name: str, rollout: Rollout) -> dict[str, Any]:
     "/models/{name}/rollout",
     summary="A model's rollout: its candidate, mode, share, state and guard figures",
     responses={404: {"model": ErrorResponse, "description": "No model of that name is served, or no rollout"}},
-    openapi_extra=policy(keyed=True),
+    openapi_extra=policy(scope="read"),
 )
 async def model_rollout(name: str, models: ModelsDep, request: Request) -> dict[str, Any]:
     """The rollout as the store holds it (`state`: running, aborted or promoted; `reason` when aborted),
@@ -124,6 +128,7 @@ async def model_rollout(name: str, models: ModelsDep, request: Request) -> dict[
     state = models.models.get(name)
     if state is None:
         raise UnknownModelError(name, models.models)
+    check_model(tenant(request), name, "/models/{name}/rollout")
     try:
         rollout = await asyncio.to_thread(rollouts.read_rollout, state.stores[0])
     except ModelStoreError as error:  # reported, not a 500: the servers answer with CURRENT alone meanwhile
@@ -148,15 +153,15 @@ async def model_rollout(name: str, models: ModelsDep, request: Request) -> dict[
 @router.get(
     "/models/{name}/drift",
     summary="A model's drift: its recent texts against the served version's reference profile",
-    openapi_extra=policy(keyed=True),
+    openapi_extra=policy(scope="read"),
     responses={404: {"model": ErrorResponse, "description": "No model of that name is served"}},
 )
-async def model_drift(name: str, plane: DataPlaneDep, models: ModelsDep) -> dict[str, Any]:
+async def model_drift(name: str, plane: DataPlaneDep, models: ModelsDep, request: Request) -> dict[str, Any]:
     """The newest DRIFT_WINDOW texts the server answered with CURRENT (over every worker) against the
     profile measured when the version was trained or imported. `status`: `collecting` until the window
     holds DRIFT_MIN_TEXTS texts, then `ok` or `drifting`; `no_reference` for a version without a profile.
     Each signal gives its test (PSI, or chi-squared for the label), statistic, threshold and verdict."""
-    name, predictor = plane.resolve(name)
+    name, predictor = plane.resolve(name, None, tenant(request), "/models/{name}/drift")
     state = models.models[name]
     window = state.drift
     answer: dict[str, Any] = {"model": name, "version": predictor.version}

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
-from src.api.deps import client_key, request_id
+from src.api.deps import client_key, request_id, route, tenant
 from src.api.routing import policy
 from src.api.schemas import BatchPredictRequest, BatchPredictResponse, ErrorResponse, PredictRequest, PredictResponse
 from src.errors import UnsupportedMediaTypeError
@@ -26,10 +26,11 @@ router = APIRouter(
     tags=["predict"],
     responses={
         401: {"model": ErrorResponse, "description": "API keys are on (API_KEYS) and X-API-Key is missing"},
-        403: {"model": ErrorResponse, "description": "The X-API-Key is not valid"},
+        403: {"model": ErrorResponse, "description": "The X-API-Key is not valid, or may not use this model"},
         413: {"model": ErrorResponse, "description": "Body larger than MAX_BODY_BYTES"},
         415: {"model": ErrorResponse, "description": "Body not declared as application/json"},
         422: {"model": ErrorResponse, "description": "Invalid JSON, or a field breaks a rule; `detail` names it"},
+        429: {"model": ErrorResponse, "description": "The key is over its rate; retry after Retry-After"},
         503: {"model": ErrorResponse, "description": "No model loaded yet, or overloaded; retry after Retry-After"},
     },
 )
@@ -60,7 +61,7 @@ def _body_schema(model: type[BaseModel], *, named: bool = False, versioned: bool
     extra: dict[str, Any] = {"requestBody": {"required": True, "content": {"application/json": schema}}}
     if named:
         extra["parameters"] = [_MODEL_NAME_PARAMETER, *([_VERSION_PARAMETER] if versioned else [])]
-    return policy(keyed=True, shed=True, direct=True, **extra)
+    return policy(scope="predict", shed=True, direct=True, **extra)
 
 
 async def _parse(request: Request, model: type[RequestModel]) -> RequestModel:
@@ -83,11 +84,13 @@ def _results(inference: Inference) -> list[dict[str, Any]]:
     ]
     for result, explanation in zip(results, inference.explanations or (), strict=False):
         result["explanation"] = asdict(explanation)
+    for result, token in zip(results, inference.feedback_tokens or (), strict=False):
+        result["feedback_token"] = token
     return results
 
 
-def _json(content: dict[str, Any]) -> Response:
-    return Response(json.dumps(content, separators=(",", ":")), media_type="application/json")
+def _json(content: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+    return Response(json.dumps(content, separators=(",", ":")), media_type="application/json", headers=headers)
 
 
 async def predict(request: Request) -> Response:
@@ -105,9 +108,13 @@ async def predict(request: Request) -> Response:
             batch_loc=("body", "text"),
             client_key=lambda: client_key(request),
             request_id=request_id(request),
+            tenant=tenant(request),
+            route=route(request),
         )
     )
-    return _json({**_results(inference)[0], "model_version": inference.model_version})
+    tokens = inference.feedback_tokens
+    headers = {"X-Feedback-Token": tokens[0]} if tokens else None
+    return _json({**_results(inference)[0], "model_version": inference.model_version}, headers)
 
 
 async def predict_batch(request: Request) -> Response:
@@ -123,6 +130,8 @@ async def predict_batch(request: Request) -> Response:
             top_terms=body.top_terms,
             client_key=lambda: client_key(request),
             request_id=request_id(request),
+            tenant=tenant(request),
+            route=route(request),
         )
     )
     return _json({"predictions": _results(inference), "model_version": inference.model_version})

@@ -198,6 +198,15 @@ def output_tensor(name: str, inference: Inference) -> tuple[str, list[int], byte
     return "FP32", [n, width], matrix.tobytes(), matrix.reshape(-1).tolist()
 
 
+FEEDBACK_TOKEN_PARAMETER = "feedback_token"
+
+
+def feedback_parameter(tokens: list[str]) -> str:
+    """The `feedback_token` response parameter: one token per text, in order, joined by commas (the
+    protocol's parameters are single values; a token never holds a comma)."""
+    return ",".join(tokens)
+
+
 def encode_infer_response(request: InferRequest, inference: Inference) -> tuple[bytes, dict[str, str]]:
     """The response body and its headers: JSON, or JSON then binary tensors when any were asked so."""
     names, binary_outputs = request.chosen(["label", inference.output], inference.model_name)
@@ -219,6 +228,8 @@ def encode_infer_response(request: InferRequest, inference: Inference) -> tuple[
     }
     if request.request_id is not None:
         document["id"] = request.request_id
+    if inference.feedback_tokens:
+        document["parameters"] = {FEEDBACK_TOKEN_PARAMETER: feedback_parameter(inference.feedback_tokens)}
     head = json.dumps(document, separators=(",", ":")).encode()
     if not blobs:
         return head, {"content-type": "application/json"}

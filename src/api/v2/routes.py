@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from src.api import API_VERSION
-from src.api.deps import DataPlaneDep, ModelsDep, client_key, request_id
+from src.api.deps import DataPlaneDep, ModelsDep, client_key, request_id, route, tenant
 from src.api.error_responses import V2_ERRORS
 from src.api.routing import policy
 from src.api.v2.codec import (
@@ -71,14 +71,14 @@ async def server_ready(models: ModelsDep) -> Response:
     return Response(status_code=400 if models.not_ready() else 200)
 
 
-@router.get("/models/{name}", summary="Model metadata", openapi_extra=policy(keyed=True, errors=V2))
+@router.get("/models/{name}", summary="Model metadata", openapi_extra=policy(scope="read", errors=V2))
 @router.get(
-    "/models/{name}/versions/{version}", summary="Model version metadata", openapi_extra=policy(keyed=True, errors=V2)
+    "/models/{name}/versions/{version}", summary="Model version metadata", openapi_extra=policy(scope="read", errors=V2)
 )
-async def model_metadata(plane: DataPlaneDep, name: str, version: str | None = None) -> JSONResponse:
+async def model_metadata(plane: DataPlaneDep, request: Request, name: str, version: str | None = None) -> JSONResponse:
     """The model's loaded versions (CURRENT's, then a rollout's candidate), its input and outputs, and the
     order of its classes (of the version named, else CURRENT's)."""
-    served, predictor = plane.resolve(name, version)
+    served, predictor = plane.resolve(name, version, tenant(request), route(request))
     return JSONResponse(_metadata(served, predictor, plane.models.models[served].loaded_versions))
 
 
@@ -97,11 +97,14 @@ async def model_ready(plane: DataPlaneDep, name: str, version: str | None = None
 
 def _infer_extras(*names: str) -> dict[str, Any]:
     parameters = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}} for name in names]
-    return policy(keyed=True, shed=True, errors=V2, direct=True, parameters=parameters)
+    return policy(scope="predict", shed=True, errors=V2, direct=True, parameters=parameters)
 
 
 async def infer(request: Request) -> Response:
-    """Classify the BYTES tensor `text`; JSON or binary tensors (Inference-Header-Content-Length)."""
+    """Classify the BYTES tensor `text`; JSON or binary tensors (Inference-Header-Content-Length).
+
+    While feedback is on, the response parameter `feedback_token` holds each text's token, in order,
+    joined by commas."""
     plane: DataPlane = request.app.state.data_plane
     parsed = parse_infer_request(await request.body(), request.headers.get(HEADER_LENGTH), plane.limits)
     inference = await plane.infer(
@@ -114,6 +117,8 @@ async def infer(request: Request) -> Response:
             client_key=lambda: client_key(request),
             request_id=request_id(request),
             protocol="v2",
+            tenant=tenant(request),
+            route=route(request),
         )
     )
     body, headers = encode_infer_response(parsed, inference)

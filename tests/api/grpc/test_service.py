@@ -12,7 +12,7 @@ import pytest
 
 from src.api.grpc.protocol import open_inference_pb2 as oip
 from src.api.grpc.service import InferenceService, status_of
-from src.api.security import KeyCheck
+from src.tenants.access import Access
 from src.errors import InvalidInputError, ModelNotReadyError, UnknownModelError
 from src.serving.dataplane import DataPlane
 
@@ -58,8 +58,8 @@ def loop() -> Iterator[asyncio.AbstractEventLoop]:
 
 def _service(client: Any, loop: asyncio.AbstractEventLoop, *, keys: tuple[bytes, ...] = ()) -> InferenceService:
     plane: DataPlane = client.app.state.data_plane
-    check = KeyCheck(keys, required=False, setting="API_KEYS")
-    return InferenceService(plane, check, loop, rollout_key_header="x-rollout-key")
+    access = Access(",".join(key.decode() for key in keys) or None, None, None)
+    return InferenceService(plane, access, loop, rollout_key_header="x-rollout-key")
 
 
 def _infer_request() -> oip.ModelInferRequest:

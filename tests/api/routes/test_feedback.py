@@ -46,9 +46,50 @@ def test_feedback_needs_the_prediction_log(client: TestClient) -> None:
     assert "PREDICTION_LOG_DIR" in answer.json()["detail"]
 
 
-def test_feedback_needs_a_key_like_predictions(model_dir: Path, tmp_path: Path) -> None:
-    settings = make_settings(model_dir, prediction_log_dir=tmp_path, api_keys="k1")
+def test_with_keys_only_the_token_of_the_askers_own_answer_is_taken(model_dir: Path, tmp_path: Path) -> None:
+    settings = make_settings(model_dir, prediction_log_dir=tmp_path, api_keys="k1,k2")
     with TestClient(create_app(settings)) as client:
-        body = {"request_id": "abc", "label": "negative"}
-        assert client.post("/feedback", json=body).status_code == 401
-        assert client.post("/feedback", json=body, headers={"X-API-Key": "k1"}).status_code == 202
+        answer = client.post("/predict", json={"text": "a dull, tired film"}, headers={"X-API-Key": "k1"})
+        token = answer.json()["feedback_token"]
+        assert answer.headers["x-feedback-token"] == token
+        bare = {"request_id": answer.headers["x-request-id"], "label": "negative"}
+        assert client.post("/feedback", json=bare).status_code == 401
+        refused = client.post("/feedback", json=bare, headers={"X-API-Key": "k1"})
+        assert refused.status_code == 422
+        assert "feedback_token" in refused.text
+        correction = {"feedback_token": token, "label": "negative"}
+        foreign = client.post("/feedback", json=correction, headers={"X-API-Key": "k2"})
+        assert foreign.status_code == 403
+        assert "another key" in foreign.text
+        payload, mac = token.split(".")
+        forged = {"feedback_token": f"{payload}.{mac[::-1]}", "label": "negative"}
+        assert client.post("/feedback", json=forged, headers={"X-API-Key": "k1"}).status_code == 422
+        taken = client.post("/feedback", json=correction, headers={"X-API-Key": "k1"})
+        assert taken.status_code == 202
+        assert taken.json()["key"] == "api-key-1"
+        again = client.post("/feedback", json={**correction, "label": "positive"}, headers={"X-API-Key": "k1"})
+        assert again.status_code == 409
+        assert "first correction stands" in again.text
+    (stored,) = [json.loads(line) for line in next(tmp_path.glob("feedback-*.jsonl")).read_text().splitlines()]
+    assert stored["label"] == "negative"
+    assert stored["key"] == "api-key-1"
+    assert stored["version"] == answer.json()["model_version"]
+    assert len(stored["text_sha256"]) == 32
+
+
+def test_every_text_of_a_batch_has_its_own_token(model_dir: Path, tmp_path: Path) -> None:
+    with TestClient(create_app(make_settings(model_dir, prediction_log_dir=tmp_path))) as client:
+        answer = client.post("/predict/batch", json={"texts": ["great", "awful", "great"]})
+        tokens = [result["feedback_token"] for result in answer.json()["predictions"]]
+        assert len(set(tokens)) == 3
+        for index, token in enumerate(tokens):
+            stored = client.post("/feedback", json={"feedback_token": token, "label": "negative"})
+            assert stored.status_code == 202
+            assert stored.json()["index"] == index
+            assert stored.json()["key"] == "anonymous"
+
+
+def test_no_tokens_without_a_prediction_log(client: TestClient) -> None:
+    answer = client.post("/predict", json={"text": "great"})
+    assert "feedback_token" not in answer.json()
+    assert "x-feedback-token" not in answer.headers
