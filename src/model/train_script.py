@@ -15,21 +15,22 @@ import logging
 import os
 import sys
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
 from src.config import get_settings
-from src.errors import DatasetError, ModelNotFoundError
+from src.errors import DatasetError, ModelNotFoundError, ModelStoreError
 from src.model import quality_gate
 from src.model.behaviour import run_on_pipeline
 from src.model.cross_source import leave_one_source_out
 from src.model.datasets import Dataset, load_bundled, load_file
 from src.model.feedback import load_feedback
+from src.model.feedback_effect import FeedbackEffect, feedback_effect
 from src.model.trainer import DEFAULT_C, ModelTrainer
 from src.store.registry import ModelRegistry, check_model_name
+from src.store.store import ModelStore
 
 EXIT_BAD_INPUT = 2
 EXIT_REFUSED_BY_GATE = 3
@@ -41,6 +42,8 @@ logger = logging.getLogger("src.model.train_script")
 # higher weight; at 0.1 of a text source they inform without drowning the sentences (the model card
 # in docs/training.md has the figures).
 LEXICON_WEIGHT = 0.1
+# Corrections may be at most this share of the training rows: a flood of them cannot outweigh the data.
+FEEDBACK_MAX_SHARE = 0.05
 
 
 def _at_least_one(value: str) -> int:
@@ -48,6 +51,13 @@ def _at_least_one(value: str) -> int:
     if number < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {number}")
     return number
+
+
+def _key_ids(value: str) -> set[str]:
+    ids = {part.strip() for part in value.split(",") if part.strip()}
+    if not ids:
+        raise argparse.ArgumentTypeError("name at least one key id")
+    return ids
 
 
 def _model_name(value: str) -> str:
@@ -73,7 +83,21 @@ def build_parser(prog: str = "python -m src.model.train_script") -> argparse.Arg
         "--feedback",
         type=Path,
         metavar="DIR",
-        help="also train on the corrections in this PREDICTION_LOG_DIR (source `feedback`)",
+        help="also train on the corrections in this PREDICTION_LOG_DIR (source `feedback`, never held out); "
+        "needs --feedback-keys",
+    )
+    data.add_argument(
+        "--feedback-keys",
+        type=_key_ids,
+        metavar="IDS",
+        help="comma-separated ids of the API keys whose corrections to train on (`anonymous`: a server "
+        "without keys); corrections from any other key are left out and counted",
+    )
+    data.add_argument(
+        "--feedback-max-share",
+        type=float,
+        default=FEEDBACK_MAX_SHARE,
+        help=f"most corrections as a share of the training rows; more are sampled down (default: {FEEDBACK_MAX_SHARE})",
     )
     data.add_argument("--sample", type=int, help="train and test on a stratified sample of this many rows")
     data.add_argument("--test-size", type=float, default=0.2, help="share held out for evaluation (default: 0.2)")
@@ -170,20 +194,40 @@ def _weigher(args: argparse.Namespace) -> Callable[[Dataset], list[float] | None
     return lambda data: data.balanced_weights(args.lexicon_weight)
 
 
-# Corrections are held out for testing (and left out in turn) only when every label they give has at
-# least this many rows; fewer are all trained on.
-MIN_TESTABLE_FEEDBACK = 10
-
-
-def _with_feedback(dataset: Dataset, folder: Path, name: str) -> tuple[Dataset, dict[str, object]]:
-    corrections, counts = load_feedback(folder, name, set(dataset.labels))
+def _with_feedback(dataset: Dataset, args: argparse.Namespace, name: str) -> tuple[Dataset, Dataset, dict[str, object]]:
+    """The data with the asked-for keys' corrections (training rows only, at most their share), the
+    corrections kept, and what the version's metadata records of them."""
+    if not args.feedback_keys:
+        raise DatasetError(
+            "--feedback needs --feedback-keys: the ids of the API keys whose corrections to train on "
+            "(`anonymous` for a server without keys)"
+        )
+    if not 0 < args.feedback_max_share < 1:
+        raise DatasetError(f"--feedback-max-share must be between 0 and 1, not {args.feedback_max_share}")
+    corrections, counts = load_feedback(args.feedback, name, set(dataset.labels), args.feedback_keys)
     print(counts.format_report())
-    cells = Counter(corrections.labels)
-    testable = bool(cells) and min(cells.values()) >= MIN_TESTABLE_FEEDBACK
-    if corrections.texts and not testable:
-        logger.info("fewer than %d corrections of some label: all are trained on, none held out", MIN_TESTABLE_FEEDBACK)
-    record = {"folder": str(folder), **asdict(counts), "held_out": testable}
-    return dataset.plus(corrections, training_only=not testable), record
+    # A share of the training rows: those left once the test split is held out of the rest.
+    training_rows = len(dataset) - round(len(dataset) * args.test_size)
+    most = max(1, int(args.feedback_max_share * training_rows / (1 - args.feedback_max_share)))
+    if len(corrections) > most:
+        logger.info("%d corrections, more than --feedback-max-share allows: %d sampled", len(corrections), most)
+        corrections = corrections.sample(most, args.random_state)
+    record = {
+        "folder": str(args.feedback),
+        "keys": sorted(args.feedback_keys),
+        **asdict(counts),
+        "trained_on": len(corrections),
+        "max_share": args.feedback_max_share,
+    }
+    return dataset.plus(corrections, training_only=True), corrections, record
+
+
+def _feedback_effect(trainer: ModelTrainer, store: ModelStore, corrections: Dataset) -> FeedbackEffect | None:
+    try:
+        stored = store.load()
+    except (ModelNotFoundError, ModelStoreError):
+        return None
+    return feedback_effect(trainer.pipeline_, stored.pipeline, stored.version, corrections.texts, corrections.labels)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -202,9 +246,10 @@ def run(args: argparse.Namespace) -> int:
         dataset = _load(args)
         if args.sample:
             dataset = dataset.sample(args.sample, args.random_state)
-        feedback_record = None
+        feedback_record: dict[str, object] | None = None
+        corrections = None
         if args.feedback is not None:
-            dataset, feedback_record = _with_feedback(dataset, args.feedback, name)
+            dataset, corrections, feedback_record = _with_feedback(dataset, args, name)
         try:
             train, test = dataset.split(args.test_size, args.random_state)
         except ValueError as error:
@@ -245,6 +290,10 @@ def run(args: argparse.Namespace) -> int:
             cross_source = leave_one_source_out(trainer, dataset, weigh, n_jobs=os.cpu_count())
         print(cross_source.format_report() if cross_source else "leave-one-source-out: skipped (one source)")
 
+    if corrections is not None and feedback_record is not None and len(corrections):
+        effect = _feedback_effect(trainer, store, corrections)
+        print(effect.format_report() if effect else "feedback effect: no CURRENT to compare with")
+        feedback_record["effect"] = effect.to_dict() if effect else None
     candidate = quality_gate.ModelFigures(evaluation.macro_f1, behaviour.pass_rate if behaviour else None)
     with _step("quality gate: comparing with CURRENT on the same test rows"):
         verdict = quality_gate.check(candidate, trainer.classes_, test, store, force=args.force)

@@ -1,8 +1,8 @@
 """What the model sees, end to end: a production server (2 workers) with a model trained on IMDB reviews.
 
 Held-out IMDB reviews leave it not drifting; tweets make it drift within 500 requests, and the alert
-fires in a real Prometheus. Predictions are logged, corrections posted, and a retraining with
-`--feedback` shows them as a source of their own. A stalled HTTP sink slows no prediction.
+fires in a real Prometheus. Predictions are logged, corrections posted with their answers' feedback
+tokens, and a retraining with `--feedback` trains on them and reports how its answers changed. A stalled HTTP sink slows no prediction.
 """
 
 from __future__ import annotations
@@ -123,8 +123,8 @@ def test_drift_alerts_and_feedback_round_trip(bundled_data: Dataset, tmp_path: P
             for index, (text, label) in enumerate(tweeted, 1):
                 sent = request(server.url("/predict"), body={"text": text}, headers={"X-Request-ID": f"tweet-{index}"})
                 assert sent.status == 200
-                if index <= CORRECTED:  # a user corrects the answers to the first tweets
-                    feedback = {"request_id": f"tweet-{index}", "label": label}
+                if index <= CORRECTED:  # a user corrects the answers to the first tweets, with their tokens
+                    feedback = {"feedback_token": sent.json()["feedback_token"], "label": label}
                     assert request(server.url("/feedback"), body=feedback).status == 202
                 if turned_at is None and index % 25 == 0 and request(drift).json()["drifting"]:
                     turned_at = index
@@ -152,17 +152,18 @@ def test_drift_alerts_and_feedback_round_trip(bundled_data: Dataset, tmp_path: P
 
 
 def _retrain_with_feedback(model_dir: Path, data: Path, logs: Path) -> None:
-    done = _train(model_dir, data, "--feedback", str(logs), "--force")
-    assert f"feedback: {CORRECTED} corrections, {CORRECTED} used" in done.stdout
+    done = _train(model_dir, data, "--feedback", str(logs), "--feedback-keys", "anonymous", "--force")
+    assert f"feedback: {CORRECTED} corrections from the keys asked for, {CORRECTED} used" in done.stdout
     metadata = ModelRegistry(model_dir).store().load().metadata
-    assert metadata["feedback"]["used"] == CORRECTED
-    assert metadata["feedback"]["held_out"] is True
-    assert "feedback" in metadata["evaluation"]["per_source"]
-    assert set(metadata["cross_source"]["per_source"]) == {"feedback", "imdb"}
+    assert metadata["feedback"]["used"] == metadata["feedback"]["trained_on"] == CORRECTED
+    assert "feedback" not in metadata["evaluation"]["per_source"]  # corrections are never held out
+    effect = metadata["feedback"]["effect"]
+    assert effect["corrected"]["texts"] == CORRECTED
+    before, after = effect["agreeing_with_corrections"]
+    assert after >= before
     print(  # noqa: T201
-        f"\nretrained with {CORRECTED} corrections: feedback held-out accuracy "
-        f"{metadata['evaluation']['per_source']['feedback']['accuracy']:.3f}; leave-one-source-out on feedback "
-        f"{metadata['cross_source']['per_source']['feedback']['accuracy']:.3f}"
+        f"\nretrained with {CORRECTED} corrections: answered as corrected by CURRENT {before}, by the candidate "
+        f"{after}; probe texts changed {effect['probes']['changed']} of {effect['probes']['texts']}"
     )
 
 

@@ -12,9 +12,9 @@ import pytest
 
 from src.api.grpc.protocol import open_inference_pb2 as oip
 from src.api.grpc.service import InferenceService, status_of
-from src.tenants.access import Access
 from src.errors import InvalidInputError, ModelNotReadyError, UnknownModelError
 from src.serving.dataplane import DataPlane
+from src.tenants.access import Access
 
 
 class AbortedError(Exception):
