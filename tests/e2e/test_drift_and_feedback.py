@@ -2,7 +2,8 @@
 
 Held-out IMDB reviews leave it not drifting; tweets make it drift within 500 requests, and the alert
 fires in a real Prometheus. Predictions are logged, corrections posted with their answers' feedback
-tokens, and a retraining with `--feedback` trains on them and reports how its answers changed. A stalled HTTP sink slows no prediction.
+tokens, and a retraining with `--feedback` trains on them and reports how its answers changed. A
+stalled HTTP sink slows no prediction.
 """
 
 from __future__ import annotations
