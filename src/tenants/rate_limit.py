@@ -50,6 +50,8 @@ class _Cell:
                 return wait
             fcntl.lockf(self.fd, fcntl.LOCK_EX)
             try:
+                # `now` is read under the lock: read before it, a process that waited for the lock
+                # would see a TAT another moved on after its `now` as one no request could have set.
                 (tat,) = _CELL.unpack_from(self.map)
                 tat, wait = decide(tat)
                 _CELL.pack_into(self.map, 0, tat)
@@ -63,13 +65,13 @@ class _Decision:
 
     __slots__ = ("interval", "limit", "now")
 
-    def __init__(self, rate: Rate, now: float) -> None:
+    def __init__(self, rate: Rate, now: float | None) -> None:
         self.interval = 1.0 / rate.per_second
         self.limit = rate.burst * self.interval
         self.now = now
 
     def __call__(self, tat: float) -> tuple[float, float]:
-        now = self.now
+        now = time.monotonic() if self.now is None else self.now
         if not math.isfinite(tat) or tat > now + self.limit:
             tat = now  # impossible state: a stale or damaged cell
         arrival = max(tat, now) + self.interval
@@ -98,4 +100,4 @@ class RateLimiter:
                 if cell is None:  # key ids are from the key file: a name, never a path
                     path = None if self.folder is None else self.folder / f"{kind}.{key_id}"
                     cell = self.cells[(kind, key_id)] = _Cell(path)
-        return cell.update(_Decision(rate, time.monotonic() if now is None else now))
+        return cell.update(_Decision(rate, now))

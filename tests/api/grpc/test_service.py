@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -15,6 +16,7 @@ from src.api.grpc.service import InferenceService, status_of
 from src.errors import InvalidInputError, ModelNotReadyError, UnknownModelError
 from src.serving.dataplane import DataPlane
 from src.tenants.access import Access
+from tests.tenants.test_keys import KEY_A, KEY_B, write_keys
 
 
 class AbortedError(Exception):
@@ -27,6 +29,7 @@ class Context:
     def __init__(self, metadata: tuple[tuple[str, str], ...] = ()) -> None:
         self.metadata = metadata
         self.status: tuple[grpc.StatusCode, str] | None = None
+        self.trailing: tuple[tuple[str, str], ...] = ()
 
     def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
         return self.metadata
@@ -36,6 +39,9 @@ class Context:
 
     def send_initial_metadata(self, metadata: Any) -> None:
         pass
+
+    def set_trailing_metadata(self, metadata: tuple[tuple[str, str], ...]) -> None:
+        self.trailing = metadata
 
     def peer(self) -> str:
         return "ipv4:127.0.0.1:1"
@@ -56,9 +62,11 @@ def loop() -> Iterator[asyncio.AbstractEventLoop]:
     loop.close()
 
 
-def _service(client: Any, loop: asyncio.AbstractEventLoop, *, keys: tuple[bytes, ...] = ()) -> InferenceService:
+def _service(
+    client: Any, loop: asyncio.AbstractEventLoop, *, keys: tuple[bytes, ...] = (), key_file: Path | None = None
+) -> InferenceService:
     plane: DataPlane = client.app.state.data_plane
-    access = Access(",".join(key.decode() for key in keys) or None, None, None)
+    access = Access(",".join(key.decode() for key in keys) or None, None, key_file)
     return InferenceService(plane, access, loop, rollout_key_header="x-rollout-key")
 
 
@@ -82,6 +90,39 @@ def test_keys_come_from_metadata(client: Any, loop: asyncio.AbstractEventLoop) -
     answer = service.ModelInfer(_infer_request(), Context((("x-api-key", "k1"),)))
     assert [o.name for o in answer.outputs] == ["label", "probabilities"]
     assert service.ServerLive(oip.ServerLiveRequest(), Context()).live  # health needs no key
+
+
+def _refusal(service: InferenceService, method: str, message: Any, key: str) -> tuple[grpc.StatusCode, str]:
+    context = Context((("x-api-key", key),))
+    with pytest.raises(AbortedError):
+        getattr(service, method)(message, context)
+    assert context.status is not None
+    return context.status
+
+
+def test_scopes_models_and_rates_over_grpc(client: Any, loop: asyncio.AbstractEventLoop, tmp_path: Path) -> None:
+    service = _service(client, loop, key_file=write_keys(tmp_path / "keys.yaml", KEY_A + KEY_B))
+    other = oip.ModelInferRequest(model_name="nope-not-mine")
+    other.inputs.add(name="text", datatype="BYTES", shape=[1]).contents.bytes_contents.append(b"fine")
+    code, message = _refusal(service, "ModelInfer", other, "secret-a")
+    assert code == grpc.StatusCode.NOT_FOUND  # not served: A is told only of its own models
+    assert "models: sentiment)" in message
+    code, message = _refusal(service, "ModelMetadata", oip.ModelMetadataRequest(name="sentiment"), "secret-a")
+    assert code == grpc.StatusCode.PERMISSION_DENIED
+    assert "does not have the 'read' scope" in message
+    answers = 0
+    for _ in range(25):  # a burst of 20
+        context = Context((("x-api-key", "secret-a"),))
+        try:
+            service.ModelInfer(_infer_request(), context)
+            answers += 1
+        except AbortedError:
+            assert context.status is not None
+            assert context.status[0] == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert dict(context.trailing)["retry-after"] == "1"
+    assert 15 <= answers < 25  # the burst, less the refused call above, plus what the rate refilled
+    answer = service.ModelInfer(_infer_request(), Context((("x-api-key", "secret-b"),)))  # B is not slowed
+    assert answer.model_name == "sentiment"
 
 
 def test_errors_map_to_the_protocols_codes() -> None:
