@@ -210,7 +210,7 @@ class DataPlane:
         metrics.labelled(metrics.INFERENCE_REQUESTS, request.protocol, "ok").inc()
         window = self.models.models[inference.model_name].drift
         if window is not None and window.version == inference.model_version:
-            window.record(inference.predictions)
+            window.record(inference.predictions, None if request.tenant is None else request.tenant.id)
         if log is not None:
             tenant = request.tenant
             log.record(

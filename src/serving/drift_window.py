@@ -1,8 +1,10 @@
 """The window of recent texts a served version answered, across every worker of the server, and its
 drift against the version's reference profile (src/drift/).
 
-Each worker keeps a ring of its last DRIFT_WINDOW texts, one record per text: when it was answered
-and its bin for each signal (12 bytes). With several workers the ring is also a file in
+Each worker keeps a ring of its last DRIFT_WINDOW texts, one record per text: when it was answered,
+its bin for each signal and a tag of the API key that sent it (CRC-32 of its id; 0 with keys off),
+16 bytes; the report says how many texts of the window each key sent, so a window one client filled
+is seen for what it is. With several workers the ring is also a file in
 PROMETHEUS_MULTIPROC_DIR/drift/<model>/<version>/<pid>.window, written whole with one pwrite at most
 every FLUSH_SECONDS: not memory-mapped (a file cut short under a mapping killed the process with
 SIGBUS at its next store), and not at every request (a system call each cost about 2% of /predict).
@@ -18,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +32,7 @@ from src.drift.profile import SIGNALS, ProfileError, ReferenceProfile
 from src.drift.statistics import DriftReport, DriftThresholds, judge
 from src.serving.predictor import Prediction, Predictor
 
-RECORD = np.dtype([("time", "<f8"), ("bins", "u1", (len(SIGNALS),))])
+RECORD = np.dtype([("time", "<f8"), ("bins", "u1", (len(SIGNALS),)), ("key", "<u4")])
 FLUSH_SECONDS = 0.25  # how stale another worker's view of this worker's ring may be
 
 
@@ -66,6 +69,11 @@ class DriftSettings:
             return None, f"version {predictor.version}: cannot keep the drift window ({error.strerror})"
 
 
+def key_tag(key: str | None) -> int:
+    """What a record keeps of the key id: its CRC-32 (0 for none)."""
+    return 0 if key is None else zlib.crc32(key.encode()) or 1
+
+
 class DriftWindow:
     """One served version's window in this worker, and the server-wide view of it."""
 
@@ -94,14 +102,16 @@ class DriftWindow:
         self.position = 0
         self.flushed = 0.0
 
-    def record(self, predictions: Sequence[Prediction]) -> None:
-        """Add a request's texts (newest last)."""
+    def record(self, predictions: Sequence[Prediction], key: str | None = None) -> None:
+        """Add a request's texts (newest last), sent with the API key of id `key` (None: keys off)."""
         now = time.time()
         bins, classes, records, size = self.profile.bins, self.classes, self.records, self.size
+        tag = key_tag(key)
         for prediction in predictions:
             records[self.position % size] = (
                 now,
                 bins(prediction.tokens, prediction.oov_rate, prediction.score(classes), prediction.label),
+                tag,
             )
             self.position += 1
         if self.fd is not None and now - self.flushed >= FLUSH_SECONDS:
@@ -137,12 +147,29 @@ class DriftWindow:
             rings.append(np.frombuffer(data[:usable], dtype=RECORD))
         return np.concatenate(rings) if rings else np.zeros(0, dtype=RECORD)
 
-    def counts(self) -> dict[str, list[int]]:
-        """Bin counts per signal over the newest DRIFT_WINDOW texts of every worker."""
+    def _window(self) -> np.ndarray:
         records = self._server_records()
         records = records[np.isfinite(records["time"]) & (records["time"] > 0)]
         if len(records) > self.size:
             records = records[np.argsort(records["time"], kind="stable")[-self.size :]]
+        newest: np.ndarray = records
+        return newest
+
+    def keys(self, ids: Sequence[str]) -> dict[str, int]:
+        """How many texts of the window each key sent, for the key ids known now (`other` for the rest,
+        `none` for texts sent with keys off), most first."""
+        tags = {key_tag(key): key for key in ids}
+        tags[0] = "none"
+        values, counts = np.unique(self._window()["key"], return_counts=True)
+        sent: dict[str, int] = {}
+        for value, count in zip(values.tolist(), counts.tolist(), strict=True):
+            name = tags.get(value, "other")
+            sent[name] = sent.get(name, 0) + count
+        return dict(sorted(sent.items(), key=lambda item: (-item[1], item[0])))
+
+    def counts(self) -> dict[str, list[int]]:
+        """Bin counts per signal over the newest DRIFT_WINDOW texts of every worker."""
+        records = self._window()
         widths = [len(self.profile.expected(name)) for name in SIGNALS]
         return {
             name: np.bincount(records["bins"][:, i], minlength=width)[:width].tolist()

@@ -18,6 +18,7 @@ from src.serving.reload_broadcast import ReloadBroadcast
 from src.store import rollout as rollouts
 from src.store.rollout import Rollout
 from src.tenants.access import audit, check_model
+from src.tenants.keys import Tenant
 
 router = APIRouter(tags=["model"])
 
@@ -150,6 +151,13 @@ async def model_rollout(name: str, models: ModelsDep, request: Request) -> dict[
     }
 
 
+def _own_view(sent: dict[str, int], asker: Tenant | None) -> dict[str, int]:
+    if asker is None:
+        return sent
+    others = sum(count for key, count in sent.items() if key != asker.id)
+    return {asker.id: sent.get(asker.id, 0), **({"others": others} if others else {})}
+
+
 @router.get(
     "/models/{name}/drift",
     summary="A model's drift: its recent texts against the served version's reference profile",
@@ -160,7 +168,9 @@ async def model_drift(name: str, plane: DataPlaneDep, models: ModelsDep, request
     """The newest DRIFT_WINDOW texts the server answered with CURRENT (over every worker) against the
     profile measured when the version was trained or imported. `status`: `collecting` until the window
     holds DRIFT_MIN_TEXTS texts, then `ok` or `drifting`; `no_reference` for a version without a profile.
-    Each signal gives its test (PSI, or chi-squared for the label), statistic, threshold and verdict."""
+    Each signal gives its test (PSI, or chi-squared for the label), statistic, threshold and verdict;
+    `keys`, how many of the window's texts each API key sent (a key sees its own count, the rest as
+    `others`)."""
     name, predictor = plane.resolve(name, None, tenant(request), "/models/{name}/drift")
     state = models.models[name]
     window = state.drift
@@ -172,5 +182,6 @@ async def model_drift(name: str, plane: DataPlaneDep, models: ModelsDep, request
         **answer,
         "window": {"texts": report.texts, "size": window.size, "min_texts": window.thresholds.min_texts},
         "reference": {"texts": window.profile.texts, "source": window.profile.source},
+        "keys": _own_view(await asyncio.to_thread(window.keys, request.app.state.access.ring.ids), tenant(request)),
         **report.to_dict(),
     }

@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from src.api.main import create_app
 from src.model.datasets import Dataset
 from tests.conftest import SECOND_MODEL, held_out, make_settings
+from tests.tenants.test_keys import KEY_A, KEY_B, write_keys
 
 
 def test_the_window_collects_then_judges(model_dir: Path, sample: Dataset) -> None:
@@ -34,6 +35,18 @@ def test_the_window_collects_then_judges(model_dir: Path, sample: Dataset) -> No
         assert moved["signals"]["oov"]["drifting"] is True
         assert moved["signals"]["oov"]["statistic"] > moved["signals"]["oov"]["threshold"]
         assert "mlservice_drift_drifting{" in client.get("/metrics").text
+        assert moved["keys"] == {"none": 500}  # keys are off: nobody's
+
+
+def test_the_window_says_which_key_sent_its_texts(model_dir: Path, tmp_path: Path) -> None:
+    keys = write_keys(tmp_path / "keys.yaml", KEY_A + KEY_B)
+    with TestClient(create_app(make_settings(model_dir, api_keys_file=keys))) as client:
+        assert client.post(
+            "/predict/batch", json={"texts": ["good"] * 12}, headers={"X-API-Key": "secret-a"}
+        ).is_success
+        assert client.post("/predict/batch", json={"texts": ["bad"] * 5}, headers={"X-API-Key": "secret-b"}).is_success
+        drift = client.get("/models/sentiment/drift", headers={"X-API-Key": "secret-b"}).json()
+        assert drift["keys"] == {"team-b": 5, "others": 12}  # a key sees its own count, not the others' ids
 
 
 def test_a_version_without_a_profile_says_so(two_models_client: TestClient) -> None:
