@@ -31,7 +31,7 @@ typecheck: $(VENV)/.dev
 unit: $(VENV)/.dev $(TOOLS)/.installed system-deps
 	$(BIN)/pytest
 
-system-deps:  ## Debian packages the tests use (prometheus, wrk, buildah, debootstrap)
+system-deps:  ## Debian packages the tests use (prometheus, wrk, buildah, debootstrap, chromium, graphviz, jq)
 	bash scripts/install-system-deps.sh
 
 tools: $(TOOLS)/.installed

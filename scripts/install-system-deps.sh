@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Debian packages the tests use: prometheus (promtool and a real server), wrk (benchmarks),
 # buildah + debootstrap (the image build without a Docker engine), chromium (the browser test),
-# graphviz (docs/infra.svg). Installs only what is missing.
+# graphviz (docs/infra.svg), jq (the docs' feedback examples). Installs only what is missing.
 set -euo pipefail
-packages=(prometheus wrk buildah debootstrap chromium graphviz)
-commands=(prometheus wrk buildah debootstrap chromium dot)
+packages=(prometheus wrk buildah debootstrap chromium graphviz jq)
+commands=(prometheus wrk buildah debootstrap chromium dot jq)
 missing=()
 for i in "${!packages[@]}"; do
   command -v "${commands[$i]}" >/dev/null 2>&1 || missing+=("${packages[$i]}")

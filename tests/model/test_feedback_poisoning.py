@@ -86,7 +86,7 @@ def test_only_the_named_keys_corrections_train_and_the_report_shows_a_flip(
     changed = int(line.split()[2])
     assert changed >= 30, report  # the attacker's slice flipped, there for anyone to read before --force
     assert "positive -> negative: 'The acme" in report
-    print(f"\n{line.strip()}")  # noqa: T201 - the figure the closing note quotes
+    print("\n" + report[report.index("feedback effect") :].split("\nbehaviour")[0].split("\nquality")[0])  # noqa: T201
 
 
 def test_feedback_needs_the_keys_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
