@@ -90,8 +90,8 @@ def test_the_docs_have_examples_to_run() -> None:
 @pytest.mark.e2e
 @pytest.mark.parametrize(("page", "command"), EXAMPLES, ids=[f"{p}:{c[:60]}" for p, c in EXAMPLES])
 def test_every_curl_example_answers_2xx(server: Server, page: str, command: str) -> None:
-    runnable = command.replace("localhost:8000", server.base_url.removeprefix("http://"), 1)
-    runnable = runnable.replace("curl ", "curl --fail-with-body --max-time 10 ", 1)
+    runnable = command.replace("localhost:8000", server.base_url.removeprefix("http://"))  # each curl of a pipeline
+    runnable = runnable.replace("curl ", "curl --fail-with-body --max-time 10 ")
     result = subprocess.run(
         ["bash", "-o", "pipefail", "-c", runnable], capture_output=True, text=True, timeout=30, check=False
     )
