@@ -15,11 +15,10 @@ import statistics
 import sys
 import tempfile
 import time
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from bench.run import ROOT, body_of, free_port, measure, serve
+from bench.run import ROOT, alternating_rounds, body_of
 
 CPU_SERVER, CPU_LOAD = "0", "1"
 CONNECTIONS = 16
@@ -85,23 +84,7 @@ def main() -> int:
     os.environ["WRK_CPU"] = CPU_LOAD
     folder = Path(tempfile.mkdtemp(prefix="bench-prediction-log-"))
     configurations = {"log off": {}, "log on, 100%": {"PREDICTION_LOG_DIR": str(folder / "logs")}}
-    figures: dict[str, list[float]] = {name: [] for name in configurations}
-    with ExitStack() as stack:
-        servers = {}
-        for name, extra in configurations.items():
-            port = free_port()
-            env = {"MODEL_DIR": str(args.model_dir), "MODEL_POLL_SECONDS": "0", "LOG_LEVEL": "warning",
-                   "HOST": "127.0.0.1", "PORT": str(port), "WORKERS": "1", "GRPC_PORT": "0",
-                   "PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(prefix="bench-m-"), **extra}  # fmt: skip
-            command = ["taskset", "-c", CPU_SERVER, sys.executable, "-m", "src.serve"]
-            servers[name] = stack.enter_context(serve(name, command, env, port, "/health/ready"))
-        for round_number in range(args.rounds):
-            # Which server goes first alternates: the second of a pair measures a few % higher here.
-            order = list(servers.items()) if round_number % 2 == 0 else list(reversed(servers.items()))
-            for name, server in order:
-                result = measure(server, "/predict", body_of(TEXT), CONNECTIONS, args.seconds, 1)
-                figures[name].append(result.cpu_us_per_request)
-                print(f"round {round_number + 1} {name}: {result.cpu_us_per_request:.0f} µs CPU/request", flush=True)
+    figures, _ = alternating_rounds(args.model_dir, configurations, TEXT, args.rounds, args.seconds)
     written = sum(path.stat().st_size for path in (folder / "logs").glob("*"))
     own = in_process_cost_us(args.model_dir)
     off_rounds, on_rounds = figures.values()

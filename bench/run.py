@@ -20,7 +20,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -449,3 +449,43 @@ def render(
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def alternating_rounds(
+    model_dir: Path,
+    configurations: dict[str, dict[str, str]],
+    text: str,
+    rounds: int,
+    seconds: int,
+    *,
+    keys: dict[str, str] | None = None,
+    connections: int = 16,
+    cpu_server: str = "0",
+) -> tuple[dict[str, list[float]], int]:
+    """One single-worker server per configuration (extra environment), all pinned to `cpu_server`,
+    measured in turns with wrk on /predict (X-API-Key from `keys`, per configuration): the server CPU
+    µs per request of each round, and the non-2xx answers. Which server goes first alternates: the
+    second of a pair measures a few % higher here."""
+    figures: dict[str, list[float]] = {name: [] for name in configurations}
+    errors = 0
+    with ExitStack() as stack:
+        servers = {}
+        for name, extra in configurations.items():
+            port = free_port()
+            env = {"MODEL_DIR": str(model_dir), "MODEL_POLL_SECONDS": "0", "LOG_LEVEL": "warning",
+                   "HOST": "127.0.0.1", "PORT": str(port), "WORKERS": "1", "GRPC_PORT": "0",
+                   "PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(prefix="bench-m-"), **extra}  # fmt: skip
+            command = ["taskset", "-c", cpu_server, sys.executable, "-m", "src.serve"]
+            servers[name] = stack.enter_context(serve(name, command, env, port, "/health/ready"))
+        for round_number in range(rounds):
+            order = list(servers.items()) if round_number % 2 == 0 else list(reversed(servers.items()))
+            for name, server in order:
+                key = (keys or {}).get(name)
+                if key:
+                    os.environ["API_KEY"] = key
+                result = measure(server, "/predict", body_of(text), connections, seconds, 1)
+                os.environ.pop("API_KEY", None)
+                errors += result.errors
+                figures[name].append(result.cpu_us_per_request)
+                print(f"round {round_number + 1} {name}: {result.cpu_us_per_request:.0f} µs CPU/request", flush=True)
+    return figures, errors

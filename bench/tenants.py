@@ -20,11 +20,10 @@ import statistics
 import sys
 import tempfile
 import time
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from bench.run import ROOT, body_of, free_port, measure, serve
+from bench.run import ROOT, alternating_rounds, body_of
 
 CPU_SERVER, CPU_LOAD = "0", "1"
 CONNECTIONS = 16
@@ -114,27 +113,9 @@ def main() -> int:
     folder = Path(tempfile.mkdtemp(prefix="bench-tenants-"))
     key_file = write_key_file(folder)
     configurations = {"keys off": {}, "key file": {"API_KEYS_FILE": str(key_file)}}
-    figures: dict[str, list[float]] = {name: [] for name in configurations}
-    errors = 0
-    with ExitStack() as stack:
-        servers = {}
-        for name, extra in configurations.items():
-            port = free_port()
-            env = {"MODEL_DIR": str(args.model_dir), "MODEL_POLL_SECONDS": "0", "LOG_LEVEL": "warning",
-                   "HOST": "127.0.0.1", "PORT": str(port), "WORKERS": "1", "GRPC_PORT": "0",
-                   "PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(prefix="bench-m-"), **extra}  # fmt: skip
-            command = ["taskset", "-c", CPU_SERVER, sys.executable, "-m", "src.serve"]
-            servers[name] = stack.enter_context(serve(name, command, env, port, "/health/ready"))
-        for round_number in range(args.rounds):
-            order = list(servers.items()) if round_number % 2 == 0 else list(reversed(servers.items()))
-            for name, server in order:
-                if name == "key file":
-                    os.environ["API_KEY"] = KEY
-                result = measure(server, "/predict", body_of(TEXT), CONNECTIONS, args.seconds, 1)
-                os.environ.pop("API_KEY", None)
-                errors += result.errors
-                figures[name].append(result.cpu_us_per_request)
-                print(f"round {round_number + 1} {name}: {result.cpu_us_per_request:.0f} µs CPU/request", flush=True)
+    figures, errors = alternating_rounds(
+        args.model_dir, configurations, TEXT, args.rounds, args.seconds, keys={"key file": KEY}
+    )
     base, own = in_process_cost_us(args.model_dir, key_file)
     check = check_cost_us(key_file)
     off_rounds, on_rounds = figures.values()

@@ -24,6 +24,7 @@ from typing import Any
 from src.errors import DatasetError
 from src.model.datasets import Dataset
 from src.tenants.feedback_tokens import text_digest
+from src.tenants.keys import ANONYMOUS
 
 logger = logging.getLogger(__name__)
 
@@ -69,9 +70,6 @@ def _lines(folder: Path, prefix: str, counts: FeedbackCounts) -> Iterator[dict[s
                     yield document
                 else:
                     counts.bad_lines += 1
-
-
-ANONYMOUS = "anonymous"  # the key id of corrections and records made with keys off
 
 
 def _key(document: dict[str, Any]) -> str:

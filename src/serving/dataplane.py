@@ -38,9 +38,7 @@ from src.serving.predictor import Prediction, Predictor
 from src.serving.served_models import ServedModels
 from src.tenants.access import check_model
 from src.tenants.feedback_tokens import FeedbackTokens
-from src.tenants.keys import Tenant
-
-ANONYMOUS = "anonymous"  # the key id of requests made with keys off, in feedback tokens and corrections
+from src.tenants.keys import ANONYMOUS, Tenant
 
 Location = tuple[str | int, ...]
 # Where a protocol holds the i-th text of a request.

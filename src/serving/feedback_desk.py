@@ -23,11 +23,10 @@ from src.errors import (
     ServiceUnavailableError,
     quoted,
 )
-from src.serving.dataplane import ANONYMOUS
 from src.serving.prediction_log import PredictionLog
 from src.tenants.corrections import CorrectionLedger
 from src.tenants.feedback_tokens import Claims, FeedbackTokens, TokenError, shared_secret
-from src.tenants.keys import Tenant
+from src.tenants.keys import ANONYMOUS, Tenant
 
 
 def key_id(tenant: Tenant | None) -> str:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from typing import Any
 import yaml
 
 SCOPES = ("predict", "feedback", "read", "admin")
+ANONYMOUS = "anonymous"  # the key id of requests made with keys off, in feedback tokens and corrections
 ALL_MODELS = "*"
 KEY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -215,8 +216,3 @@ class _NoAliasLoader(yaml.SafeLoader):
             event = self.peek_event()  # type: ignore[no-untyped-call]
             raise yaml.composer.ComposerError(None, None, "aliases are not allowed", event.start_mark)
         return super().compose_node(parent, index)
-
-
-def key_ids(rings: Iterable[KeyRing]) -> set[str]:
-    """Every key id of some rings."""
-    return {tenant.id for ring in rings for tenant in ring.tenants.values()}
