@@ -1,7 +1,7 @@
 """Corrections from production as training data: `python -m src.model.train_script --feedback DIR`.
 
 DIR is a PREDICTION_LOG_DIR: `feedback-*.jsonl` holds corrections (request id, index, label, model,
-the key that gave it and, from its feedback token, the SHA-256 of the text it corrects),
+the key that gave it and, from its feedback token, the digest of the text it corrects),
 `predictions-*.jsonl` the records they correct (rotated files, `.1`, `.2`, ..., included). Only
 corrections from the key ids asked for (`--feedback-keys`; `anonymous` for a server without keys)
 are read. A correction becomes a training row when the record it names is there, is of this model,
@@ -91,7 +91,7 @@ def load_feedback(folder: Path, model: str, labels: set[str], keys: set[str]) ->
         if document.get("model") != model:
             continue
         key_id = _key(document)
-        index, label, digest = document.get("index", 0), document.get("label"), document.get("text_sha256")
+        index, label, digest = document.get("index", 0), document.get("label"), document.get("text_digest")
         if not isinstance(index, int) or not isinstance(label, str) or not isinstance(digest, str | None):
             counts.bad_lines += 1
             continue

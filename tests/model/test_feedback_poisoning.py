@@ -42,7 +42,7 @@ def _write_log(folder: Path, corrections: list[tuple[str, str, str]]) -> None:
                         "key": key, "texts": [text]})  # fmt: skip
         feedback.append({"kind": "feedback", "time": f"2026-12-02T10:00:{number % 60:02d}.000Z",
                          "request_id": request_id, "index": 0, "label": label, "model": "sentiment", "key": key,
-                         "text_sha256": text_digest(text).hex()})  # fmt: skip
+                         "text_digest": text_digest(text).hex()})  # fmt: skip
     for name, documents in (("predictions-pod-1.jsonl", records), ("feedback-pod-1.jsonl", feedback)):
         (folder / name).write_text("".join(json.dumps(document) + "\n" for document in documents))
 

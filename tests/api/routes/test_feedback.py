@@ -74,7 +74,7 @@ def test_with_keys_only_the_token_of_the_askers_own_answer_is_taken(model_dir: P
     assert stored["label"] == "negative"
     assert stored["key"] == "api-key-1"
     assert stored["version"] == answer.json()["model_version"]
-    assert len(stored["text_sha256"]) == 32
+    assert len(stored["text_digest"]) == 32
 
 
 def test_every_text_of_a_batch_has_its_own_token(model_dir: Path, tmp_path: Path) -> None:
