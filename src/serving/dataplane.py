@@ -18,7 +18,7 @@ import re
 import time
 import unicodedata
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from starlette.concurrency import run_in_threadpool
 
@@ -131,9 +131,11 @@ class InferenceRequest:
     route: str = ""  # the route (or gRPC method), for the audit line of a refusal
 
 
-@dataclass(frozen=True)
+@dataclass
 class Inference:
-    """The answer for a request's texts, in order: one Prediction each (probabilities in class order)."""
+    """The answer for a request's texts, in order: one Prediction each (probabilities in class order).
+
+    Made by one request and read by its adapter; the data plane adds the feedback tokens in place."""
 
     model_name: str
     model_version: str
@@ -222,16 +224,16 @@ class DataPlane:
                 key=None if tenant is None else tenant.id,
             )
             if self.tokens is not None and (tenant is None or "feedback" in tenant.scopes):
-                return replace(inference, feedback_tokens=self._tokens(request, inference))
+                inference.feedback_tokens = self._tokens(request, inference)
         return inference
 
     def _tokens(self, request: InferenceRequest, inference: Inference) -> list[str]:
         """A feedback token per text: only the key that asked can correct the answer, once."""
         assert self.tokens is not None
-        issue, now = self.tokens.issue, time.time()
         key = ANONYMOUS if request.tenant is None else request.tenant.id
-        name, version, request_id = inference.model_name, inference.model_version, request.request_id
-        return [issue(request_id, index, name, version, text, key, now) for index, text in enumerate(request.texts)]
+        return self.tokens.issue_all(
+            request.request_id, inference.model_name, inference.model_version, key, request.texts
+        )
 
     def _log_failure(self, log: PredictionLog, request: InferenceRequest, error: Exception, seconds: float) -> None:
         state = self.models.models.get(request.model or self.models.default_name)

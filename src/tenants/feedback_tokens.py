@@ -19,6 +19,7 @@ import os
 import secrets
 import struct
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,10 +81,27 @@ class FeedbackTokens:
         self, request_id: str, index: int, model: str, version: str, text: str, key_id: str, now: float | None = None
     ) -> str:
         """The token for text `index` of a request."""
+        return self.issue_all(request_id, model, version, key_id, [text], now, first=index)[0]
+
+    def issue_all(
+        self,
+        request_id: str,
+        model: str,
+        version: str,
+        key_id: str,
+        texts: Sequence[str],
+        now: float | None = None,
+        *,
+        first: int = 0,
+    ) -> list[str]:
+        """The tokens of a request's texts, in order (the request's part of the payload made once)."""
         issued = int(time.time() if now is None else now)
         strings = b"".join(_string(value) for value in (request_id, model, version, key_id))
-        payload = _HEADER.pack(_FORMAT, issued, index, text_digest(text)) + strings
-        return f"{_b64(payload)}.{_b64(self._mac(payload))}"
+        pack, mac, tokens = _HEADER.pack, self._mac, []
+        for index, text in enumerate(texts, start=first):
+            payload = pack(_FORMAT, issued, index, text_digest(text)) + strings
+            tokens.append(f"{_b64(payload)}.{_b64(mac(payload))}")
+        return tokens
 
     def check(self, token: str, now: float | None = None) -> Claims:
         """The claims of a token this secret issued and that is not older than `max_age`; TokenError if not."""
