@@ -25,17 +25,21 @@ CONNECTIONS = 16
 TEXT = "The acting was wooden and the plot made no sense at all."
 
 
-def in_process_cost_us(model_dir: Path, phases: int = 8, calls: int = 20_000) -> float:
-    """CPU µs one POST /predict adds with the log on, measured through the whole app in this process
-    (no sockets), the log switched on and off between phases so the machine's drift cancels; the
-    writer thread's work falls inside each phase."""
+def in_process_cost_us(model_dir: Path, phases: int = 8, calls: int = 20_000, *, tokens: bool = True) -> float:
+    """CPU µs one POST /predict adds with the log on (with feedback tokens, or FEEDBACK_ENABLED false),
+    measured through the whole app in this process (no sockets), the log switched on and off between
+    phases so the machine's drift cancels; the writer thread's work falls inside each phase."""
     import asyncio
 
     from src.api.main import create_app
     from src.config import Settings
 
     folder = Path(tempfile.mkdtemp(prefix="bench-prediction-log-in-process-"))
-    app = create_app(Settings(model_dir=model_dir, model_poll_seconds=0, prediction_log_dir=folder, grpc_port=0))
+    app = create_app(
+        Settings(
+            model_dir=model_dir, model_poll_seconds=0, prediction_log_dir=folder, grpc_port=0, feedback_enabled=tokens
+        )
+    )
     app.state.models.load_all()
     log, plane = app.state.prediction_log, app.state.data_plane
     log.start()
@@ -87,6 +91,7 @@ def main() -> int:
     figures, _ = alternating_rounds(args.model_dir, configurations, TEXT, args.rounds, args.seconds)
     written = sum(path.stat().st_size for path in (folder / "logs").glob("*"))
     own = in_process_cost_us(args.model_dir)
+    bare = in_process_cost_us(args.model_dir, tokens=False)
     off_rounds, on_rounds = figures.values()
     # Each round measures both servers back to back: the round's ratio cancels the machine's drift,
     # which on a shared 2-core machine moves the CPU per request by more than the log costs.
@@ -110,7 +115,9 @@ def main() -> int:
         f"**Logging at 100% adds {own:.1f} µs CPU per request: {own / statistics.median(off_rounds):.1%} of the "
         f"server's {statistics.median(off_rounds):.0f} µs without the log (target: at most 5%).** Measured through "
         "the whole app in one process (no sockets), the log switched on and off between phases of 20,000 "
-        "requests, the writer thread's work inside each phase: the machine's drift cancels.",
+        "requests, the writer thread's work inside each phase: the machine's drift cancels. That includes a "
+        f"feedback token per answer (on while the log is, unless FEEDBACK_ENABLED=false); without tokens the log "
+        f"adds {bare:.1f} µs ({bare / statistics.median(off_rounds):.1%}).",
         "",
         f"End to end, the two servers above differ by {difference:+.0f} µs per request (median of the rounds' "
         f"differences; {ratio - 1:+.1%}, median of their ratios). On this shared 2-core machine that figure moves "

@@ -108,6 +108,9 @@ class Settings(BaseSettings):
     api_keys_file: Path | None = None
     """A YAML file of keys (by SHA-256) with scopes, models and rates (docs/tenants.md); re-read when it changes."""
 
+    feedback_enabled: bool = True
+    """With a prediction log: issue a feedback token with every answer and take POST /feedback. Off: neither."""
+
     feedback_secret: SecretStr | None = None
     """Signs feedback tokens; give every pod the same one. Unset: one made at start (tokens die with the server)."""
 

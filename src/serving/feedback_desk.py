@@ -55,8 +55,9 @@ class FeedbackDesk:
 
     @classmethod
     def from_settings(cls, settings: Settings, log: PredictionLog | None, folder: Path | None) -> FeedbackDesk:
-        """Off without a prediction log; else tokens and one-per-text shared through `folder` (one per server)."""
-        if log is None:
+        """Off without a prediction log or with FEEDBACK_ENABLED false; else tokens and one-per-text
+        shared through `folder` (one per server)."""
+        if log is None or not settings.feedback_enabled:
             return cls(None, None, None)
         tokens = FeedbackTokens(shared_secret(settings, folder), settings.feedback_max_age)
         ledger = CorrectionLedger(folder / "corrections.sqlite" if folder else None, settings.feedback_max_age)
@@ -65,7 +66,9 @@ class FeedbackDesk:
     def claims(self, correction: Correction, tenant: Tenant | None, keys_enforced: bool) -> Claims:
         """Who may correct what: the token's claims (the older form's, keys off); 4xx when refused."""
         if self.tokens is None or self.log is None:
-            raise FeatureOffError("feedback is stored beside the prediction log: set PREDICTION_LOG_DIR (or _URL)")
+            raise FeatureOffError(
+                "feedback is off: it needs a prediction log (PREDICTION_LOG_DIR or _URL) and FEEDBACK_ENABLED"
+            )
         if correction.token is None:
             if keys_enforced:
                 raise InvalidInputError(

@@ -89,6 +89,16 @@ def test_every_text_of_a_batch_has_its_own_token(model_dir: Path, tmp_path: Path
             assert stored.json()["key"] == "anonymous"
 
 
+def test_feedback_can_be_off_with_the_log_on(model_dir: Path, tmp_path: Path) -> None:
+    settings = make_settings(model_dir, prediction_log_dir=tmp_path, feedback_enabled=False)
+    with TestClient(create_app(settings)) as client:
+        answer = client.post("/predict", json={"text": "great"})
+        assert "feedback_token" not in answer.json()
+        refused = client.post("/feedback", json={"request_id": answer.headers["x-request-id"], "label": "negative"})
+        assert refused.status_code == 404
+        assert "FEEDBACK_ENABLED" in refused.json()["detail"]
+
+
 def test_no_tokens_without_a_prediction_log(client: TestClient) -> None:
     answer = client.post("/predict", json={"text": "great"})
     assert "feedback_token" not in answer.json()
