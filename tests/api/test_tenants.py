@@ -127,3 +127,31 @@ def test_without_keys_everything_but_admin_is_open(client: TestClient) -> None:
     assert client.post("/predict", json=TEXT).status_code == 200
     assert client.get("/models").status_code == 200
     assert client.post("/model/reload").status_code == 401
+
+
+def test_v2_answers_carry_a_token_per_text_and_corrections_have_their_own_rate(
+    two_models_dir: Path, tmp_path: Path
+) -> None:
+    slow = f"""  - id: slow-feedback
+    sha256: {sha("secret-s")}
+    models: ["*"]
+    scopes: [predict, feedback]
+    feedback_rate: 1
+"""
+    settings = make_settings(
+        two_models_dir, api_keys_file=write_keys(tmp_path / "keys.yaml", slow), prediction_log_dir=tmp_path / "logs"
+    )
+    key = {"X-API-Key": "secret-s"}
+    with TestClient(create_app(settings)) as client:
+        body = {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [2], "data": ["great", "awful"]}]}
+        answer = client.post("/v2/models/sentiment/infer", json=body, headers=key).json()
+        tokens = answer["parameters"]["feedback_token"].split(",")
+        assert len(tokens) == 2
+        assert (
+            client.post("/feedback", json={"feedback_token": tokens[0], "label": "negative"}, headers=key).status_code
+            == 202
+        )
+        limited = client.post("/feedback", json={"feedback_token": tokens[1], "label": "negative"}, headers=key)
+        assert limited.status_code == 429  # one correction a second, however fast it may predict
+        assert "over its feedback rate of 1 per second" in limited.json()["detail"]
+        assert client.post("/predict", json=TEXT, headers=key).status_code == 200

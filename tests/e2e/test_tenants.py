@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import concurrent.futures
 import itertools
+import os
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -146,3 +148,13 @@ def test_server_made_request_ids_share_no_counter(served: tuple[Server, str]) ->
     assert len({each[:16] for each in ids}) == 3  # no shared prefix
     numbers = [int(each, 16) for each in ids]
     assert all(abs(second - first) > 2**64 for first, second in itertools.pairwise(numbers))
+
+
+def test_a_bad_key_file_stops_the_server_at_start_in_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "keys.yaml"
+    bad.write_text(f"keys:\n  - {{id: a, sha256: {sha('k')}, models: ['*'], scopes: [write]}}\n")
+    env = {**os.environ, **production_env(tmp_path / "models", free_port(), tmp_path, API_KEYS_FILE=str(bad))}
+    done = subprocess.run(production_command(), env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2
+    (line,) = [line for line in done.stderr.splitlines() if "API_KEYS_FILE" in line]
+    assert f"{bad}: key 1 (a): `scopes` must name at least one of predict, feedback, read, admin" in line

@@ -10,12 +10,15 @@ from typing import Any
 
 import grpc
 import pytest
+from fastapi.testclient import TestClient
 
 from src.api.grpc.protocol import open_inference_pb2 as oip
 from src.api.grpc.service import InferenceService, status_of
+from src.api.main import create_app
 from src.errors import InvalidInputError, ModelNotReadyError, UnknownModelError
 from src.serving.dataplane import DataPlane
 from src.tenants.access import Access
+from tests.conftest import make_settings
 from tests.tenants.test_keys import KEY_A, KEY_B, write_keys
 
 
@@ -123,6 +126,19 @@ def test_scopes_models_and_rates_over_grpc(client: Any, loop: asyncio.AbstractEv
     assert 15 <= answers < 25  # the burst, less the refused call above, plus what the rate refilled
     answer = service.ModelInfer(_infer_request(), Context((("x-api-key", "secret-b"),)))  # B is not slowed
     assert answer.model_name == "sentiment"
+
+
+def test_grpc_answers_carry_feedback_tokens(model_dir: Path, tmp_path: Path, loop: asyncio.AbstractEventLoop) -> None:
+    with TestClient(create_app(make_settings(model_dir, prediction_log_dir=tmp_path))) as logged:
+        service = _service(logged, loop)
+        message = oip.ModelInferRequest(model_name="sentiment")
+        contents = message.inputs.add(name="text", datatype="BYTES", shape=[3]).contents
+        contents.bytes_contents.extend([b"fine", b"awful", b"fine"])
+        answer = service.ModelInfer(message, Context())
+        tokens = answer.parameters["feedback_token"].string_param.split(",")
+        assert len(set(tokens)) == 3
+        claims = logged.app.state.feedback.tokens.check(tokens[2])
+        assert (claims.index, claims.model, claims.key_id) == (2, "sentiment", "anonymous")
 
 
 def test_errors_map_to_the_protocols_codes() -> None:
