@@ -147,11 +147,9 @@ def test_v2_answers_carry_a_token_per_text_and_corrections_have_their_own_rate(
         answer = client.post("/v2/models/sentiment/infer", json=body, headers=key).json()
         tokens = answer["parameters"]["feedback_token"].split(",")
         assert len(tokens) == 2
-        assert (
-            client.post("/feedback", json={"feedback_token": tokens[0], "label": "negative"}, headers=key).status_code
-            == 202
-        )
-        limited = client.post("/feedback", json={"feedback_token": tokens[1], "label": "negative"}, headers=key)
+        first, second = ({"feedback_token": token, "label": "negative"} for token in tokens)
+        assert client.post("/feedback", json=first, headers=key).status_code == 202
+        limited = client.post("/feedback", json=second, headers=key)
         assert limited.status_code == 429  # one correction a second, however fast it may predict
         assert "over its feedback rate of 1 per second" in limited.json()["detail"]
         assert client.post("/predict", json=TEXT, headers=key).status_code == 200

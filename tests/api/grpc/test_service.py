@@ -137,7 +137,7 @@ def test_grpc_answers_carry_feedback_tokens(model_dir: Path, tmp_path: Path, loo
         answer = service.ModelInfer(message, Context())
         tokens = answer.parameters["feedback_token"].string_param.split(",")
         assert len(set(tokens)) == 3
-        claims = logged.app.state.feedback.tokens.check(tokens[2])
+        claims = logged.app.state.feedback.tokens.check(tokens[2])  # type: ignore[attr-defined]
         assert (claims.index, claims.model, claims.key_id) == (2, "sentiment", "anonymous")
 
 
