@@ -2,7 +2,9 @@
 
 Errors are `{"error": ...}` as the protocol says (src/api/error_responses.py): 400 for a malformed
 request or a broken text rule, 404 for an unknown model or version, 503 while the model is not
-loaded. Health answers carry no body: 200 is true, 400 is false. Every model the server serves is
+loaded. Health answers carry the protocol's REST bodies (`{"live": true}`, `{"ready": ...}`, a
+model's `{"name": ..., "ready": ...}`, as KServe's SDK reads them) and say the same by status: 200
+is true, 400 is false. Every model the server serves is
 a V2 model of the same name; a version named in the path must be the one serving now.
 """
 
@@ -60,15 +62,17 @@ async def server_metadata() -> dict[str, Any]:
 
 
 @router.get("/health/live", summary="Server liveness", openapi_extra=policy(errors=V2))
-async def server_live() -> Response:
-    """200 while the process answers."""
-    return Response(status_code=200)
+async def server_live() -> JSONResponse:
+    """`{"live": true}` (200) while the process answers."""
+    return JSONResponse({"live": True})
 
 
 @router.get("/health/ready", summary="Server readiness", openapi_extra=policy(errors=V2))
-async def server_ready(models: ModelsDep) -> Response:
-    """200 when every required model is ready (the rule of /health/ready), 400 otherwise."""
-    return Response(status_code=400 if models.not_ready() else 200)
+async def server_ready(models: ModelsDep) -> JSONResponse:
+    """`{"ready": true}` (200) when every required model is ready (the rule of /health/ready), else
+    `{"ready": false}` (400)."""
+    ready = not models.not_ready()
+    return JSONResponse({"ready": ready}, status_code=200 if ready else 400)
 
 
 @router.get("/models/{name}", summary="Model metadata", openapi_extra=policy(scope="read", errors=V2))
@@ -86,13 +90,14 @@ async def model_metadata(plane: DataPlaneDep, request: Request, name: str, versi
 @router.get(
     "/models/{name}/versions/{version}/ready", summary="Model version readiness", openapi_extra=policy(errors=V2)
 )
-async def model_ready(plane: DataPlaneDep, name: str, version: str | None = None) -> Response:
-    """200 when the model is loaded and verified, 400 when not, 404 for an unknown model."""
+async def model_ready(plane: DataPlaneDep, name: str, version: str | None = None) -> JSONResponse:
+    """`{"name": ..., "ready": true}` (200) when the model is loaded and verified, `"ready": false`
+    (400) when not, 404 for an unknown model."""
     try:
         plane.resolve(name, version)
     except ModelNotReadyError:
-        return Response(status_code=400)
-    return Response(status_code=200)
+        return JSONResponse({"name": name, "ready": False}, status_code=400)
+    return JSONResponse({"name": name, "ready": True})
 
 
 def _infer_extras(*names: str) -> dict[str, Any]:

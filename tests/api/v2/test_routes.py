@@ -20,9 +20,11 @@ def test_server_and_model_metadata_and_health(client: TestClient) -> None:
     server = client.get("/v2").json()
     assert server["name"] == "ml-service"
     assert "binary_tensor_data" in server["extensions"]
-    assert client.get("/v2/health/live").status_code == 200
-    assert client.get("/v2/health/ready").status_code == 200
-    assert client.get("/v2/models/sentiment/ready").status_code == 200
+    live, ready = client.get("/v2/health/live"), client.get("/v2/health/ready")
+    assert (live.status_code, live.json()) == (200, {"live": True})  # the bodies KServe's SDK reads
+    assert (ready.status_code, ready.json()) == (200, {"ready": True})
+    model = client.get("/v2/models/sentiment/ready")
+    assert (model.status_code, model.json()) == (200, {"name": "sentiment", "ready": True})
     metadata = client.get("/v2/models/sentiment").json()
     version = metadata["versions"][0]
     assert metadata["inputs"] == [{"name": "text", "datatype": "BYTES", "shape": [-1]}]
@@ -138,8 +140,10 @@ def test_unknown_model_or_version_is_404(client: TestClient) -> None:
 
 def test_not_ready_and_keys(tmp_path: Path, model_dir: Path) -> None:
     with TestClient(create_app(make_settings(tmp_path))) as empty:
-        assert empty.get("/v2/health/ready").status_code == 400
-        assert empty.get("/v2/models/sentiment/ready").status_code == 400
+        not_ready = empty.get("/v2/health/ready")
+        assert (not_ready.status_code, not_ready.json()) == (400, {"ready": False})
+        model = empty.get("/v2/models/sentiment/ready")
+        assert (model.status_code, model.json()) == (400, {"name": "sentiment", "ready": False})
         request = {"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["fine"]}]}
         response = empty.post("/v2/models/sentiment/infer", json=request)
         assert response.status_code == 503
