@@ -218,6 +218,13 @@ class Settings(BaseSettings):
         # A ConfigMap holds every setting; an empty one means off (not the current folder).
         return None if isinstance(value, str) and not value.strip() else value
 
+    @field_validator("feedback_secret")
+    @classmethod
+    def _secret_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("FEEDBACK_SECRET must be at least 16 characters (e.g. `openssl rand -hex 32`)")
+        return value
+
     @model_validator(mode="after")
     def _one_prediction_sink(self) -> Settings:
         if self.prediction_log_dir is not None and self.prediction_log_url is not None:

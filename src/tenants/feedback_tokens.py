@@ -151,8 +151,9 @@ def shared_secret(settings: Settings, folder: Path | None) -> bytes:
         return settings.feedback_secret.get_secret_value().encode()
     if folder is not None:
         path = folder / SECRET_FILE
-        if path.is_file():
-            return path.read_bytes()
+        shared = path.read_bytes() if path.is_file() else b""
+        if len(shared) >= 16:  # a file cut short would make tokens anyone could forge: not used
+            return shared
     return secrets.token_bytes(32)
 
 

@@ -3,20 +3,20 @@
 A key's whole state is one number, its theoretical arrival time (TAT): a request at `now` is let
 through when `max(TAT, now) + 1/rate - now <= burst/rate`, and then moves TAT on by 1/rate. With a
 folder (the supervisor's control folder, one per server), each (kind, key) has an 8-byte file there,
-mapped into every worker and updated under a lock on that file alone, so the workers share one
-budget (not N x the rate) and one key at its limit never waits on another's lock. Without a folder
-(one process: tests, `uvicorn`), the state is this process's.
+read and written by every worker under a lock on that file alone (pread and pwrite, not a memory
+map: a mapped file cut short kills the process with SIGBUS at its next access), so the workers
+share one budget (not N x the rate) and one key at its limit never waits on another's lock.
+Without a folder (one process: tests, `uvicorn`), the state is this process's.
 
 Times are CLOCK_MONOTONIC, the same in every process of a host. A TAT that no request could have
-set (more than a burst ahead of now, not finite: a file from before a reboot, or damaged) is read
-as now, so a bad file can let one burst through but never lock a key out.
+set (more than a burst ahead of now, not finite, a file cut short: from before a reboot, or
+damaged) is read as now, so a bad file can let one burst through but never lock a key out.
 """
 
 from __future__ import annotations
 
 import fcntl
 import math
-import mmap
 import os
 import struct
 import threading
@@ -29,32 +29,28 @@ _CELL = struct.Struct("d")
 
 
 class _Cell:
-    """One key's TAT: in a mapped file shared by processes, or in this process only."""
+    """One key's TAT: in a file shared by processes, or in this process only."""
 
     def __init__(self, path: Path | None) -> None:
         self.lock = threading.Lock()  # POSIX file locks are per process: threads need their own
         self.fd: int | None = None
-        self.map: mmap.mmap | None = None
         self.value = 0.0
         if path is not None:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-            if os.fstat(fd).st_size < _CELL.size:
-                os.ftruncate(fd, _CELL.size)
-            self.fd = fd
-            self.map = mmap.mmap(fd, _CELL.size)
+            self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
 
     def update(self, decide: _Decision) -> float:
         with self.lock:
-            if self.map is None or self.fd is None:
+            if self.fd is None:
                 self.value, wait = decide(self.value)
                 return wait
             fcntl.lockf(self.fd, fcntl.LOCK_EX)
             try:
                 # `now` is read under the lock: read before it, a process that waited for the lock
                 # would see a TAT another moved on after its `now` as one no request could have set.
-                (tat,) = _CELL.unpack_from(self.map)
+                data = os.pread(self.fd, _CELL.size, 0)
+                (tat,) = _CELL.unpack(data) if len(data) == _CELL.size else (math.nan,)  # cut short: now
                 tat, wait = decide(tat)
-                _CELL.pack_into(self.map, 0, tat)
+                os.pwrite(self.fd, _CELL.pack(tat), 0)
                 return wait
             finally:
                 fcntl.lockf(self.fd, fcntl.LOCK_UN)

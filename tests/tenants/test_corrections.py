@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+
+import pytest
 
 from src.tenants import corrections
 from src.tenants.corrections import CorrectionLedger
@@ -26,3 +29,15 @@ def test_expired_claims_are_swept(monkeypatch: object) -> None:
     for number in range(corrections.PRUNE_EVERY):
         ledger.claim(f"new-{number}", now=100)
     assert ledger.db.execute("SELECT count(*) FROM taken WHERE identity = 'old'").fetchone() == (0,)
+
+
+def test_a_damaged_database_is_logged_and_corrections_are_still_taken(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "corrections.sqlite"
+    path.write_bytes(b"this is not a database" * 100)
+    with caplog.at_level(logging.ERROR, logger="src.tenants.corrections"):
+        ledger = CorrectionLedger(path, max_age=60)
+        assert ledger.claim("text-1")
+        assert not ledger.claim("text-1")
+    assert "cannot be used" in caplog.text

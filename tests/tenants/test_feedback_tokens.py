@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
-from src.tenants.feedback_tokens import FeedbackTokens, TokenError, text_digest
+import pytest
+from pydantic import ValidationError
+
+from src.config import Settings
+from src.tenants.feedback_tokens import SECRET_FILE, FeedbackTokens, TokenError, shared_secret, text_digest
 
 
 def test_a_token_says_what_it_was_issued_for() -> None:
@@ -37,3 +41,12 @@ def test_forged_altered_foreign_or_old_tokens_are_refused() -> None:
         tokens.check("a.b.c", now=1000)
     with pytest.raises(TokenError, match="61 s old"):
         tokens.check(token, now=1061)
+
+
+def test_a_short_or_damaged_secret_is_never_used(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="at least 16 characters"):
+        Settings(feedback_secret="short")
+    (tmp_path / SECRET_FILE).write_bytes(b"")  # the server's own secret file, cut short
+    assert len(shared_secret(Settings(), tmp_path)) == 32  # a random one of this process instead
+    (tmp_path / SECRET_FILE).write_bytes(b"k" * 32)
+    assert shared_secret(Settings(), tmp_path) == b"k" * 32

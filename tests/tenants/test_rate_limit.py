@@ -60,3 +60,12 @@ def test_processes_share_one_budget_and_a_busy_key_does_not_slow_another(tmp_pat
     assert counts["busy"] <= 50 * (seconds + 0.5) + 10
     assert counts["busy"] >= 50 * seconds * 0.8
     assert counts["other"] >= 50 * seconds * 0.8
+
+
+def test_a_cell_cut_short_is_read_as_now(tmp_path: Path) -> None:
+    limiter = RateLimiter(tmp_path)
+    rate = Rate(per_second=1, burst=1)
+    assert limiter.wait("requests", "a", rate) == 0.0
+    assert limiter.wait("requests", "a", rate) > 0  # its budget is spent
+    (tmp_path / "requests.a").write_bytes(b"\1\2\3")  # cut short while the server runs: no SIGBUS, one burst
+    assert limiter.wait("requests", "a", rate) == 0.0
