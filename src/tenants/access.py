@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 import time
 from pathlib import Path
@@ -142,7 +143,36 @@ def check_model(tenant: Tenant | None, model: str, route: str) -> None:
         raise ForbiddenError(f"key {tenant.id!r} may not use model {model!r} (its models: {tenant.models_text()})")
 
 
+class _RateRefusals:
+    """Audit lines for rate refusals, at most one per key a second: a key past its rate sending as
+    fast as it can must not turn the log into its amplifier. Each line counts the refusals since
+    the key's last one (`refusals`); the metric counts every one."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.last: dict[str, tuple[float, int]] = {}  # key id -> (when its last line went, refusals since)
+
+    def due(self, key_id: str, now: float) -> int:
+        """The refusals a line now would report (this one included), or 0 when this key had one within a second."""
+        with self.lock:
+            when, count = self.last.get(key_id, (-math.inf, 0))
+            if now - when < AUDIT_RATE_SECONDS:
+                self.last[key_id] = (when, count + 1)
+                return 0
+            self.last[key_id] = (now, 0)
+            return count + 1
+
+
+AUDIT_RATE_SECONDS = 1.0
+_rate_refusals = _RateRefusals()
+
+
 def refuse(tenant: Tenant, route: str, model: str | None, outcome: str, missing: str) -> None:
-    """Count and audit a refusal."""
+    """Count and audit a refusal (rate refusals: at most one line a second per key)."""
     metrics.labelled(metrics.KEY_REQUESTS, tenant.id, outcome).inc()
-    audit("refused", tenant.id, route, model, outcome, missing=missing)
+    if outcome != "rate_limited":
+        audit("refused", tenant.id, route, model, outcome, missing=missing)
+        return
+    refusals = _rate_refusals.due(tenant.id, time.monotonic())
+    if refusals:
+        audit("refused", tenant.id, route, model, outcome, missing=missing, refusals=refusals)

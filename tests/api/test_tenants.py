@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from src.api.main import create_app
+from src.tenants import access
 from tests.conftest import SECOND_MODEL, make_settings
 from tests.tenants.test_keys import KEY_A, KEY_B, sha, write_keys
 
@@ -153,3 +154,22 @@ def test_v2_answers_carry_a_token_per_text_and_corrections_have_their_own_rate(
         assert limited.status_code == 429  # one correction a second, however fast it may predict
         assert "over its feedback rate of 1 per second" in limited.json()["detail"]
         assert client.post("/predict", json=TEXT, headers=key).status_code == 200
+
+
+def test_a_key_hammering_past_its_rate_gets_one_audit_line_a_second(
+    keyed: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    access._rate_refusals.last.clear()  # no line of an earlier test's refusals counts against this one
+    audit = logging.getLogger("src.audit")
+    audit.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.INFO, logger="src.audit"):
+            statuses = [keyed.post("/predict", json=TEXT, headers=A).status_code for _ in range(60)]
+    finally:
+        audit.removeHandler(caplog.handler)
+    refused = statuses.count(429)
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "src.audit"]
+    assert refused >= 20
+    assert 1 <= len(lines) <= 3  # however many it sends, about one line a second
+    assert all(line["outcome"] == "rate_limited" for line in lines)
+    assert sum(line["refusals"] for line in lines) <= refused  # the rest are counted in the next line
