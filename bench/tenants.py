@@ -96,7 +96,7 @@ def check_cost_us(key_file: Path, calls: int = 200_000) -> float:
     from src.tenants.access import Access
     from src.tenants.rate_limit import RateLimiter
 
-    # The production server's limiter: a mapped file per key, locked per update.
+    # The production server's limiter: a file per key, locked per update.
     access = Access(None, None, key_file, RateLimiter(key_file.parent / "rates"))
     timer = timeit.Timer(lambda: access.authorize(KEY, "the X-API-Key header", "predict", "/predict"))
     return statistics.median(timer.repeat(5, calls)) / calls * 1e6
@@ -137,7 +137,7 @@ def main() -> int:
         ),
         "",
         f"**The check itself costs {check:.1f} µs CPU per request** (`Access.authorize`: the key's SHA-256 "
-        "and lookup, its scope, the rate's locked update in a mapped file, the per-key counter; timed alone, the median of 5 runs of "
+        "and lookup, its scope, the rate's locked update in a shared file, the per-key counter; timed alone, the median of 5 runs of "
         f"200,000), {check / base:.1%} of the app's {base:.0f} µs per `/predict` with keys off. Through the "
         f"whole app in one process (no sockets, the two apps alternated between phases of 20,000 requests) "
         f"the key file adds {own:+.1f} µs, a figure this machine's noise moves by several µs.",
