@@ -13,7 +13,8 @@ Comparison scoring (CURRENT re-scoring a canary's texts, the candidate scoring a
 runs in one thread per worker behind a bounded queue, never on the event loop; when the queue is
 full the comparison is skipped and counted. The latency guard compares the two models on the same
 texts: the candidate's time and CURRENT's time on exactly the texts both scored, so a client that
-sends long texts to one and short texts to the other moves nothing.
+sends long texts to one and short texts to the other moves nothing; it judges the median of the
+requests' ratios, once ROLLOUT_MIN_REQUESTS texts were compared, so one stall does not trip it.
 
 Each worker judges the candidate on what it saw itself, once it has scored ROLLOUT_MIN_REQUESTS
 texts: error rate, latency ratio to CURRENT, label disagreement with CURRENT. A guard that trips
@@ -28,14 +29,18 @@ import hashlib
 import logging
 import queue
 import random
+import statistics
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from src import metrics
 from src.serving.predictor import Prediction, Predictor
 from src.store.rollout import Rollout
+
+PAIR_RATIOS = 1000  # the requests whose latency ratios the guard's median is taken over
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +70,10 @@ class Figures:
     # Both models' time on the same texts (the ones compared): what the latency guard judges.
     paired_candidate_seconds: float = 0.0
     paired_current_seconds: float = 0.0
+    # The candidate's time over CURRENT's, request by request (the newest PAIR_RATIOS): the guard
+    # judges their median, so one stall of either model (a page fault, a pause of the comparison
+    # thread) among requests of 30 µs does not read as a slow model, as a ratio of sums did.
+    pair_ratios: deque[float] = field(default_factory=lambda: deque(maxlen=PAIR_RATIOS))
     slowest_per_text: float = 0.0  # the candidate's slowest request, in seconds per text
     compared: int = 0
     agreed: int = 0
@@ -75,10 +84,10 @@ class Figures:
         return self.candidate_errors / attempts if attempts else 0.0
 
     def latency_ratio(self) -> float | None:
-        """The candidate's time over CURRENT's, on the texts both scored."""
-        if not self.compared or self.paired_current_seconds <= 0:
+        """The candidate's time over CURRENT's on the texts both scored: the median over the requests."""
+        if not self.pair_ratios:
             return None
-        return self.paired_candidate_seconds / self.paired_current_seconds
+        return statistics.median(self.pair_ratios)
 
     def disagreement(self) -> float | None:
         return 1.0 - self.agreed / self.compared if self.compared else None
@@ -263,6 +272,8 @@ class RolloutTraffic:
             if seconds is not None:
                 self.figures.paired_candidate_seconds += seconds[0]
                 self.figures.paired_current_seconds += seconds[1]
+                if seconds[1] > 0:
+                    self.figures.pair_ratios.append(seconds[0] / seconds[1])
         if seconds is not None:
             metrics.ROLLOUT_PAIRED_SECONDS.labels(self.model, version, "candidate").inc(seconds[0])
             metrics.ROLLOUT_PAIRED_SECONDS.labels(self.model, self.rollout.baseline, "current").inc(seconds[1])
@@ -287,7 +298,7 @@ class RolloutTraffic:
                 f"({figures.candidate_errors} of {figures.candidate_texts + figures.candidate_errors} texts)"
             )
         ratio = figures.latency_ratio()
-        if ratio is not None and ratio > guards.max_latency_ratio:
+        if ratio is not None and figures.compared >= guards.min_requests and ratio > guards.max_latency_ratio:
             return "latency_ratio", f"candidate latency {ratio:.2f}x CURRENT's, over {guards.max_latency_ratio}x"
         disagreement = figures.disagreement()
         if (
