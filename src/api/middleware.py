@@ -79,10 +79,7 @@ def request_id_from(candidate: str | None) -> str:
 
 
 def _request_id(scope: Scope) -> str:
-    for name, value in scope["headers"]:
-        if name == b"x-request-id":
-            return request_id_from(value.decode("latin-1"))
-    return request_id_from(None)
+    return request_id_from(_header(scope, b"x-request-id"))
 
 
 class ObservabilityMiddleware:

@@ -67,10 +67,8 @@ class Figures:
 
     candidate_texts: int = 0
     candidate_errors: int = 0
-    # Both models' time on the same texts (the ones compared): what the latency guard judges.
-    paired_candidate_seconds: float = 0.0
-    paired_current_seconds: float = 0.0
-    # The candidate's time over CURRENT's, request by request (the newest PAIR_RATIOS): the guard
+    # The candidate's time over CURRENT's on the same texts, request by request (the newest
+    # PAIR_RATIOS; the sums are in the metrics, for the rollout's figures over every worker): the guard
     # judges their median, so one stall of either model (a page fault, a pause of the comparison
     # thread) among requests of 30 µs does not read as a slow model, as a ratio of sums did.
     pair_ratios: deque[float] = field(default_factory=lambda: deque(maxlen=PAIR_RATIOS))
@@ -269,11 +267,8 @@ class RolloutTraffic:
             self.figures.compared += len(current)
             self.figures.agreed += agreed
             self.figures.absolute_difference += difference
-            if seconds is not None:
-                self.figures.paired_candidate_seconds += seconds[0]
-                self.figures.paired_current_seconds += seconds[1]
-                if seconds[1] > 0:
-                    self.figures.pair_ratios.append(seconds[0] / seconds[1])
+            if seconds is not None and seconds[1] > 0:
+                self.figures.pair_ratios.append(seconds[0] / seconds[1])
         if seconds is not None:
             metrics.ROLLOUT_PAIRED_SECONDS.labels(self.model, version, "candidate").inc(seconds[0])
             metrics.ROLLOUT_PAIRED_SECONDS.labels(self.model, self.rollout.baseline, "current").inc(seconds[1])
