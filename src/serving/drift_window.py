@@ -17,6 +17,7 @@ files are data: a bin out of range counts nowhere.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import time
@@ -101,6 +102,7 @@ class DriftWindow:
             os.pwrite(self.fd, self.records.tobytes(), 0)
         self.position = 0
         self.flushed = 0.0
+        self.pending = False  # a flush is scheduled
 
     def record(self, predictions: Sequence[Prediction], key: str | None = None) -> None:
         """Add a request's texts (newest last), sent with the API key of id `key` (None: keys off)."""
@@ -114,14 +116,21 @@ class DriftWindow:
                 tag,
             )
             self.position += 1
-        if self.fd is not None and now - self.flushed >= FLUSH_SECONDS:
+        if self.fd is None:
+            return
+        if now - self.flushed >= FLUSH_SECONDS:
             self.flush(now)
+        elif not self.pending:  # a worker that goes quiet still writes its last texts, FLUSH_SECONDS later
+            with contextlib.suppress(RuntimeError):  # no event loop (a test's thread): the next record writes
+                asyncio.get_running_loop().call_later(FLUSH_SECONDS, self.flush)
+                self.pending = True
 
     def flush(self, now: float | None = None) -> None:
         """This worker's ring to its file, whole (6 KB for 500 texts): one pwrite."""
         if self.fd is None:
             return
         self.flushed = time.time() if now is None else now
+        self.pending = False
         with contextlib.suppress(OSError):  # a full disk, or the file taken away: others miss these texts
             os.pwrite(self.fd, self.records.tobytes(), 0)
 
