@@ -28,7 +28,7 @@ def _version() -> str:
     try:
         return metadata.version("ml-service")
     except metadata.PackageNotFoundError:  # run from a checkout without `pip install .`
-        from src.api import API_VERSION
+        from src import API_VERSION
 
         return API_VERSION
 

@@ -77,6 +77,11 @@ class InvalidInputError(ServiceError):
         """FastAPI's 422 shape, so clients parse every validation error the same way."""
         return [{"loc": list(self.loc), "msg": self.message, "type": "value_error"}]
 
+    @property
+    def located(self) -> str:
+        """The message with where the request holds the field, for protocols whose errors are one string."""
+        return f"{self.message} (at {'.'.join(map(str, self.loc))})" if self.loc else self.message
+
 
 class ModelFailedError(InvalidInputError):
     """The model raised on one text of the request: that text is named, and the status says the model

@@ -11,6 +11,7 @@ from fastapi import Depends, Request
 
 from src.api.error_responses import ROUTE_SCOPE_KEY
 from src.serving.dataplane import DataPlane
+from src.serving.request_identity import client_key_from
 from src.serving.served_models import ServedModels
 from src.tenants.keys import Tenant
 
@@ -34,10 +35,8 @@ DataPlaneDep = Annotated[DataPlane, Depends(get_data_plane)]
 
 
 def client_key(request: Request) -> str:
-    """What keeps a client on one version during a canary: ROLLOUT_KEY_HEADER's value; without it, ""
-    (each request is split on its own: an address is often one proxy for every client)."""
-    key = request.headers.get(request.app.state.rollout_key_header)
-    return key[:256] if key else ""
+    """What keeps a client on one version during a canary: ROLLOUT_KEY_HEADER's value (see request_identity)."""
+    return client_key_from(request.headers.get(request.app.state.rollout_key_header))
 
 
 def request_id(request: Request) -> str:

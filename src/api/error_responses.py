@@ -42,8 +42,7 @@ def _json_internal(request_id: str) -> Response:
 
 def _v2_error(error: ServiceError) -> Response:
     if isinstance(error, InvalidInputError):
-        where = f" (at {'.'.join(map(str, error.loc))})" if error.loc else ""
-        return _response({"error": error.message + where}, 400, error.retry_after)
+        return _response({"error": error.located}, 400, error.retry_after)
     return _response({"error": error.message}, error.status_code, error.retry_after)
 
 

@@ -18,13 +18,14 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from src.api import API_VERSION, error_responses
+from src import API_VERSION
+from src.api import error_responses
 from src.api.middleware import ObservabilityMiddleware, PolicyMiddleware
 from src.api.routes import ROUTERS, docs
 from src.api.routing import RouteTable, document_keys
 from src.config import Settings, get_settings
 from src.logs import configure_logging
-from src.serving.dataplane import DataPlane, TextLimits
+from src.serving.dataplane import DataPlane
 from src.serving.drift_metrics import DriftCollector
 from src.serving.drift_window import DriftSettings
 from src.serving.feedback_desk import FeedbackDesk
@@ -32,6 +33,7 @@ from src.serving.prediction_log import PredictionLog
 from src.serving.reload_broadcast import CONTROL_DIR_ENV, ReloadBroadcast
 from src.serving.rollout_traffic import Guards
 from src.serving.served_models import ServedModels, parse_required
+from src.serving.text_rules import TextLimits
 from src.store.registry import ModelRegistry
 from src.tenants.access import Access
 

@@ -12,9 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
-import re
-import threading
 import time
 from collections.abc import Collection
 
@@ -26,56 +23,20 @@ from src import metrics
 from src.api.error_responses import ROUTE_SCOPE_KEY, render_unexpected, render_validation
 from src.api.routing import Handler, RouteMatch, RouteTable
 from src.errors import OverloadedError, PayloadTooLargeError, ServiceError
+from src.serving.request_identity import request_id_from
 from src.tenants.access import Access
 
 # Paths that do not count themselves in the request metrics.
 UNMEASURED_PATHS = frozenset({"/metrics", "/health", "/health/live", "/health/ready"})
 # Label values must stay few: a client can send any method name.
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-_CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 # Set by the connection guard (src/server/connection_guard.py): the worker's set of request tasks.
 REQUEST_TASKS_STATE_KEY = "ml_service.request_tasks"
 access_logger = logging.getLogger("src.access")
 
 
-class _RandomIds:
-    """128-bit ids from os.urandom, read 4 KiB at a time: one system call per 256 ids (a call each,
-    which releases the GIL, cost the prediction log's writer thread and the event loop a hand-over
-    of the GIL per request)."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()  # gRPC's threads make ids too
-        self.buffer = b""
-        self.offset = 0
-        os.register_at_fork(after_in_child=self.forget)
-
-    def forget(self) -> None:
-        """A forked child must not hand out its parent's next ids."""
-        self.buffer, self.offset = b"", 0
-
-    def next(self) -> str:
-        with self.lock:
-            if self.offset >= len(self.buffer):
-                self.buffer, self.offset = os.urandom(4096), 0
-            start = self.offset
-            self.offset += 16
-            return self.buffer[start : start + 16].hex()
-
-
-_random_ids = _RandomIds()
 TENANT_STATE_KEY = "tenant"  # the request's Tenant (src/tenants/keys.py) in the scope's state; None: keys off
 API_KEY_HEADER = b"x-api-key"
-
-
-def request_id_from(candidate: str | None) -> str:
-    """The client's id when it sent a sane one (letters, digits, `._-`, at most 64), else a new one.
-
-    A new id is 128 random bits: one request's id says nothing about another's (a feedback token,
-    not the id, is what lets a client correct an answer).
-    """
-    if candidate is not None and _CLIENT_REQUEST_ID.fullmatch(candidate):
-        return candidate
-    return _random_ids.next()
 
 
 def _request_id(scope: Scope) -> str:

@@ -10,7 +10,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from src.serving.dataplane import NON_BLANK
+from src.serving.text_rules import NON_BLANK
 
 # The text rules (non-blank, lengths, batch size) are applied by the data plane, the same for every
 # protocol (src/serving/dataplane.py); the schema documents them so clients can check before sending.

@@ -1,31 +1,24 @@
-"""The data plane: a prediction's whole work but HTTP, one call per request for every protocol.
+"""The data plane: the whole protocol surface, answered once for every protocol, without HTTP.
 
-An adapter (the JSON routes, V2 REST) parses its protocol into an InferenceRequest and renders the
-Inference it gets back; in between, `DataPlane.infer` resolves the model once, applies the text
+Server metadata, liveness, readiness, a model's readiness and metadata, and inference: every protocol
+adapter (the JSON routes, V2 REST, V2 gRPC, V1, MLflow) parses its request into these calls and
+renders what they answer, nothing more. `DataPlane.infer` finds the model once, applies the text
 rules, scores (off the event loop when the work is large), and observes the metrics, or raises the
 service's own errors (src/errors.py).
 
-The text rules are the same for every protocol: a batch holds 1 to MAX_BATCH_SIZE texts; a text
-has a non-blank character, at most MAX_TEXT_LENGTH characters, and at most NORMALISED_LENGTH_FACTOR
-times that once Unicode NFKD expands it (the model strips accents through NFKD, so the expanded
-length is what scoring costs: U+FDFA becomes 18 characters). A broken rule is an InvalidInputError
-whose `loc` says where the protocol's request holds the text.
+The text rules (src/serving/text_rules.py) are the same for every protocol.
 """
 
 from __future__ import annotations
 
-import re
 import time
-import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from starlette.concurrency import run_in_threadpool
 
-from src import metrics
-from src.config import Settings
+from src import API_VERSION, metrics
 from src.errors import (
-    InvalidInputError,
     ModelFailedError,
     ModelNotReadyError,
     ServiceError,
@@ -33,74 +26,22 @@ from src.errors import (
     UnknownVersionError,
 )
 from src.serving.explanation import Explanation
+from src.serving.model_state import ModelState
 from src.serving.prediction_log import PredictionLog
 from src.serving.predictor import Prediction, Predictor
 from src.serving.served_models import ServedModels
+from src.serving.text_rules import Location, Locator, TextLimits, check_texts
 from src.tenants.access import check_model
 from src.tenants.feedback_tokens import FeedbackTokens
 from src.tenants.keys import ANONYMOUS, Tenant
 
-Location = tuple[str | int, ...]
-# Where a protocol holds the i-th text of a request.
-Locator = Callable[[int], Location]
+SERVER_NAME = "ml-service"
+EXTENSIONS = ("binary_tensor_data",)  # the Open Inference Protocol's extensions this server speaks
+PLATFORM = "scikit-learn"
+INPUT_NAME = "text"
 # A batch with more characters than this, or explained, is scored off the event loop, so health
 # checks stay prompt.
 INLINE_BATCH_CHARS = 50_000
-
-
-# A character that is white space neither to Python nor to JSON Schema (ECMA-262) regexes; the JSON
-# schema publishes this pattern, so clients can check the rule before sending.
-NON_BLANK = "[^\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]"
-_NON_BLANK = re.compile(NON_BLANK)
-NORMALISED_LENGTH_FACTOR = 3
-
-
-@dataclass(frozen=True)
-class TextLimits:
-    """The configurable bounds of the rules."""
-
-    max_text_length: int
-    max_batch_size: int
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> TextLimits:
-        """MAX_TEXT_LENGTH and MAX_BATCH_SIZE."""
-        return cls(settings.max_text_length, settings.max_batch_size)
-
-
-def check_batch_size(count: int, limits: TextLimits, loc: Location) -> None:
-    """A batch of `count` texts must hold at least one and at most MAX_BATCH_SIZE."""
-    if count < 1:
-        raise InvalidInputError("at least one text is needed", loc=loc)
-    if count > limits.max_batch_size:
-        raise InvalidInputError(
-            f"batch has {count} texts; the limit is {limits.max_batch_size} (MAX_BATCH_SIZE)", loc=loc
-        )
-
-
-def check_text(text: str, limits: TextLimits, loc: Location) -> None:
-    """One text: not blank, not too long, not too long once normalised."""
-    longest = limits.max_text_length
-    if len(text) > longest:
-        raise InvalidInputError(f"text has {len(text)} characters; the limit is {longest} (MAX_TEXT_LENGTH)", loc=loc)
-    if not _NON_BLANK.search(text):
-        raise InvalidInputError("text must contain at least one non-whitespace character", loc=loc)
-    if not text.isascii():
-        expanded = len(unicodedata.normalize("NFKD", text))
-        limit = NORMALISED_LENGTH_FACTOR * longest
-        if expanded > limit:
-            raise InvalidInputError(
-                f"text expands to {expanded} characters under Unicode normalisation (NFKD); the limit is "
-                f"{limit} ({NORMALISED_LENGTH_FACTOR} x MAX_TEXT_LENGTH)",
-                loc=loc,
-            )
-
-
-def check_texts(texts: Sequence[str], limits: TextLimits, locate: Locator, batch_loc: Location) -> None:
-    """Every rule, for a request's texts in order; the first broken one is raised."""
-    check_batch_size(len(texts), limits, batch_loc)
-    for index, text in enumerate(texts):
-        check_text(text, limits, locate(index))
 
 
 def _json_text_location(index: int) -> Location:
@@ -148,8 +89,39 @@ class Inference:
     feedback_tokens: list[str] | None = None  # one per text, while feedback is on and the key may give it
 
 
+@dataclass(frozen=True)
+class ServerMetadata:
+    """The server's name, version and protocol extensions."""
+
+    name: str = SERVER_NAME
+    version: str = API_VERSION
+    extensions: tuple[str, ...] = EXTENSIONS
+
+
+@dataclass(frozen=True)
+class ModelMetadata:
+    """What a model takes and gives, as every protocol describes it.
+
+    One BYTES input `text` of shape [-1]; outputs `label` (BYTES, [-1]) and `output` (FP32, [-1,
+    len(output_labels)]): the probability, or the decision score, of each of `output_labels`."""
+
+    name: str
+    versions: list[str]  # CURRENT's, then a running rollout's candidate
+    classes: list[str]
+    engine: str
+    output: str  # "probabilities" or "scores"
+    output_labels: list[str]
+    platform: str = PLATFORM
+    input: str = INPUT_NAME
+
+
+def output_labels(predictor: Predictor) -> list[str]:
+    """The class of each column of the model's FP32 output (its metadata, on every protocol)."""
+    return predictor.classes if predictor.has_probabilities else predictor.score_labels
+
+
 class DataPlane:
-    """Resolves the model, applies the text rules, scores and observes: everything a route does but HTTP."""
+    """Every protocol's questions, answered once: metadata, health, readiness and inference."""
 
     def __init__(
         self,
@@ -163,10 +135,59 @@ class DataPlane:
         self.log = log
         self.tokens = tokens
 
+    def server_metadata(self) -> ServerMetadata:
+        """The server's name, version and protocol extensions."""
+        return ServerMetadata()
+
+    def live(self) -> bool:
+        """True while the process answers at all."""
+        return True
+
+    def not_ready(self) -> dict[str, str]:
+        """The required models that serve no verified version, and why (empty: the server is ready)."""
+        return self.models.not_ready()
+
+    def ready(self) -> bool:
+        """True when every required model serves a verified version (the rule of /health/ready)."""
+        return not self.models.not_ready()
+
+    def model_ready(
+        self, name: str | None, version: str | None = None, tenant: Tenant | None = None, route: str = ""
+    ) -> bool:
+        """Whether the model (that version, if named) is loaded and verified; UnknownModelError (404) or
+        UnknownVersionError (404) when it is not served here."""
+        try:
+            self.resolve(name, version, tenant, route)
+        except ModelNotReadyError:
+            return False
+        return True
+
+    def model_metadata(
+        self, name: str | None, version: str | None = None, tenant: Tenant | None = None, route: str = ""
+    ) -> ModelMetadata:
+        """The model's loaded versions, input and outputs, and the order of its classes (of the version
+        named, else CURRENT's)."""
+        state, predictor = self.find(name, version, tenant, route)
+        return ModelMetadata(
+            state.name,
+            state.loaded_versions,
+            predictor.classes,
+            predictor.engine,
+            predictor.output,
+            output_labels(predictor),
+        )
+
     def resolve(
         self, name: str | None = None, version: str | None = None, tenant: Tenant | None = None, route: str = ""
     ) -> tuple[str, Predictor]:
-        """A model's name and serving predictor (that version, if named): the one place a request finds its model.
+        """A model's name and serving predictor (that version, if named); see `find`."""
+        state, predictor = self.find(name, version, tenant, route)
+        return state.name, predictor
+
+    def find(
+        self, name: str | None = None, version: str | None = None, tenant: Tenant | None = None, route: str = ""
+    ) -> tuple[ModelState, Predictor]:
+        """A model's state and serving predictor (that version, if named): the one place a request finds its model.
 
         UnknownModelError (404) for a model not served here (or not one of the key's models: no name
         outside them is confirmed), ForbiddenError (403) for a served model the key may not use,
@@ -184,8 +205,8 @@ class DataPlane:
             chosen = state.predictor_for(version)
             if chosen is None:
                 raise UnknownVersionError(state.name, version, ", ".join(state.loaded_versions))
-            return state.name, chosen
-        return state.name, predictor
+            return state, chosen
+        return state, predictor
 
     def visible(self, tenant: Tenant | None) -> list[str]:
         """The names of the models a key may see: its own (all of them with keys off)."""
@@ -201,14 +222,15 @@ class DataPlane:
         log = self.log
         started = time.perf_counter()
         try:
-            inference = await self._infer(request)
+            state, predictor = self.find(request.model, request.version, request.tenant, request.route)
+            inference = await self._infer(request, state, predictor)
         except Exception as error:
             metrics.labelled(metrics.INFERENCE_REQUESTS, request.protocol, "error").inc()
             if log is not None:
                 self._log_failure(log, request, error, time.perf_counter() - started)
             raise
         metrics.labelled(metrics.INFERENCE_REQUESTS, request.protocol, "ok").inc()
-        window = self.models.models[inference.model_name].drift
+        window = state.drift
         if window is not None and window.version == inference.model_version:
             window.record(inference.predictions, None if request.tenant is None else request.tenant.id)
         if log is not None:
@@ -254,11 +276,10 @@ class DataPlane:
             key=None if request.tenant is None else request.tenant.id,
         )
 
-    async def _infer(self, request: InferenceRequest) -> Inference:
-        name, predictor = self.resolve(request.model, request.version, request.tenant, request.route)
-        texts = request.texts
+    async def _infer(self, request: InferenceRequest, state: ModelState, predictor: Predictor) -> Inference:
+        name, texts = state.name, request.texts
         check_texts(texts, self.limits, request.locate, request.batch_loc)
-        traffic = self.models.models[name].traffic if request.version is None else None
+        traffic = state.traffic if request.version is None else None
         if traffic is None:
             return await _run(name, predictor, request)
         if traffic.answers(request.client_key):
@@ -300,9 +321,15 @@ def _score(name: str, predictor: Predictor, request: InferenceRequest) -> Infere
         raise _failure(name, predictor, request, error) from None
     elapsed = time.perf_counter() - started
     _observe(name, predictions)
-    labels = predictor.classes if predictor.has_probabilities else predictor.score_labels
     return Inference(
-        name, predictor.version, predictor.classes, predictions, explanations, predictor.output, labels, elapsed
+        name,
+        predictor.version,
+        predictor.classes,
+        predictions,
+        explanations,
+        predictor.output,
+        output_labels(predictor),
+        elapsed,
     )
 
 

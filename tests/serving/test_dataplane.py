@@ -9,8 +9,9 @@ import pytest
 from prometheus_client import REGISTRY
 
 from src.errors import InvalidInputError, ModelNotReadyError, UnknownModelError
-from src.serving.dataplane import DataPlane, InferenceRequest, TextLimits
+from src.serving.dataplane import DataPlane, InferenceRequest
 from src.serving.served_models import ServedModels
+from src.serving.text_rules import TextLimits
 from src.store.registry import ModelRegistry
 
 LIMITS = TextLimits(max_text_length=50, max_batch_size=3)

@@ -17,12 +17,13 @@ from typing import Any
 import pytest
 
 from src.errors import ModelFailedError
-from src.serving.dataplane import DataPlane, InferenceRequest, TextLimits
+from src.serving.dataplane import DataPlane, InferenceRequest
 from src.serving.drift_window import DriftSettings
 from src.serving.model_state import ModelState
 from src.serving.predictor import Prediction, Predictor
 from src.serving.rollout_traffic import Guards, RolloutTraffic
 from src.serving.served_models import ServedModels
+from src.serving.text_rules import TextLimits
 from src.store import rollout as rollouts
 from src.store.registry import ModelRegistry
 from src.store.rollout import Rollout

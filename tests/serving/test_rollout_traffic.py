@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from src.serving.dataplane import DataPlane, InferenceRequest, TextLimits
+from src.serving.dataplane import DataPlane, InferenceRequest
 from src.serving.predictor import Prediction, Predictor
 from src.serving.rollout_traffic import Guards, RolloutTraffic
 from src.serving.served_models import ServedModels
+from src.serving.text_rules import TextLimits
 from src.store.registry import ModelRegistry
 from src.store.rollout import Rollout
 

@@ -13,9 +13,10 @@ from fastapi.testclient import TestClient
 from src.api.main import create_app
 from src.errors import UnknownModelError
 from src.model.trainer import ModelTrainer
-from src.serving.dataplane import DataPlane, TextLimits
+from src.serving.dataplane import DataPlane
 from src.serving.predictor import Predictor
 from src.serving.served_models import ServedModels, parse_required
+from src.serving.text_rules import TextLimits
 from src.store.registry import ModelRegistry
 from src.store.store import METADATA_FILE, ModelStore
 from tests.conftest import SECOND_MODEL, make_settings

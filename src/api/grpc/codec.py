@@ -24,7 +24,8 @@ from src.api.v2.codec import (
     utf8,
 )
 from src.errors import BadRequestError, quoted
-from src.serving.dataplane import Inference, TextLimits
+from src.serving.dataplane import Inference
+from src.serving.text_rules import TextLimits
 
 TEXT_LOCATION = ("inputs", 0, "contents", "bytes_contents")
 RAW_TEXT_LOCATION = ("raw_input_contents", 0)

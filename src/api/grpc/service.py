@@ -24,22 +24,18 @@ from typing import Any, TypeAlias, TypeVar
 import grpc
 
 from src import metrics
-from src.api import API_VERSION
 from src.api.grpc.codec import SHAPE_LOCATION, encode_infer_response, parse_infer_request
 from src.api.grpc.protocol import open_inference_pb2 as oip
-from src.api.middleware import request_id_from
-from src.api.v2.codec import output_labels
-from src.errors import InvalidInputError, ModelNotReadyError, ServiceError
+from src.errors import InvalidInputError, ServiceError
 from src.serving.dataplane import DataPlane, InferenceRequest
+from src.serving.request_identity import client_key_from, request_id_from
 from src.tenants.access import Access
 from src.tenants.keys import Tenant
 
 logger = logging.getLogger(__name__)
 
-SERVER_NAME = "ml-service"
 # The protocol's service name: the path of every call is /inference.GRPCInferenceService/<method>.
 SERVICE_NAME = "inference.GRPCInferenceService"
-EXTENSIONS = ["binary_tensor_data"]
 Reply = TypeVar("Reply")
 Context: TypeAlias = grpc.ServicerContext
 
@@ -75,10 +71,7 @@ def _seconds_left(context: Context) -> float | None:
 def status_of(error: ServiceError) -> tuple[grpc.StatusCode, str]:
     """The protocol's status for a service error, and its message (with where, for a broken text rule)."""
     code = _CODES.get(error.status_code, grpc.StatusCode.INTERNAL)
-    message = error.message
-    if isinstance(error, InvalidInputError) and error.loc:
-        message = f"{message} (at {'.'.join(map(str, error.loc))})"
-    return code, message
+    return code, error.located if isinstance(error, InvalidInputError) else error.message
 
 
 class InferenceService:
@@ -132,7 +125,7 @@ class InferenceService:
         """True while the worker answers."""
 
         async def live(tenant: Tenant | None) -> oip.ServerLiveResponse:
-            return oip.ServerLiveResponse(live=True)
+            return oip.ServerLiveResponse(live=self.plane.live())
 
         return self._call("ServerLive", context, live)
 
@@ -140,7 +133,7 @@ class InferenceService:
         """True when every required model serves a verified version (the rule of /health/ready)."""
 
         async def ready(tenant: Tenant | None) -> oip.ServerReadyResponse:
-            return oip.ServerReadyResponse(ready=not self.plane.models.not_ready())
+            return oip.ServerReadyResponse(ready=self.plane.ready())
 
         return self._call("ServerReady", context, ready)
 
@@ -148,11 +141,7 @@ class InferenceService:
         """True when the model (that version, if named) is loaded and verified; NOT_FOUND if not served."""
 
         async def ready(tenant: Tenant | None) -> oip.ModelReadyResponse:
-            try:
-                self.plane.resolve(request.name, request.version or None, tenant)
-            except ModelNotReadyError:
-                return oip.ModelReadyResponse(ready=False)
-            return oip.ModelReadyResponse(ready=True)
+            return oip.ModelReadyResponse(ready=self.plane.model_ready(request.name, request.version or None, tenant))
 
         return self._call("ModelReady", context, ready)
 
@@ -160,7 +149,8 @@ class InferenceService:
         """The server's name, version and protocol extensions, as over REST."""
 
         async def metadata(tenant: Tenant | None) -> oip.ServerMetadataResponse:
-            return oip.ServerMetadataResponse(name=SERVER_NAME, version=API_VERSION, extensions=EXTENSIONS)
+            server = self.plane.server_metadata()
+            return oip.ServerMetadataResponse(name=server.name, version=server.version, extensions=server.extensions)
 
         return self._call("ServerMetadata", context, metadata)
 
@@ -168,22 +158,21 @@ class InferenceService:
         """The model's loaded versions, platform, input and outputs, as over REST."""
 
         async def metadata(tenant: Tenant | None) -> oip.ModelMetadataResponse:
-            name, predictor = self.plane.resolve(request.name, request.version or None, tenant, "ModelMetadata")
-            labels = output_labels(predictor)
+            model = self.plane.model_metadata(request.name, request.version or None, tenant, "ModelMetadata")
             answer = oip.ModelMetadataResponse(
-                name=name,
-                versions=self.plane.models.models[name].loaded_versions,
-                platform="scikit-learn",
+                name=model.name,
+                versions=model.versions,
+                platform=model.platform,
                 # REST's metadata parameters; the protocol's properties are strings, so lists are JSON.
                 properties={
-                    "classes": json.dumps(predictor.classes),
-                    "engine": predictor.engine,
-                    "output_labels": json.dumps(labels),
+                    "classes": json.dumps(model.classes),
+                    "engine": model.engine,
+                    "output_labels": json.dumps(model.output_labels),
                 },
             )
-            answer.inputs.add(name="text", datatype="BYTES", shape=[-1])
+            answer.inputs.add(name=model.input, datatype="BYTES", shape=[-1])
             answer.outputs.add(name="label", datatype="BYTES", shape=[-1])
-            answer.outputs.add(name=predictor.output, datatype="FP32", shape=[-1, len(labels)])
+            answer.outputs.add(name=model.output, datatype="FP32", shape=[-1, len(model.output_labels)])
             return answer
 
         return self._call("ModelMetadata", context, metadata, scope="read")
@@ -191,8 +180,7 @@ class InferenceService:
     def ModelInfer(self, request: oip.ModelInferRequest, context: Context) -> oip.ModelInferResponse:  # noqa: N802
         """Classify the BYTES tensor `text` through the data plane."""
         metadata = dict(context.invocation_metadata())
-        given_id = metadata.get("x-request-id")
-        request_id = request_id_from(given_id if isinstance(given_id, str) else None)
+        request_id = request_id_from(_text(metadata.get("x-request-id")))
         context.send_initial_metadata((("x-request-id", request_id),))
 
         async def infer(tenant: Tenant | None) -> oip.ModelInferResponse:
@@ -204,7 +192,7 @@ class InferenceService:
                     version=parsed.version,
                     locate=parsed.text_location,
                     batch_loc=SHAPE_LOCATION,
-                    client_key=lambda: str(metadata.get(self.rollout_key_header) or "")[:256],
+                    client_key=lambda: client_key_from(_text(metadata.get(self.rollout_key_header))),
                     request_id=request_id,
                     protocol="grpc",
                     tenant=tenant,
@@ -234,6 +222,11 @@ class InferenceService:
                 for name, (method, message) in methods.items()
             },
         )
+
+
+def _text(value: str | bytes | None) -> str | None:
+    """A metadata value as text (a `-bin` key's bytes are not)."""
+    return value if isinstance(value, str) else None
 
 
 def _serialized(message: Any) -> bytes:

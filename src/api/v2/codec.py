@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from src.errors import BadRequestError, quoted
-from src.serving.dataplane import Inference, TextLimits, check_batch_size
-from src.serving.predictor import Predictor
+from src.serving.dataplane import Inference
+from src.serving.text_rules import TextLimits, check_batch_size
 
 HEADER_LENGTH = "inference-header-content-length"
 INPUT_NAME = "text"
@@ -176,11 +176,6 @@ def parse_infer_request(body: bytes, header_length: str | None, limits: TextLimi
         raise BadRequestError("'id' must be a string")
     outputs, binary_outputs, all_binary = _requested_outputs(document)
     return InferRequest(texts, request_id, outputs, binary_outputs, all_binary)
-
-
-def output_labels(predictor: Predictor) -> list[str]:
-    """The class of each column of the model's FP32 output (its metadata, on every protocol)."""
-    return predictor.classes if predictor.has_probabilities else predictor.score_labels
 
 
 def output_tensor(name: str, inference: Inference) -> tuple[str, list[int], bytes, list[Any]]:

@@ -15,8 +15,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from src.api import API_VERSION
-from src.api.deps import DataPlaneDep, ModelsDep, client_key, request_id, route, tenant
+from src.api.deps import DataPlaneDep, client_key, request_id, route, tenant
 from src.api.error_responses import V2_ERRORS
 from src.api.routing import policy
 from src.api.v2.codec import (
@@ -24,54 +23,46 @@ from src.api.v2.codec import (
     SHAPE_LOCATION,
     TEXT_LOCATION,
     encode_infer_response,
-    output_labels,
     parse_infer_request,
 )
-from src.errors import ModelNotReadyError
-from src.serving.dataplane import DataPlane, InferenceRequest
-from src.serving.predictor import Predictor
+from src.serving.dataplane import DataPlane, InferenceRequest, ModelMetadata
 
 router = APIRouter(prefix="/v2", tags=["open inference protocol"])
-SERVER_NAME = "ml-service"
-EXTENSIONS = ["binary_tensor_data"]
 V2 = V2_ERRORS.name
 
 
-def _metadata(name: str, predictor: Predictor, versions: list[str]) -> dict[str, Any]:
+def _metadata(model: ModelMetadata) -> dict[str, Any]:
     return {
-        "name": name,
-        "versions": versions,
-        "platform": "scikit-learn",
-        "inputs": [{"name": "text", "datatype": "BYTES", "shape": [-1]}],
+        "name": model.name,
+        "versions": model.versions,
+        "platform": model.platform,
+        "inputs": [{"name": model.input, "datatype": "BYTES", "shape": [-1]}],
         "outputs": [
             {"name": "label", "datatype": "BYTES", "shape": [-1]},
-            {"name": predictor.output, "datatype": "FP32", "shape": [-1, len(output_labels(predictor))]},
+            {"name": model.output, "datatype": "FP32", "shape": [-1, len(model.output_labels)]},
         ],
-        "parameters": {
-            "classes": predictor.classes,
-            "engine": predictor.engine,
-            "output_labels": output_labels(predictor),
-        },
+        "parameters": {"classes": model.classes, "engine": model.engine, "output_labels": model.output_labels},
     }
 
 
 @router.get("", summary="Server metadata", openapi_extra=policy(errors=V2))
-async def server_metadata() -> dict[str, Any]:
+async def server_metadata(plane: DataPlaneDep) -> dict[str, Any]:
     """The server's name, version and protocol extensions."""
-    return {"name": SERVER_NAME, "version": API_VERSION, "extensions": EXTENSIONS}
+    server = plane.server_metadata()
+    return {"name": server.name, "version": server.version, "extensions": list(server.extensions)}
 
 
 @router.get("/health/live", summary="Server liveness", openapi_extra=policy(errors=V2))
-async def server_live() -> JSONResponse:
+async def server_live(plane: DataPlaneDep) -> JSONResponse:
     """`{"live": true}` (200) while the process answers."""
-    return JSONResponse({"live": True})
+    return JSONResponse({"live": plane.live()})
 
 
 @router.get("/health/ready", summary="Server readiness", openapi_extra=policy(errors=V2))
-async def server_ready(models: ModelsDep) -> JSONResponse:
+async def server_ready(plane: DataPlaneDep) -> JSONResponse:
     """`{"ready": true}` (200) when every required model is ready (the rule of /health/ready), else
     `{"ready": false}` (400)."""
-    ready = not models.not_ready()
+    ready = plane.ready()
     return JSONResponse({"ready": ready}, status_code=200 if ready else 400)
 
 
@@ -82,8 +73,7 @@ async def server_ready(models: ModelsDep) -> JSONResponse:
 async def model_metadata(plane: DataPlaneDep, request: Request, name: str, version: str | None = None) -> JSONResponse:
     """The model's loaded versions (CURRENT's, then a rollout's candidate), its input and outputs, and the
     order of its classes (of the version named, else CURRENT's)."""
-    served, predictor = plane.resolve(name, version, tenant(request), route(request))
-    return JSONResponse(_metadata(served, predictor, plane.models.models[served].loaded_versions))
+    return JSONResponse(_metadata(plane.model_metadata(name, version, tenant(request), route(request))))
 
 
 @router.get("/models/{name}/ready", summary="Model readiness", openapi_extra=policy(errors=V2))
@@ -93,11 +83,8 @@ async def model_metadata(plane: DataPlaneDep, request: Request, name: str, versi
 async def model_ready(plane: DataPlaneDep, name: str, version: str | None = None) -> JSONResponse:
     """`{"name": ..., "ready": true}` (200) when the model is loaded and verified, `"ready": false`
     (400) when not, 404 for an unknown model."""
-    try:
-        plane.resolve(name, version)
-    except ModelNotReadyError:
-        return JSONResponse({"name": name, "ready": False}, status_code=400)
-    return JSONResponse({"name": name, "ready": True})
+    ready = plane.model_ready(name, version)
+    return JSONResponse({"name": name, "ready": ready}, status_code=200 if ready else 400)
 
 
 def _infer_extras(*names: str) -> dict[str, Any]:

@@ -9,8 +9,9 @@ import pytest
 from src.api.grpc.codec import encode_infer_response, parse_infer_request
 from src.api.grpc.protocol import open_inference_pb2 as oip
 from src.errors import BadRequestError, InvalidInputError
-from src.serving.dataplane import Inference, TextLimits
+from src.serving.dataplane import Inference
 from src.serving.predictor import Prediction
+from src.serving.text_rules import TextLimits
 
 LIMITS = TextLimits(max_text_length=100, max_batch_size=4)
 
