@@ -7,6 +7,7 @@ PORT ?= 8000
 export MODEL_DIR ?= models
 
 TOOLS := .venv-tools
+KSERVE := .venv-kserve
 
 .PHONY: run test install train lint typecheck unit clean system-deps tools protocol k8s-rules image-test bench docs docs-site
 
@@ -28,7 +29,7 @@ lint: $(VENV)/.dev
 typecheck: $(VENV)/.dev
 	$(BIN)/mypy
 
-unit: $(VENV)/.dev $(TOOLS)/.installed system-deps
+unit: $(VENV)/.dev $(TOOLS)/.installed $(KSERVE)/.installed system-deps
 	$(BIN)/pytest
 
 system-deps:  ## Debian packages the tests use (prometheus, wrk, buildah, debootstrap, chromium, graphviz, jq)
@@ -40,6 +41,12 @@ $(TOOLS)/.installed: requirements-tools.txt
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/python -m pip install --quiet --upgrade pip
 	$(TOOLS)/bin/pip install --quiet --no-deps -r requirements-tools.txt
+	touch $@
+
+$(KSERVE)/.installed: requirements-kserve.txt
+	$(PYTHON) -m venv $(KSERVE)
+	$(KSERVE)/bin/python -m pip install --quiet --upgrade pip
+	$(KSERVE)/bin/pip install --quiet --no-deps -r requirements-kserve.txt
 	touch $@
 
 docs-site: $(TOOLS)/.installed  ## the documentation site (docs/, mkdocs.yml) into build/site; a broken link fails

@@ -97,14 +97,12 @@ class ModelFailedError(InvalidInputError):
 
 
 class UnsupportedMediaTypeError(ServiceError):
-    """The request body is not declared as the JSON the API takes."""
+    """The request body is not declared as a type the route takes (JSON, unless it says otherwise)."""
 
     status_code = 415
 
-    def __init__(self, content_type: str) -> None:
-        super().__init__(
-            f"Content-Type must be application/json, not {quoted(content_type) if content_type else 'missing'}"
-        )
+    def __init__(self, content_type: str, accepted: str = "application/json") -> None:
+        super().__init__(f"Content-Type must be {accepted}, not {quoted(content_type) if content_type else 'missing'}")
 
 
 class PayloadTooLargeError(ServiceError):

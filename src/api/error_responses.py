@@ -1,8 +1,9 @@
 """Error responses: one format per protocol, and the app's exception handlers that pick it.
 
 The JSON routes answer `{"detail": ...}` (FastAPI's shape: a list of `{loc, msg, type}` for a broken
-rule); the Open Inference Protocol answers `{"error": "..."}` and a broken rule with 400, as its
-specification says. Every 503 carries Retry-After. A bug is logged with the request id and
+rule); the Open Inference Protocol (and KServe's V1) answers `{"error": "..."}` and a broken rule with
+400, as its specification says; MLflow's scoring protocol answers `{"error_code", "message"}`, a broken
+rule with 400 BAD_REQUEST. Every 503 carries Retry-After. A bug is logged with the request id and
 answered 500 without internals, in the route's own format.
 """
 
@@ -59,9 +60,36 @@ class ErrorFormat:
     internal: Callable[[str], Response]
 
 
+# MLflow's error codes (mlflow.protos.databricks), by status.
+_MLFLOW_CODES = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "RESOURCE_DOES_NOT_EXIST",
+    409: "RESOURCE_ALREADY_EXISTS",
+    413: "BAD_REQUEST",
+    415: "BAD_REQUEST",
+    429: "REQUEST_LIMIT_EXCEEDED",
+    501: "NOT_IMPLEMENTED",
+    503: "TEMPORARILY_UNAVAILABLE",
+}
+
+
+def _mlflow_error(error: ServiceError) -> Response:
+    status = 400 if isinstance(error, InvalidInputError) else error.status_code
+    message = error.located if isinstance(error, InvalidInputError) else error.message
+    body = {"error_code": _MLFLOW_CODES.get(status, "INTERNAL_ERROR"), "message": message}
+    return _response(body, status, error.retry_after)
+
+
+def _mlflow_internal(request_id: str) -> Response:
+    return _response({"error_code": "INTERNAL_ERROR", "message": f"{INTERNAL_ERROR} (request id {request_id})"}, 500)
+
+
 JSON_ERRORS = ErrorFormat("json", _json_error, _json_internal)
 V2_ERRORS = ErrorFormat("v2", _v2_error, _v2_internal)
-FORMATS = {format_.name: format_ for format_ in (JSON_ERRORS, V2_ERRORS)}
+MLFLOW_ERRORS = ErrorFormat("mlflow", _mlflow_error, _mlflow_internal)
+FORMATS = {format_.name: format_ for format_ in (JSON_ERRORS, V2_ERRORS, MLFLOW_ERRORS)}
 
 
 def format_of(scope: Scope) -> ErrorFormat:

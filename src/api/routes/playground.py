@@ -1,11 +1,15 @@
-"""The playground page at `/`: plain HTML, CSS and JavaScript, served with strict security headers."""
+"""The playground page at `/`: plain HTML, CSS and JavaScript, served with strict security headers.
+
+A client that does not ask for HTML at `/` (KServe's V1 liveness check, `curl`) gets `{"status": "alive"}`,
+as KServe's model server answers there."""
 
 from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
 
-from fastapi import APIRouter, HTTPException, Response
+from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi.responses import JSONResponse
 
 router = APIRouter(include_in_schema=False)
 
@@ -30,9 +34,13 @@ def _read(name: str) -> bytes:
 
 
 @router.get("/")
-async def page() -> Response:
-    """The playground page."""
-    return Response(_read("index.html"), media_type="text/html; charset=utf-8", headers=SECURITY_HEADERS)
+async def page(request: Request) -> Response:
+    """The playground page for a browser; `{"status": "alive"}` for a client that does not ask for HTML."""
+    if "text/html" not in request.headers.get("accept", ""):
+        return JSONResponse({"status": "alive"}, headers={"Vary": "Accept"})
+    return Response(
+        _read("index.html"), media_type="text/html; charset=utf-8", headers={**SECURITY_HEADERS, "Vary": "Accept"}
+    )
 
 
 @router.get("/static/{name}")

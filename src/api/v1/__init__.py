@@ -1,0 +1,1 @@
+"""KServe's V1 protocol (TensorFlow Serving's REST predict API)."""
