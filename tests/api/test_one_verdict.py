@@ -17,10 +17,11 @@ import struct
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import grpc
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from src.api.grpc.protocol import open_inference_pb2 as oip
@@ -87,7 +88,7 @@ def _v2_binary(client: TestClient, texts: list[str]) -> list[Verdict]:
 
 
 def _grpc(client: TestClient, texts: list[str]) -> list[Verdict]:
-    service: InferenceService = client.app.state.grpc_service
+    service: InferenceService = cast(FastAPI, client.app).state.grpc_service
     message = oip.ModelInferRequest(model_name="sentiment")
     tensor = message.inputs.add(name="text", datatype="BYTES", shape=[len(texts)])
     tensor.contents.bytes_contents.extend(text.encode() for text in texts)
@@ -215,9 +216,9 @@ def client(model_dir: Path) -> Iterator[TestClient]:
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     with TestClient(create_app(settings)) as test_client:
-        plane = test_client.app.state.data_plane
-        test_client.app.state.grpc_service = InferenceService(
-            plane, Access(None, None, None), loop, rollout_key_header="x-rollout-key"
+        state = cast(FastAPI, test_client.app).state
+        state.grpc_service = InferenceService(
+            state.data_plane, Access(None, None, None), loop, rollout_key_header="x-rollout-key"
         )
         yield test_client
     loop.call_soon_threadsafe(loop.stop)

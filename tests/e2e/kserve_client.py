@@ -12,8 +12,8 @@ import sys
 from typing import Any
 
 import httpx
-import pandas  # type: ignore[import-not-found]
-from kserve import (  # type: ignore[import-not-found]
+import pandas
+from kserve import (
     InferenceGRPCClient,
     InferenceRESTClient,
     InferInput,
