@@ -67,7 +67,8 @@ class InferenceRequest:
     # only while a canary runs, so a request pays nothing for it otherwise.
     client_key: Callable[[], str] = field(default=lambda: "")
     request_id: str = ""  # the request's X-Request-ID: in its prediction record and feedback tokens
-    protocol: str = "json"  # the adapter's name (json, v2, grpc): in prediction records and metrics
+    protocol: str = "json"  # the adapter's name (json, v2, grpc, v1, mlflow): in prediction records and metrics
+    feedback: bool = True  # the protocol can carry feedback tokens back (V1 and MLflow cannot)
     tenant: Tenant | None = None  # the API key's tenant (None: keys are off); it may use only its models
     route: str = ""  # the route (or gRPC method), for the audit line of a refusal
 
@@ -245,7 +246,7 @@ class DataPlane:
                 predictions=inference.predictions,
                 key=None if tenant is None else tenant.id,
             )
-            if self.tokens is not None and (tenant is None or "feedback" in tenant.scopes):
+            if self.tokens is not None and request.feedback and (tenant is None or "feedback" in tenant.scopes):
                 inference.feedback_tokens = self._tokens(request, inference)
         return inference
 

@@ -19,6 +19,9 @@ SCORING = {
     "/models/{name}/versions/{version}/predict/batch",
     "/v2/models/{name}/infer",
     "/v2/models/{name}/versions/{version}/infer",
+    "/v1/models/{name}:predict",
+    "/invocations",
+    "/models/{name}/invocations",
 }
 METADATA = {
     "/model",
@@ -28,6 +31,7 @@ METADATA = {
     "/models/{name}/drift",
     "/v2/models/{name}",
     "/v2/models/{name}/versions/{version}",
+    "/v1/models",
 }
 
 

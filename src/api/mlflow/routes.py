@@ -90,6 +90,7 @@ async def invocations(request: Request) -> Response:
             client_key=lambda: client_key(request),
             request_id=request_id(request),
             protocol="mlflow",
+            feedback=False,
             tenant=tenant(request),
             route=route(request),
         )

@@ -81,6 +81,7 @@ async def predict(request: Request) -> Response:
             client_key=lambda: client_key(request),
             request_id=request_id(request),
             protocol="v1",
+            feedback=False,
             tenant=tenant(request),
             route=route(request),
         )
