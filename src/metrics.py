@@ -178,7 +178,8 @@ ROLLOUT_ABORTS = Counter(
 
 INFERENCE_REQUESTS = Counter(
     "mlservice_inference_requests_total",
-    "Inference requests the data plane answered or refused, by protocol (json, v2, grpc, v1, mlflow) and outcome (ok, error).",
+    "Inference requests the data plane answered or refused, by protocol (json, v2, grpc, v1, mlflow) "
+    "and outcome (ok, error).",
     ["protocol", "outcome"],
 )
 GRPC_REQUESTS = Counter(
