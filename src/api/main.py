@@ -1,20 +1,18 @@
 """The FastAPI application: `uvicorn src.api.main:app`.
 
-create_app() builds the app from Settings; the lifespan finds the store's models and loads and
-verifies each once, then watches the store for new models and newly published versions. A missing or
-bad model leaves the process up and that model not ready (the reason on /health), never crashed.
+create_app() adapts a serving runtime (src/serving/runtime.py: the models, the data plane, keys, the
+prediction log, built from Settings) to HTTP; its lifespan starts the runtime and any companion
+server on the same runtime (the worker's gRPC server), and stops them in reverse.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import multiprocessing
 import os
-from collections.abc import AsyncIterator
-from pathlib import Path
-from typing import Any
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, Protocol
 
 from fastapi import FastAPI
 
@@ -25,17 +23,7 @@ from src.api.routes import ROUTERS, docs
 from src.api.routing import RouteTable, document_keys
 from src.config import Settings, get_settings
 from src.logs import configure_logging
-from src.serving.dataplane import DataPlane
-from src.serving.drift_metrics import DriftCollector
-from src.serving.drift_window import DriftSettings
-from src.serving.feedback_desk import FeedbackDesk
-from src.serving.prediction_log import PredictionLog
-from src.serving.reload_broadcast import CONTROL_DIR_ENV, ReloadBroadcast
-from src.serving.rollout_traffic import Guards
-from src.serving.served_models import ServedModels, parse_required
-from src.serving.text_rules import TextLimits
-from src.store.registry import ModelRegistry
-from src.tenants.access import Access
+from src.serving.runtime import ServingRuntime
 
 logger = logging.getLogger(__name__)
 app: FastAPI  # built on first use, by __getattr__ below
@@ -55,41 +43,39 @@ def warn_if_metrics_are_per_worker() -> None:
         )
 
 
-def create_app(settings: Settings | None = None, *, grpc: bool = False) -> FastAPI:
-    """A new app for these settings (the environment's by default); with `grpc` (the production
-    server's workers), it also serves the Open Inference Protocol over gRPC on GRPC_PORT."""
+class Companion(Protocol):
+    """A server that runs beside the HTTP app in the same worker, on the same runtime (gRPC)."""
+
+    def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+def create_app(
+    settings: Settings | None = None,
+    runtime: ServingRuntime | None = None,
+    companions: Sequence[Companion] = (),
+) -> FastAPI:
+    """The HTTP app over a serving runtime (a new one from these settings, the environment's by
+    default); `companions` start after the runtime and stop before it."""
     settings = settings or get_settings()
     configure_logging(settings.log_level, access_log=settings.access_log)
+    runtime = runtime or ServingRuntime.from_settings(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         warn_if_metrics_are_per_worker()
-        models = app.state.models
-        log: PredictionLog | None = app.state.prediction_log
-        if log is not None:
-            log.start()
-        await asyncio.to_thread(models.load_all)
-        app.state.reloads.listen()
-        grpc_server = None
-        if grpc and settings.grpc_port:
-            from src.api.grpc.server import GrpcServer  # only the production workers load gRPC
-
-            grpc_server = GrpcServer(settings, app.state.data_plane, app.state.access, asyncio.get_running_loop())
-            grpc_server.start()
-        watcher = None
-        if settings.model_poll_seconds > 0:
-            watcher = asyncio.create_task(models.watch(settings.model_poll_seconds))
+        await runtime.start()
+        started: list[Companion] = []
         try:
+            for companion in companions:
+                companion.start()
+                started.append(companion)
             yield
         finally:
-            if watcher is not None:
-                watcher.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await watcher
-            if grpc_server is not None:
-                await grpc_server.stop()
-            if log is not None:
-                await asyncio.to_thread(log.stop)
+            for companion in reversed(started):
+                await companion.stop()
+            await runtime.stop()
 
     app = FastAPI(
         docs_url=None,  # served from the image by src/api/routes/docs.py, not from a CDN
@@ -103,33 +89,16 @@ def create_app(settings: Settings | None = None, *, grpc: bool = False) -> FastA
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
-    control = os.environ.get(CONTROL_DIR_ENV)  # one folder per server, shared by its workers
-    folder = Path(control) if control else None
-    app.state.access = access = Access.from_settings(settings, folder)
-    roots = [settings.model_dir, *([settings.bundled_model_dir] if settings.bundled_model_dir else [])]
-    models = ServedModels(
-        [ModelRegistry.from_settings(settings, root) for root in roots],
-        default_name=settings.default_model_name,
-        required=parse_required(settings.required_models),
-        max_models=settings.max_models,
-        guards=Guards(
-            min_requests=settings.rollout_min_requests,
-            max_error_rate=settings.rollout_max_error_rate,
-            max_latency_ratio=settings.rollout_max_latency_ratio,
-            max_disagreement=settings.rollout_max_disagreement,
-            max_seconds_per_text=settings.rollout_max_seconds_per_text,
-        ),
-        drift=DriftSettings.from_settings(settings),
-    )
-    app.state.models = models
-    app.state.reloads = ReloadBroadcast.from_environment(models)
-    app.state.prediction_log = PredictionLog.from_settings(settings)
-    app.state.feedback = FeedbackDesk.from_settings(settings, app.state.prediction_log, folder)
-    app.state.data_plane = DataPlane(
-        models, TextLimits.from_settings(settings), app.state.prediction_log, app.state.feedback.tokens
-    )
-    app.state.drift_collector = DriftCollector(models)
-    app.state.rollout_key_header = settings.rollout_key_header.lower()
+    app.state.runtime = runtime
+    # What the routes read, from the runtime.
+    app.state.access = access = runtime.access
+    app.state.models = runtime.models
+    app.state.reloads = runtime.reloads
+    app.state.prediction_log = runtime.prediction_log
+    app.state.feedback = runtime.feedback
+    app.state.data_plane = runtime.data_plane
+    app.state.drift_collector = runtime.drift_collector
+    app.state.rollout_key_header = runtime.rollout_key_header
     routers = [*ROUTERS, *([docs.router] if settings.docs_enabled else [])]
     for router in routers:
         app.include_router(router)
@@ -155,8 +124,15 @@ def create_app(settings: Settings | None = None, *, grpc: bool = False) -> FastA
 
 
 def create_worker_app() -> FastAPI:
-    """The production server's worker app (uvicorn's factory): HTTP and gRPC."""
-    return create_app(grpc=True)
+    """The production server's worker app (uvicorn's factory): one runtime, served over HTTP and gRPC."""
+    settings = get_settings()
+    runtime = ServingRuntime.from_settings(settings)
+    companions: list[Companion] = []
+    if settings.grpc_port:
+        from src.api.grpc.server import GrpcServer  # only the production workers load gRPC
+
+        companions.append(GrpcServer(settings, runtime))
+    return create_app(settings, runtime, companions)
 
 
 def __getattr__(name: str) -> FastAPI:

@@ -18,8 +18,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from src.api.grpc.service import SERVICE_NAME, InferenceService
 from src.config import Settings
-from src.serving.dataplane import DataPlane
-from src.tenants.access import Access
+from src.serving.runtime import ServingRuntime
 
 logger = logging.getLogger(__name__)
 
@@ -35,9 +34,10 @@ def address(host: str, port: int) -> str:
 class GrpcServer:
     """Starts, follows readiness, and drains the worker's gRPC server."""
 
-    def __init__(self, settings: Settings, plane: DataPlane, access: Access, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, settings: Settings, runtime: ServingRuntime) -> None:
         self.settings = settings
-        self.plane = plane
+        self.runtime = runtime
+        self.plane = runtime.data_plane
         self.health = health.HealthServicer()
         self.server = grpc.server(
             ThreadPoolExecutor(settings.grpc_threads, thread_name_prefix="grpc"),
@@ -57,18 +57,18 @@ class GrpcServer:
             # thread), gRPC answers RESOURCE_EXHAUSTED at once, before reading a message into Python.
             maximum_concurrent_rpcs=settings.max_pending_requests,
         )
-        service = InferenceService(
-            plane,
-            access,
-            loop,
-            rollout_key_header=settings.rollout_key_header.lower(),
-        )
-        self.server.add_generic_rpc_handlers((service.handler(),))
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         self.follower: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        """Bind GRPC_PORT and serve; OSError if the port cannot be bound."""
+        """Serve on GRPC_PORT, scoring on the running event loop; OSError if the port cannot be bound."""
+        service = InferenceService(
+            self.plane,
+            self.runtime.access,
+            asyncio.get_running_loop(),
+            rollout_key_header=self.runtime.rollout_key_header,
+        )
+        self.server.add_generic_rpc_handlers((service.handler(),))
         where = address(self.settings.host, self.settings.grpc_port)
         if self.server.add_insecure_port(where) == 0:
             raise OSError(f"cannot bind the gRPC port {where}")
