@@ -1,8 +1,8 @@
-"""`python -m src.serve`: the production server (src/server/supervisor.py), the image's command."""
+"""`python -m src.serve`: `ml-service serve` (src/cli/serve.py), the image's command."""
 
 import sys
 
-from src.server.supervisor import main
+from src.cli.serve import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:], prog="python -m src.serve"))

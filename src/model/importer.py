@@ -32,10 +32,11 @@ from src.model import quality_gate
 from src.model.behaviour import run_on_pipeline
 from src.model.datasets import Dataset, load_file
 from src.model.evaluation import evaluate_predictions
+from src.model.publication import Candidate, gate_and_publish
 from src.model.reference import reference_profile
 from src.store.model_sources import ModelSource, ModelSourceError, read_model_source
 from src.store.registry import ModelRegistry
-from src.store.serialization import UnusableModelError, dump_pipeline, load_pipeline
+from src.store.serialization import UnusableModelError
 
 logger = logging.getLogger(__name__)
 
@@ -44,11 +45,8 @@ _MAX_SAMPLE_ROWS = 100_000
 
 
 class ImportRefusedError(Exception):
-    """The model cannot be imported; `exit_status` is 2 (bad or unsafe model) or 3 (quality gate)."""
-
-    def __init__(self, message: str, exit_status: int = 2) -> None:
-        super().__init__(message)
-        self.exit_status = exit_status
+    """The model cannot be imported: a bad or unsafe model, or an unreadable sample or test file (the
+    quality gate's refusal is QualityGateRefusedError, src/model/publication.py)."""
 
 
 @dataclass(frozen=True)
@@ -170,9 +168,10 @@ def _reference(pipeline: Any, options: ImportOptions, test: Dataset | None, samp
 
 def _gate(
     source: ModelSource, options: ImportOptions, registry: ModelRegistry, name: str, test: Dataset | None
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], quality_gate.GateVerdict | None]:
+    """The evaluation on --test and the quality gate's verdict (none without --test)."""
     if test is None:
-        return {"quality_gate": None}
+        return {}, None
     pipeline = source.pipeline
     classes = [str(label) for label in pipeline.classes_]
     predicted = [str(label) for label in pipeline.predict(test.texts)]
@@ -180,26 +179,24 @@ def _gate(
     behaviour = run_on_pipeline(pipeline)
     mine = quality_gate.ModelFigures(evaluation.macro_f1, behaviour.pass_rate if behaviour else None)
     verdict = quality_gate.check(mine, classes, test, registry.resolve(name), force=options.force)
-    if not verdict.passed:
-        raise ImportRefusedError(f"refused by the quality gate: {verdict.reason} (--force overrides)", exit_status=3)
-    return {
-        "evaluation": evaluation.to_dict(),
-        "behaviour": behaviour.to_dict() if behaviour else None,
-        "quality_gate": verdict.to_dict(),
-    }
+    return {"evaluation": evaluation.to_dict(), "behaviour": behaviour.to_dict() if behaviour else None}, verdict
 
 
 def import_model(
     registry: ModelRegistry, name: str, path: str | Path, options: ImportOptions
 ) -> tuple[str, dict[str, Any]]:
-    """Verify the model at `path` and publish it as model `name`'s new CURRENT; its version and metadata."""
+    """Verify the model at `path` and publish it as model `name`'s new CURRENT; its version and metadata.
+
+    ImportRefusedError for a model that cannot be served, QualityGateRefusedError for one worse than
+    CURRENT on --test; nothing is published then."""
     path = Path(path)
     try:
         source = read_model_source(path, trust_pickle=options.trust_pickle, max_bytes=registry.max_model_bytes)
     except ModelSourceError as error:
         raise ImportRefusedError(str(error)) from None
     try:  # what servers will load, within what they may answer: before any costly check
-        served = load_pipeline(dump_pipeline(source.pipeline), registry.max_model_bytes)
+        candidate = Candidate.of(source.pipeline, registry.max_model_bytes)
+        served = candidate.served
         registry.output.check(name, served)
     except UnusableModelError as error:
         raise ImportRefusedError(str(error)) from None
@@ -219,7 +216,7 @@ def import_model(
         )
     recorded = _recorded_parity(source, served, sample)
     test = _read_test(options)
-    gate = _gate(source, options, registry, name, test)
+    evaluation, verdict = _gate(source, options, registry, name, test)
     metadata = {
         "classes": [str(label) for label in source.pipeline.classes_],
         "steps": [type(step).__name__ for _, step in source.pipeline.steps],
@@ -229,8 +226,8 @@ def import_model(
         "parity": {**parity.to_dict(), "sample": sample.origin},
         "recorded_outputs_parity": recorded,
         "reference_profile": _reference(served, options, test, sample),
-        **gate,
+        **evaluation,
     }
     store = registry.store(name)
-    version = store.publish(source.pipeline, metadata, keep=options.keep)
+    version = gate_and_publish(store, candidate, metadata, verdict, keep=options.keep)
     return version, store.read_metadata(version)

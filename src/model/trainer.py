@@ -244,6 +244,20 @@ class ModelTrainer:
         by default), so the version lands in MODEL_DIR/<name>/<version>. With `keep`, only the newest
         `keep` versions (and CURRENT) stay in that model's store.
         """
+        metadata = self.publication_metadata(dataset=dataset, evaluation=evaluation, extra=extra, reference=reference)
+        store = _registry(model_dir or self.model_dir).store(name)
+        return store.publish(self._fitted(), metadata, keep=keep)
+
+    def publication_metadata(
+        self,
+        *,
+        dataset: Dataset | None = None,
+        evaluation: Evaluation | None = None,
+        extra: Mapping[str, Any] | None = None,
+        reference: Sequence[str] | None = None,
+    ) -> dict[str, Any]:
+        """What a published version records of this training: classes, parameters, data, evaluation,
+        `extra`, and the reference profile for drift measured on `reference` (held-out texts)."""
         metadata: dict[str, Any] = {
             "classes": self.classes_ if hasattr(self, "classes_") else [],
             "params": self.params,
@@ -255,8 +269,7 @@ class ModelTrainer:
         if reference:
             profile = reference_profile(self._fitted(), reference, "held-out test split", seed=self.random_state)
             metadata["reference_profile"] = profile.to_dict()
-        store = _registry(model_dir or self.model_dir).store(name)
-        return store.publish(self._fitted(), metadata, keep=keep)
+        return metadata
 
     @classmethod
     def load_model(

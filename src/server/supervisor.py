@@ -31,6 +31,7 @@ from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
 from types import FrameType
 
+from src import exit_codes
 from src.config import Settings, get_settings
 from src.logs import configure_logging
 from src.serving.prediction_sinks import live_pids, retire_worker_logs
@@ -395,13 +396,13 @@ def main() -> int:
         build_key_ring(None, None, settings.api_keys_file)
     except KeyFileError as error:
         logger.error("API_KEYS_FILE: %s", error)
-        return 2
+        return exit_codes.REFUSED
     metrics_dir, made_here = prepare_metrics_dir(starting=True)
     try:
         return Supervisor(settings, worker_count(settings)).run()
     except PortBusyError as error:
         logger.error("%s", error.strerror)
-        return 1
+        return exit_codes.NOT_STARTED
     finally:
         if made_here:
             shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -165,8 +165,23 @@ class ModelStore:
         """
         version = check_version_name(version or self.new_version())
         model_bytes = dump_pipeline(pipeline)
+        served = self._load_trusted(version, model_bytes, self.max_model_bytes)
+        return self.publish_bytes(model_bytes, served, metadata, version=version, keep=keep)
+
+    def publish_bytes(
+        self,
+        model_bytes: bytes,
+        served: Pipeline,
+        metadata: dict[str, Any],
+        *,
+        version: str | None = None,
+        keep: int | None = None,
+    ) -> str:
+        """Store skops bytes already read back by the trusted loader (`served`, the Pipeline they load
+        as) as a new version and make it CURRENT; returns the version. Nothing is serialized again."""
+        version = check_version_name(version or self.new_version())
         # What every server will check when it loads the version, checked before anything moves.
-        self.output.check(version, self._load_trusted(version, model_bytes, self.max_model_bytes))
+        self.output.check(version, served)
         full_metadata = {
             **metadata,
             "version": version,

@@ -16,9 +16,9 @@ import sklearn
 import skops.io
 from sklearn.pipeline import Pipeline
 
+from src.cli.models import main as store_cli
 from src.engine.parity import builtin_texts
 from src.model.datasets import Dataset
-from src.model.store_cli import main as store_cli
 from tests.e2e.servers import Server, free_port, production_command, production_env, request, running_server
 from tests.engine.pipelines import SUPPORTED
 from tests.engine.test_model_types import labels_for

@@ -136,7 +136,7 @@ def test_a_model_trained_while_serving_is_served_beside_the_default(
         assert tweet["label"] == "tweet"
         again = request(server.url("/predict"), body={"text": "Superb!"}).json()
         assert again == default  # the default model is untouched
-        listing = _run("src.store.cli", "--model-dir", str(store), "list")
+        listing = _run("src.model.store_cli", "--model-dir", str(store), "list")
         assert "kinds: " in listing.stdout
         assert "sentiment: " in listing.stdout
 
@@ -149,7 +149,7 @@ def test_the_old_layout_serves_and_migrates_under_a_running_server(trained: Mode
     env = production_env(root, port, tmp_path, MODEL_POLL_SECONDS="0.2")
     with running_server(production_command(), port, env, tmp_path) as server:
         assert request(server.url("/health")).json()["model_version"] == old
-        moved = _run("src.store.cli", "--model-dir", str(root), "migrate")
+        moved = _run("src.model.store_cli", "--model-dir", str(root), "migrate")
         assert moved.returncode == 0, moved.stderr
         statuses = [request(server.url("/predict"), body={"text": "Superb!"}).status for _ in range(40)]
         assert statuses == [200] * 40

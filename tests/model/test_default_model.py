@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from src.api.main import create_app
-from src.model.train_script import main
+from src.cli.train import main
 from src.store.registry import ModelRegistry
 from tests.conftest import make_settings
 

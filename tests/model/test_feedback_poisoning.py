@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
+from src.cli.train import main as train
 from src.model.datasets import Dataset
-from src.model.train_script import main as train
 from src.store.registry import ModelRegistry
 from src.tenants.feedback_tokens import text_digest
 

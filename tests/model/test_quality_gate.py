@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from src import exit_codes
+from src.cli.train import main
 from src.model.datasets import Dataset
-from src.model.train_script import EXIT_REFUSED_BY_GATE, main
 from src.store.registry import ModelRegistry
 
 QUICK = ["--no-tune", "--no-cross-source"]
@@ -45,7 +46,7 @@ def test_worse_is_refused_better_is_published_and_force_overrides(
     assert "no CURRENT model" in first_gate["reason"]
     capsys.readouterr()
 
-    assert main(["--data", str(shuffled_csv), *args]) == EXIT_REFUSED_BY_GATE
+    assert main(["--data", str(shuffled_csv), *args]) == exit_codes.GATE_REFUSED
     captured = capsys.readouterr()
     assert "quality gate: REFUSED" in captured.out
     assert captured.err.startswith("error: refused by the quality gate, nothing published: ")
@@ -78,7 +79,7 @@ def test_a_model_with_other_labels_is_not_comparable(tmp_path: Path, capsys: pyt
         [f"{word} news item {i}" for i in range(60) for word in ("football", "election")],
         ["sport", "politics"] * 60,
     )
-    assert main(["--data", str(topics), "--model-dir", str(store_dir), *QUICK]) == EXIT_REFUSED_BY_GATE
+    assert main(["--data", str(topics), "--model-dir", str(store_dir), *QUICK]) == exit_codes.GATE_REFUSED
     assert "predicts other labels (negative, positive): not comparable" in capsys.readouterr().err
     # Under a name of its own it is another model, gated against nothing but itself.
     assert main(["--data", str(topics), "--model-dir", str(store_dir), "--name", "topics", *QUICK]) == 0

@@ -16,9 +16,9 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
+from src.cli.models import main
 from src.errors import ModelStoreError, ModelVerificationError
 from src.store import rollout as rollouts
-from src.store.cli import main
 from src.store.registry import ModelRegistry
 from src.store.store import MAX_METADATA_BYTES, ModelStore, OutputLimits
 from tests.e2e.servers import ROOT
@@ -158,7 +158,7 @@ def test_an_abort_that_loses_to_promote_exits_non_zero(versions: tuple[ModelStor
     assert rollouts._claim(store, started)  # promote's claim, just before ours
     root = str(store.root.parent)
     result = subprocess.run(
-        [sys.executable, "-m", "src.store.cli", "--model-dir", root, "rollout", "abort", "sentiment"],
+        [sys.executable, "-m", "src.model.store_cli", "--model-dir", root, "rollout", "abort", "sentiment"],
         cwd=ROOT,
         env=os.environ.copy(),
         capture_output=True,

@@ -17,8 +17,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from src.api.main import create_app
+from src.cli import models as cli
 from src.errors import ModelStoreError, ModelVerificationError
-from src.store import cli
 from src.store.registry import ModelRegistry
 from src.store.store import CURRENT_FILE, METADATA_FILE, ModelStore
 from tests.conftest import make_settings

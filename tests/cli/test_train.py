@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from src.model.train_script import main
+from src.cli.train import main
 from src.store.registry import ModelRegistry
 
 

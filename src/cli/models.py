@@ -1,15 +1,17 @@
-"""The model store from the command line: list, promote, roll back, prune, migrate.
+"""`ml-service models`: the model store from the command line.
 
-python -m src.store.cli list                      # every model, its versions and their figures
-python -m src.store.cli promote sentiment VERSION # verify VERSION, then make it CURRENT
-python -m src.store.cli rollback sentiment        # CURRENT back to the version before it
-python -m src.store.cli prune sentiment --keep 3  # delete all but the newest 3 (never CURRENT)
-python -m src.store.cli migrate                   # move the old single-model layout to MODEL_DIR/<default>/
-python -m src.store.cli rollout start sentiment VERSION --canary 10   # or --shadow 100
-python -m src.store.cli rollout status|promote|abort sentiment
+ml-service models list                      # every model, its versions and their figures
+ml-service models import support model.skops # publish your own fitted Pipeline (src/cli/isolated_import.py)
+ml-service models promote sentiment VERSION # verify VERSION, then make it CURRENT
+ml-service models rollback sentiment        # CURRENT back to the version before it
+ml-service models prune sentiment --keep 3  # delete all but the newest 3 (never CURRENT)
+ml-service models migrate                   # move the old single-model layout to MODEL_DIR/<default>/
+ml-service models rollout start sentiment VERSION --canary 10   # or --shadow 100
+ml-service models rollout status|promote|abort sentiment
 
-Running servers follow CURRENT on their next poll (MODEL_POLL_SECONDS), or at once on POST /model/reload.
-Exit status: 0 done, 2 refused (a one-line reason on standard error).
+`python -m src.model.store_cli` is the same command. Running servers follow CURRENT on their next poll
+(MODEL_POLL_SECONDS), or at once on POST /model/reload. Exit status (src/exit_codes.py): 0 done, 2
+refused (a one-line reason on standard error, nothing changed), 3 an import refused by the quality gate.
 """
 
 from __future__ import annotations
@@ -21,13 +23,26 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from src import exit_codes
+from src.cli.isolated_import import import_in_child
 from src.config import get_settings
 from src.errors import ModelStoreError
 from src.store import rollout as rollouts
 from src.store.registry import ModelRegistry
 from src.store.store import ModelStore
 
-EXIT_REFUSED = 2
+TRUST_PICKLE_HELP = (
+    "load a joblib or pickle file (or an MLflow model saved with pickle or cloudpickle). Unpickling runs "
+    "whatever code the file holds: use it only for a file whose author you trust. It is loaded in a "
+    "separate process with memory and time limits and stored as skops, so servers never unpickle it"
+)
+IMPORT_DESCRIPTION = (
+    "Publish a fitted scikit-learn text Pipeline (a skops file; a joblib or pickle file with --trust-pickle; "
+    "an MLflow model directory) as model NAME's new CURRENT version, after the checks in src/model/importer.py. "
+    "It prints the version. Exit status: 0 published, 2 refused (a one-line reason on standard error, nothing "
+    "published), 3 refused by the quality gate. The import runs in a child process capped at IMPORT_MEMORY_BYTES "
+    "of memory and IMPORT_SECONDS of time."
+)
 
 
 def _figure(value: Any) -> str:
@@ -110,12 +125,34 @@ def _rollout(registry: ModelRegistry, args: argparse.Namespace) -> list[str]:
     return [json.dumps(rollout.to_dict(), indent=2)]
 
 
-def build_parser(prog: str = "python -m src.store.cli") -> argparse.ArgumentParser:
+def _add_import(commands: Any) -> None:
+    importing = commands.add_parser(
+        "import",
+        help="publish your own fitted scikit-learn text Pipeline (skops, joblib/pickle, MLflow) as NAME's CURRENT",
+        description=IMPORT_DESCRIPTION,
+    )
+    importing.add_argument("name", help="the model to publish, served at /models/NAME/...")
+    importing.add_argument("path", type=Path, help="a .skops file, a joblib/pickle file, or an MLflow model directory")
+    importing.add_argument("--trust-pickle", action="store_true", help=TRUST_PICKLE_HELP)
+    importing.add_argument(
+        "--sample",
+        type=Path,
+        help="CSV of texts to check parity on (column --text-column; optional expected_<class> columns: the "
+        "outputs the model gave where it was made). Default: a built-in mixed set of 600 texts",
+    )
+    importing.add_argument("--test", type=Path, help="labelled CSV/JSONL: evaluate and compare with CURRENT (the gate)")
+    importing.add_argument("--text-column", default="text", help="the text column of --sample and --test (text)")
+    importing.add_argument("--label-column", default="label", help="the label column of --test (label)")
+    importing.add_argument("--force", action="store_true", help="publish even if the quality gate finds it worse")
+
+
+def build_parser(prog: str = "ml-service models") -> argparse.ArgumentParser:
     """The command line of the store tool."""
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n", 1)[0])
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n", 1)[0].strip('"`'))
     parser.add_argument("--model-dir", type=Path, help="model store root (default: $MODEL_DIR, else ./models)")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="every model, its versions and their evaluation figures")
+    _add_import(commands)
     promote_parser = commands.add_parser("promote", help="verify a version, then make it CURRENT")
     promote_parser.add_argument("name")
     promote_parser.add_argument("version")
@@ -164,17 +201,15 @@ def run(args: argparse.Namespace) -> list[str]:
     return [f"moved {len(moved)} versions into {registry.store().root}"]
 
 
-def main(argv: Sequence[str] | None = None, *, prog: str = "python -m src.store.cli") -> int:
-    """Entry point: one-line errors and exit status 2 for anything refused."""
+def main(argv: Sequence[str] | None = None, *, prog: str = "ml-service models") -> int:
+    """Entry point: one-line errors; 2 for anything refused, 3 an import the quality gate refused."""
     args = build_parser(prog).parse_args(argv)
+    if args.command == "import":
+        return import_in_child(args)
     try:
         lines = run(args)
     except (ModelStoreError, ValueError) as error:
         print(f"error: {getattr(error, 'message', error)}", file=sys.stderr)
-        return EXIT_REFUSED
+        return exit_codes.REFUSED
     print("\n".join(lines))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return exit_codes.OK

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from src.cli.models import main
 from src.model.trainer import ModelTrainer
-from src.store.cli import main
 from src.store.registry import ModelRegistry
 from src.store.store import METADATA_FILE, ModelStore
 
