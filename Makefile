@@ -64,12 +64,12 @@ protocol: $(VENV)/.dev  ## regenerate the gRPC messages from src/api/grpc/protoc
 k8s-rules: $(VENV)/.runtime  ## regenerate k8s/prometheus-rules.yaml from monitoring/rules.yml
 	$(BIN)/python -m monitoring.build_configmap
 
-bench: $(VENV)/.dev system-deps  ## the benchmark: writes bench/results.md, model_types.md, prediction_log.md, grpc_infer.md, tenants.md, feedback_poisoning.md
+bench: $(VENV)/.dev system-deps  ## the benchmark: writes bench/results.md, model_types.md, prediction_log.md, protocols.md, tenants.md, feedback_poisoning.md
 	$(BIN)/python -m src.model.train_script --if-missing
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.model_types
 	$(BIN)/python -m bench.prediction_log
-	$(BIN)/python -m bench.grpc_infer
+	$(BIN)/python -m bench.protocols
 	$(BIN)/python -m bench.tenants
 	$(BIN)/python -m bench.feedback_poisoning
 

@@ -134,14 +134,22 @@ class Measurement:
     cpu_share_per_worker: list[float]
 
 
-def measure(server: Server, path: str, body: str | None, connections: int, seconds: int, repeats: int) -> Measurement:
+def measure(
+    server: Server,
+    path: str,
+    body: str | None,
+    connections: int,
+    seconds: int,
+    repeats: int,
+    content_type: str = "application/json",
+) -> Measurement:
     """wrk against one endpoint, `repeats` times; medians, and CPU time of the server's processes."""
     runs = []
     workers = server.workers()
     for _ in range(repeats):
         pids = process_tree(server.process.pid)
         before = {pid: cpu_seconds(pid) for pid in pids}
-        env = {**os.environ, "METHOD": "POST" if body else "GET", "BODY": body or ""}
+        env = {**os.environ, "METHOD": "POST" if body else "GET", "BODY": body or "", "CONTENT_TYPE": content_type}
         # WRK_CPU pins wrk to one core (bench/ab.py pins the server to the other).
         pin = ["taskset", "-c", os.environ["WRK_CPU"]] if os.environ.get("WRK_CPU") else []
         output = subprocess.run(

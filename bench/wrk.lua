@@ -1,11 +1,11 @@
--- wrk script: METHOD (default POST) with the JSON body in BODY (and X-API-Key from API_KEY, if set);
--- prints one JSON line of results.
+-- wrk script: METHOD (default POST) with the body in BODY, of CONTENT_TYPE (default JSON), and
+-- X-API-Key from API_KEY, if set; prints one JSON line of results.
 wrk.method = os.getenv("METHOD") or "POST"
 if os.getenv("API_KEY") then
   wrk.headers["X-API-Key"] = os.getenv("API_KEY")
 end
 if wrk.method == "POST" then
-  wrk.headers["Content-Type"] = "application/json"
+  wrk.headers["Content-Type"] = os.getenv("CONTENT_TYPE") or "application/json"
   wrk.body = os.getenv("BODY")
 end
 

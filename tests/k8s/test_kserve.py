@@ -54,6 +54,9 @@ def test_the_runtime_container_serves_the_inference_service(two_models_dir: Path
         answer = request(server.url(f"/v2/models/{name}/infer"), body=body).json()
         assert answer["model_name"] == name
         assert answer["outputs"][0]["data"] == ["positive"]
+        assert "v1" in runtime["spec"]["protocolVersions"]  # an InferenceService may ask for V1 too
+        v1 = request(server.url(f"/v1/models/{name}:predict"), body={"instances": ["A wonderful film."]}).json()
+        assert v1 == {"predictions": ["positive"]}
 
 
 @pytest.mark.e2e

@@ -92,3 +92,24 @@ def test_predictions_are_counted_under_their_model(plane: DataPlane) -> None:
     inference = asyncio.run(plane.infer(InferenceRequest(["A wonderful, moving film."], model="sentiment")))
     assert inference.model_name == "sentiment"
     assert REGISTRY.get_sample_value("mlservice_predictions_total", labels) == before + 1
+
+
+class _CountingModels(dict[str, object]):
+    """The served models by name, counting every lookup."""
+
+    lookups = 0
+
+    def get(self, key: str, default: object = None) -> object:
+        type(self).lookups += 1
+        return super().get(key, default)
+
+    def __getitem__(self, key: str) -> object:
+        type(self).lookups += 1
+        return super().__getitem__(key)
+
+
+def test_an_inference_finds_its_model_once(plane: DataPlane) -> None:
+    plane.models.models = _CountingModels(plane.models.models)  # type: ignore[assignment]
+    _CountingModels.lookups = 0
+    asyncio.run(plane.infer(InferenceRequest(["A wonderful, moving film."])))
+    assert _CountingModels.lookups == 1

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 from typing import Any
 
@@ -28,7 +29,7 @@ from src.api.deps import DataPlaneDep, client_key, request_id, route, tenant
 from src.api.error_responses import MLFLOW_ERRORS
 from src.api.request_bodies import json_object, texts_of_columns, texts_of_rows, texts_of_table
 from src.api.routing import policy
-from src.errors import RETRY_AFTER_SECONDS, BadRequestError, UnsupportedMediaTypeError
+from src.errors import RETRY_AFTER_SECONDS, BadRequestError, InvalidInputError, UnsupportedMediaTypeError
 from src.serving.dataplane import DataPlane, InferenceRequest
 from src.serving.text_rules import Location, TextLimits
 
@@ -59,14 +60,22 @@ def _json_texts(body: bytes, limits: TextLimits) -> tuple[list[str], Location]:
 
 
 def _csv_texts(body: bytes, limits: TextLimits) -> list[str]:
+    """The texts of a CSV body: read row by row, and no further than one row past MAX_BATCH_SIZE (a body of
+    a million empty lines is cheap to send and must not become a million lists)."""
     try:
-        rows = list(csv.reader(io.StringIO(body.decode("utf-8"), newline="")))
+        reader = csv.reader(io.StringIO(body.decode("utf-8"), newline=""))
+        rows = list(itertools.islice(reader, limits.max_batch_size + 2))  # the header, the texts, one more
     except UnicodeDecodeError:
         raise BadRequestError("the CSV body is not UTF-8 text") from None
     except csv.Error as error:
         raise BadRequestError(f"the CSV body cannot be read ({error})") from None
     if not rows:
         raise BadRequestError("the CSV body needs a header row and a row per text")
+    if len(rows) > limits.max_batch_size + 1:
+        raise InvalidInputError(
+            f"batch has more than {limits.max_batch_size} texts; the limit is {limits.max_batch_size} (MAX_BATCH_SIZE)",
+            loc=("csv", "data"),
+        )
     return texts_of_table(rows[0], rows[1:], limits, ("csv",))
 
 

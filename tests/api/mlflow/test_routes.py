@@ -43,6 +43,13 @@ def test_csv_with_a_header_row_and_quoted_commas(client: TestClient) -> None:
     assert response.json() == {"predictions": LABELS}
 
 
+def test_a_csv_of_a_million_empty_lines_is_refused_after_reading_one_row_past_the_limit(client: TestClient) -> None:
+    body = b"text\n" + b"\n" * 1_000_000  # within MAX_BODY_BYTES; as lists, about 60 MB
+    response = client.post("/invocations", content=body, headers={"Content-Type": "text/csv"})
+    assert response.status_code == 400
+    assert "batch has more than 256 texts; the limit is 256 (MAX_BATCH_SIZE)" in response.json()["message"]
+
+
 def test_ping_version_and_a_named_model(two_models_dir: Path) -> None:
     with TestClient(create_app(make_settings(two_models_dir))) as client:
         assert client.get("/ping").status_code == 200

@@ -1,11 +1,11 @@
-"""What a gRPC inference costs: server CPU per request for gRPC ModelInfer beside REST V2 infer and
-`/predict`, one worker, the same short text.
+"""What each protocol costs: server CPU per request for /predict, V2 infer over REST and gRPC, V1
+predict and MLflow's /invocations (a data frame and CSV), one worker, the same short text.
 
-The server runs pinned to CPU 0; the load runs on CPU 1: wrk for the REST routes, a Python client
+The server runs pinned to CPU 0; the load runs on CPU 1: wrk for the HTTP routes, a Python client
 of 8 threads on one gRPC channel each (the raw stub, the request built once) for gRPC. Rounds
-alternate over the three; medians reported. Writes bench/grpc_infer.md; reports, never fails.
+alternate over the protocols; medians reported. Writes bench/protocols.md; reports, never fails.
 
-python -m bench.grpc_infer [--model-dir models] [--rounds 3] [--seconds 4]
+python -m bench.protocols [--model-dir models] [--rounds 3] [--seconds 4]
 """
 
 from __future__ import annotations
@@ -29,6 +29,24 @@ CPU_SERVER, CPU_LOAD = "0", "1"
 CONNECTIONS = 16
 THREADS = 8
 TEXT = "The acting was wooden and the plot made no sense at all."
+JSON = "application/json"
+# Each HTTP protocol's request for TEXT: (path, body, content type).
+HTTP_ROUTES = {
+    "/predict": ("/predict", body_of(TEXT), JSON),
+    "V2 infer (REST, JSON)": (
+        "/v2/models/sentiment/infer",
+        json.dumps({"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": [TEXT]}]}),
+        JSON,
+    ),
+    "V1 predict": ("/v1/models/sentiment:predict", json.dumps({"instances": [TEXT]}), JSON),
+    "MLflow dataframe_split": (
+        "/invocations",
+        json.dumps({"dataframe_split": {"columns": ["text"], "data": [[TEXT]]}}),
+        JSON,
+    ),
+    "MLflow CSV": ("/invocations", f"text\n{TEXT}\n", "text/csv"),
+}
+GRPC = "gRPC ModelInfer"
 
 
 def grpc_round(server: Server, target: str, seconds: float) -> tuple[float, float]:
@@ -71,20 +89,19 @@ def main() -> int:
     port, grpc_port = free_port(), free_port()
     env = {"MODEL_DIR": str(args.model_dir), "MODEL_POLL_SECONDS": "0", "LOG_LEVEL": "warning", "HOST": "127.0.0.1",
            "PORT": str(port), "GRPC_PORT": str(grpc_port), "WORKERS": "1",
-           "PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(prefix="bench-grpc-")}  # fmt: skip
-    v2_body = json.dumps({"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": [TEXT]}]})
-    figures: dict[str, list[tuple[float, float]]] = {"/predict": [], "V2 infer (REST, JSON)": [], "gRPC ModelInfer": []}
+           "PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(prefix="bench-protocols-")}  # fmt: skip
+    figures: dict[str, list[tuple[float, float]]] = {name: [] for name in [*HTTP_ROUTES, GRPC]}
     command = ["taskset", "-c", CPU_SERVER, sys.executable, "-m", "src.serve"]
     with serve("ml-service", command, env, port, "/health/ready") as server:
         for round_number in range(args.rounds):
             for name in figures:
-                if name == "gRPC ModelInfer":
+                if name == GRPC:
                     rate, cpu = grpc_round(server, f"127.0.0.1:{grpc_port}", args.seconds)
                 else:
-                    path, body = (
-                        ("/predict", body_of(TEXT)) if name == "/predict" else ("/v2/models/sentiment/infer", v2_body)
-                    )
-                    result = measure(server, path, body, CONNECTIONS, args.seconds, 1)
+                    path, body, content_type = HTTP_ROUTES[name]
+                    result = measure(server, path, body, CONNECTIONS, args.seconds, 1, content_type)
+                    if result.errors:
+                        print(f"warning: {name}: {result.errors} requests failed; its figures are not comparable")
                     rate, cpu = result.requests_per_s, result.cpu_us_per_request
                 figures[name].append((rate, cpu))
                 print(f"round {round_number + 1} {name}: {rate:,.0f} req/s, {cpu:.0f} µs CPU/request", flush=True)
@@ -93,9 +110,9 @@ def main() -> int:
     }
     predict_cpu = medians["/predict"][1]
     lines = [
-        "# What a gRPC inference costs",
+        "# What each protocol costs",
         "",
-        f"`python -m bench.grpc_infer` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: one worker pinned to "
+        f"`python -m bench.protocols` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: one worker pinned to "
         f"CPU {CPU_SERVER}; load on CPU {CPU_LOAD} (wrk c={CONNECTIONS} for REST, {THREADS} gRPC client threads); "
         f"{args.rounds} alternating rounds of {args.seconds} s; one short text per request.",
         "",
@@ -107,7 +124,7 @@ def main() -> int:
         "server's; the server CPU per request is the figure to compare.",
         "",
     ]
-    (ROOT / "bench" / "grpc_infer.md").write_text("\n".join(lines))
+    (ROOT / "bench" / "protocols.md").write_text("\n".join(lines))
     print("\n".join(lines))
     return 0
 
