@@ -129,7 +129,7 @@ def test_keyboard_only_use(page: Page, base_url: str) -> None:
 
 def test_security_headers(base_url: str) -> None:
     for path in ("/", "/static/playground.js", "/static/playground.css"):
-        headers = request(base_url + path).headers
+        headers = request(base_url + path, headers={"Accept": "text/html"}).headers  # as a browser asks
         assert "script-src 'self'" in headers["content-security-policy"]
         assert headers["x-content-type-options"] == "nosniff"
     assert request(base_url + "/static/../main.py").status == 404
