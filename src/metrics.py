@@ -56,7 +56,29 @@ HTTP_LATENCY = Histogram(
     ["route"],
     buckets=LATENCY_BUCKETS,
 )
-HTTP_IN_FLIGHT = Gauge("mlservice_http_requests_in_flight", "Requests being handled now.", multiprocess_mode="livesum")
+REQUESTS_IN_FLIGHT = Gauge(
+    "mlservice_requests_in_flight",
+    "Requests being handled now, by transport (http: every route but /metrics and the health probes; grpc: every "
+    "call), summed over the workers: the autoscaling signal.",
+    ["transport"],
+    multiprocess_mode="livesum",
+)
+REQUESTS_IN_FLIGHT_LIMIT = Gauge(
+    "mlservice_requests_in_flight_limit",
+    "Requests the workers take at once before shedding (MAX_PENDING_REQUESTS per worker and transport), summed "
+    "over the live workers: in flight against this is how full the pod is.",
+    ["transport"],
+    multiprocess_mode="livesum",
+)
+TRACE_SPANS_EXPORTED = Counter(
+    "mlservice_trace_spans_exported_total", "Spans the OTLP exporter delivered to the collector (tracing on)."
+)
+TRACE_SPANS_DROPPED = Counter(
+    "mlservice_trace_spans_dropped_total",
+    "Spans dropped (tracing on), by reason: queue_full (the batch processor's bounded queue, OTEL_BSP_MAX_QUEUE_SIZE, "
+    "was full: the collector is slow or away) or export_failed (the collector did not take a batch).",
+    ["reason"],
+)
 KEY_REQUESTS = Counter(
     "mlservice_key_requests_total",
     "Requests that carried an API key, by key id (from the key file and settings; `unknown` for a key no "

@@ -19,7 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from src import metrics
+from src import metrics, tracing
 from src.api.error_responses import ROUTE_SCOPE_KEY, render_unexpected, render_validation
 from src.api.routing import Handler, RouteMatch, RouteTable
 from src.errors import OverloadedError, PayloadTooLargeError, ServiceError
@@ -60,35 +60,69 @@ class ObservabilityMiddleware:
         scope[ROUTE_SCOPE_KEY] = match
         request_id = _request_id(scope)
         scope.setdefault("state", {})["request_id"] = request_id
-        header = (b"x-request-id", request_id.encode())
+        headers = [(b"x-request-id", request_id.encode())]
         status = 500
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", ()), header]
+                message["headers"] = [*message.get("headers", ()), *headers]
             await send(message)
 
         started = time.perf_counter()
         measured = path not in UNMEASURED_PATHS
+        route = match.policy.template if match is not None else "other"
+        method = scope["method"] if scope["method"] in _METHODS else "other"
         if measured:
-            metrics.HTTP_IN_FLIGHT.inc()
+            metrics.labelled(metrics.REQUESTS_IN_FLIGHT, "http").inc()
+        trace_id = None
         try:
-            await self.app(scope, receive, send_with_id)
+            if tracing.TRACER is None:
+                await self.app(scope, receive, send_with_id)
+            else:
+                parent = tracing.extract(_trace_headers(scope))
+                with tracing.server_span(
+                    f"{method} {route}", parent, _span_attributes(scope, route, request_id)
+                ) as span:
+                    headers += [(name.encode(), value.encode()) for name, value in tracing.inject(span).items()]
+                    trace_id = tracing.current_trace_id()
+                    try:
+                        await self.app(scope, receive, send_with_id)
+                    finally:
+                        span.set_attribute("http.response.status_code", status)
+                        if status >= 500:
+                            tracing.failed(span)
         finally:
             elapsed = time.perf_counter() - started
             if measured:
-                metrics.HTTP_IN_FLIGHT.dec()
-                route = match.policy.template if match is not None else "other"
-                method = scope["method"] if scope["method"] in _METHODS else "other"
+                metrics.labelled(metrics.REQUESTS_IN_FLIGHT, "http").dec()
                 metrics.labelled(metrics.HTTP_REQUESTS, route, method, str(status)).inc()
                 metrics.labelled(metrics.HTTP_LATENCY, route).observe(elapsed)
             if self.access_log:
-                _log(scope, request_id, status, elapsed)
+                _log(scope, request_id, status, elapsed, trace_id)
 
 
-def _log(scope: Scope, request_id: str, status: int, elapsed: float) -> None:
+def _trace_headers(scope: Scope) -> dict[str, str]:
+    """The caller's W3C trace context headers, if it sent them."""
+    found = {}
+    for name in ("traceparent", "tracestate"):
+        value = _header(scope, name.encode())
+        if value is not None:
+            found[name] = value
+    return found
+
+
+def _span_attributes(scope: Scope, route: str, request_id: str) -> dict[str, str]:
+    return {
+        "http.request.method": scope["method"],
+        "http.route": route,
+        "url.path": scope["path"],
+        tracing.REQUEST_ID: request_id,
+    }
+
+
+def _log(scope: Scope, request_id: str, status: int, elapsed: float, trace_id: str | None = None) -> None:
     # Method, path, status and timing only: never the body, the query string or a header (API keys).
     line = {
         "ts": round(time.time(), 3),
@@ -97,6 +131,7 @@ def _log(scope: Scope, request_id: str, status: int, elapsed: float) -> None:
         "path": scope["path"],
         "status": status,
         "duration_ms": round(elapsed * 1000, 3),
+        **({"trace_id": trace_id} if trace_id else {}),
     }
     access_logger.info(json.dumps(line))
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from starlette.concurrency import run_in_threadpool
 
-from src import API_VERSION, metrics
+from src import API_VERSION, metrics, tracing
 from src.errors import (
     ModelFailedError,
     ModelNotReadyError,
@@ -88,6 +88,7 @@ class Inference:
     output_labels: list[str] = field(default_factory=list)  # the class of each probability or score
     scoring_seconds: float = 0.0  # the model's own time on the texts (what a rollout's latency guard compares)
     feedback_tokens: list[str] | None = None  # one per text, while feedback is on and the key may give it
+    rollout_arm: str | None = None  # during a rollout: which version answered (current or candidate)
 
 
 @dataclass(frozen=True)
@@ -224,31 +225,39 @@ class DataPlane:
         started = time.perf_counter()
         try:
             state, predictor = self.find(request.model, request.version, request.tenant, request.route)
-            inference = await self._infer(request, state, predictor)
+            with tracing.child("score"):
+                inference = await self._infer(request, state, predictor)
         except Exception as error:
             metrics.labelled(metrics.INFERENCE_REQUESTS, request.protocol, "error").inc()
             if log is not None:
                 self._log_failure(log, request, error, time.perf_counter() - started)
             raise
         metrics.labelled(metrics.INFERENCE_REQUESTS, request.protocol, "ok").inc()
+        if tracing.TRACER is not None:
+            tracing.annotate(_span_attributes(request, inference))
         window = state.drift
         if window is not None and window.version == inference.model_version:
             window.record(inference.predictions, None if request.tenant is None else request.tenant.id)
         if log is not None:
-            tenant = request.tenant
-            log.record(
-                request.request_id,
-                request.protocol,
-                request.texts,
-                time.perf_counter() - started,
-                model=inference.model_name,
-                version=inference.model_version,
-                predictions=inference.predictions,
-                key=None if tenant is None else tenant.id,
-            )
-            if self.tokens is not None and request.feedback and (tenant is None or "feedback" in tenant.scopes):
-                inference.feedback_tokens = self._tokens(request, inference)
+            with tracing.child("prediction_log"):
+                self._record(log, request, inference, time.perf_counter() - started)
         return inference
+
+    def _record(self, log: PredictionLog, request: InferenceRequest, inference: Inference, seconds: float) -> None:
+        """The request's prediction record, and its feedback tokens when the asker may give feedback."""
+        tenant = request.tenant
+        log.record(
+            request.request_id,
+            request.protocol,
+            request.texts,
+            seconds,
+            model=inference.model_name,
+            version=inference.model_version,
+            predictions=inference.predictions,
+            key=None if tenant is None else tenant.id,
+        )
+        if self.tokens is not None and request.feedback and (tenant is None or "feedback" in tenant.scopes):
+            inference.feedback_tokens = self._tokens(request, inference)
 
     def _tokens(self, request: InferenceRequest, inference: Inference) -> list[str]:
         """A feedback token per text: only the key that asked can correct the answer, once."""
@@ -286,6 +295,7 @@ class DataPlane:
         if traffic.answers(request.client_key):
             try:
                 inference = await _run(name, traffic.candidate, request)
+                inference.rollout_arm = "candidate"
             except ModelFailedError as error:  # the candidate failed on a text: counted, and CURRENT answers
                 traffic.record_error(len(texts), error)
             else:
@@ -293,10 +303,25 @@ class DataPlane:
                 traffic.submit(traffic.check, predictor, texts, inference.predictions, inference.scoring_seconds)
                 return inference
         inference = await _run(name, predictor, request)
+        inference.rollout_arm = "current"
         traffic.record_current(predictor.version, len(texts), inference.scoring_seconds)
         if traffic.shadows():
             traffic.submit(traffic.shadow, texts, inference.predictions, inference.scoring_seconds)
         return inference
+
+
+def _span_attributes(request: InferenceRequest, inference: Inference) -> dict[str, str | int]:
+    """What a request's trace span says of it (src/tracing.py)."""
+    attributes: dict[str, str | int] = {
+        tracing.MODEL_NAME: inference.model_name,
+        tracing.MODEL_VERSION: inference.model_version,
+        tracing.BATCH_SIZE: len(request.texts),
+        tracing.PROTOCOL: request.protocol,
+        tracing.REQUEST_ID: request.request_id,
+    }
+    if inference.rollout_arm is not None:
+        attributes[tracing.ROLLOUT_ARM] = inference.rollout_arm
+    return attributes
 
 
 async def _run(name: str, predictor: Predictor, request: InferenceRequest) -> Inference:

@@ -14,6 +14,7 @@ import contextlib
 import os
 from pathlib import Path
 
+from src import metrics, tracing
 from src.config import Settings
 from src.serving.dataplane import DataPlane
 from src.serving.drift_metrics import DriftCollector
@@ -67,7 +68,10 @@ class ServingRuntime:
         return cls(settings, Path(control) if control else None)
 
     async def start(self) -> None:
-        """Open the prediction log, load and verify every model, listen for reloads, watch the store."""
+        """Turn traces on if the environment asks, open the prediction log, load and verify every model,
+        listen for reloads, watch the store."""
+        tracing.configure()
+        metrics.labelled(metrics.REQUESTS_IN_FLIGHT_LIMIT, "http").set(self.settings.max_pending_requests)
         if self.prediction_log is not None:
             self.prediction_log.start()
         await asyncio.to_thread(self.models.load_all)
@@ -76,10 +80,11 @@ class ServingRuntime:
             self._watcher = asyncio.create_task(self.models.watch(self.settings.model_poll_seconds))
 
     async def stop(self) -> None:
-        """Stop watching the store; write out the prediction log."""
+        """Stop watching the store; write out the prediction log and the queued trace spans."""
         if self._watcher is not None:
             self._watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watcher
         if self.prediction_log is not None:
             await asyncio.to_thread(self.prediction_log.stop)
+        await asyncio.to_thread(tracing.shutdown)

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from src import metrics
 from src.api.grpc.service import SERVICE_NAME, InferenceService
 from src.config import Settings
 from src.serving.runtime import ServingRuntime
@@ -73,6 +74,7 @@ class GrpcServer:
         if self.server.add_insecure_port(where) == 0:
             raise OSError(f"cannot bind the gRPC port {where}")
         self.server.start()
+        metrics.labelled(metrics.REQUESTS_IN_FLIGHT_LIMIT, "grpc").set(self.settings.max_pending_requests)
         self.follow_readiness()
         self.follower = asyncio.get_running_loop().create_task(self._follow())
         logger.info("gRPC (Open Inference Protocol, grpc.health.v1) on %s", where)

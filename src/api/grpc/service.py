@@ -23,7 +23,7 @@ from typing import Any, TypeAlias, TypeVar
 
 import grpc
 
-from src import metrics
+from src import metrics, tracing
 from src.api.grpc.codec import SHAPE_LOCATION, encode_infer_response, parse_infer_request
 from src.api.grpc.protocol import open_inference_pb2 as oip
 from src.errors import InvalidInputError, ServiceError
@@ -55,8 +55,14 @@ _CODES = {
 Work: TypeAlias = Callable[[Tenant | None], Awaitable[Reply]]
 
 
-async def _coroutine(work: Work[Reply], tenant: Tenant | None) -> Reply:
-    return await work(tenant)
+async def _coroutine(work: Work[Reply], tenant: Tenant | None, span: Any = None) -> Reply:
+    if span is None:
+        return await work(tenant)
+    token = tracing.attach(span)  # the call's server span, current for the data plane on the event loop
+    try:
+        return await work(tenant)
+    finally:
+        tracing.detach(token)
 
 
 # What gRPC reports as the time left of a call without a deadline (about 2**63 ns) is no timeout.
@@ -92,8 +98,31 @@ class InferenceService:
         self.loop = loop
 
     def _call(
-        self, method: str, context: grpc.ServicerContext, work: Work[Reply], *, scope: str | None = None
+        self,
+        method: str,
+        context: grpc.ServicerContext,
+        work: Work[Reply],
+        *,
+        scope: str | None = None,
+        initial: tuple[tuple[str, str], ...] = (),
     ) -> Reply:
+        """Run `work` on the event loop under the call's policy; `initial` is the call's initial metadata."""
+        in_flight = metrics.labelled(metrics.REQUESTS_IN_FLIGHT, "grpc")
+        in_flight.inc()
+        try:
+            if tracing.TRACER is None:
+                if initial:
+                    context.send_initial_metadata(initial)
+                return self._run(method, context, work, scope, None)
+            metadata = {key: value for key, value in context.invocation_metadata() if isinstance(value, str)}
+            attributes = {"rpc.system": "grpc", "rpc.service": SERVICE_NAME, "rpc.method": method}
+            with tracing.server_span(f"{SERVICE_NAME}/{method}", tracing.extract(metadata), attributes) as span:
+                context.send_initial_metadata((*initial, *tracing.inject(span).items()))
+                return self._run(method, context, work, scope, span)
+        finally:
+            in_flight.dec()
+
+    def _run(self, method: str, context: Context, work: Work[Reply], scope: str | None, span: Any) -> Reply:
         started = time.perf_counter()
         code, message = grpc.StatusCode.OK, ""
         try:
@@ -102,7 +131,7 @@ class InferenceService:
                 given = dict(context.invocation_metadata()).get("x-api-key")
                 key = given if isinstance(given, str) else None
                 tenant = self.access.authorize(key, "the x-api-key metadata", scope, f"{SERVICE_NAME}/{method}")
-            future = asyncio.run_coroutine_threadsafe(_coroutine(work, tenant), self.loop)
+            future = asyncio.run_coroutine_threadsafe(_coroutine(work, tenant, span), self.loop)
             try:
                 return future.result(timeout=_seconds_left(context))
             except concurrent.futures.TimeoutError:
@@ -118,6 +147,10 @@ class InferenceService:
         finally:
             metrics.labelled(metrics.GRPC_REQUESTS, method, code.name).inc()
             metrics.labelled(metrics.GRPC_LATENCY, method).observe(time.perf_counter() - started)
+            if span is not None:
+                span.set_attribute("rpc.grpc.status_code", code.value[0])
+                if code in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                    tracing.failed(span)
         context.abort(code, message)  # raises: gRPC answers the call with this status
         raise AssertionError("unreachable")
 
@@ -181,10 +214,10 @@ class InferenceService:
         """Classify the BYTES tensor `text` through the data plane."""
         metadata = dict(context.invocation_metadata())
         request_id = request_id_from(_text(metadata.get("x-request-id")))
-        context.send_initial_metadata((("x-request-id", request_id),))
 
         async def infer(tenant: Tenant | None) -> oip.ModelInferResponse:
-            parsed = parse_infer_request(request, self.plane.limits)
+            with tracing.child("parse"):
+                parsed = parse_infer_request(request, self.plane.limits)
             inference = await self.plane.infer(
                 InferenceRequest(
                     parsed.texts,
@@ -201,7 +234,7 @@ class InferenceService:
             )
             return encode_infer_response(parsed, inference)
 
-        return self._call("ModelInfer", context, infer, scope="predict")
+        return self._call("ModelInfer", context, infer, scope="predict", initial=(("x-request-id", request_id),))
 
     def handler(self) -> grpc.GenericRpcHandler:
         """The protocol's service, inference.GRPCInferenceService, with these methods, for grpc.Server."""

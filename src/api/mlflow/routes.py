@@ -24,7 +24,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from src import API_VERSION
+from src import API_VERSION, tracing
 from src.api.deps import DataPlaneDep, client_key, request_id, route, tenant
 from src.api.error_responses import MLFLOW_ERRORS
 from src.api.request_bodies import json_object, texts_of_columns, texts_of_rows, texts_of_table
@@ -83,13 +83,14 @@ async def invocations(request: Request) -> Response:
     """Classify a table's texts; `{"predictions": [labels]}`."""
     plane: DataPlane = request.app.state.data_plane
     content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    body = await request.body()
-    if content_type == "application/json":
-        texts, where = _json_texts(body, plane.limits)
-    elif content_type == "text/csv":
-        texts, where = _csv_texts(body, plane.limits), ("csv", "data")
-    else:
+    if content_type not in ("application/json", "text/csv"):
         raise UnsupportedMediaTypeError(content_type, "application/json or text/csv")
+    body = await request.body()
+    with tracing.child("parse"):
+        if content_type == "application/json":
+            texts, where = _json_texts(body, plane.limits)
+        else:
+            texts, where = _csv_texts(body, plane.limits), ("csv", "data")
     inference = await plane.infer(
         InferenceRequest(
             texts,

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
+from src import tracing
 from src.api.deps import client_key, request_id, route, tenant
 from src.api.routing import policy
 from src.api.schemas import BatchPredictRequest, BatchPredictResponse, ErrorResponse, PredictRequest, PredictResponse
@@ -68,8 +69,10 @@ async def _parse(request: Request, model: type[RequestModel]) -> RequestModel:
     content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if content_type != "application/json":
         raise UnsupportedMediaTypeError(content_type)
+    body = await request.body()
     try:
-        return model.model_validate_json(await request.body())
+        with tracing.child("parse"):
+            return model.model_validate_json(body)
     except ValidationError as error:
         errors = error.errors(include_url=False, include_input=False)
         raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from None

@@ -22,6 +22,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
+from src import tracing
 from src.api.deps import DataPlaneDep, client_key, request_id, route, tenant
 from src.api.error_responses import V2_ERRORS
 from src.api.request_bodies import json_object, texts_of_rows
@@ -67,11 +68,13 @@ def _rendered(inference: Inference, probabilities: bool) -> dict[str, Any]:
 async def predict(request: Request) -> Response:
     """Classify the instances: each a text, or an object with a `text` field."""
     plane: DataPlane = request.app.state.data_plane
-    body = json_object(await request.body(), "the V1 request")
-    if INSTANCES not in body:
-        raise BadRequestError("a V1 request needs 'instances': a list of texts, or of objects with a 'text' field")
-    probabilities = _probabilities_asked(body)
-    texts = texts_of_rows(body[INSTANCES], plane.limits, (INSTANCES,))
+    raw = await request.body()
+    with tracing.child("parse"):
+        body = json_object(raw, "the V1 request")
+        if INSTANCES not in body:
+            raise BadRequestError("a V1 request needs 'instances': a list of texts, or of objects with a 'text' field")
+        probabilities = _probabilities_asked(body)
+        texts = texts_of_rows(body[INSTANCES], plane.limits, (INSTANCES,))
     inference = await plane.infer(
         InferenceRequest(
             texts,

@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
+from src import tracing
 from src.api.deps import DataPlaneDep, client_key, request_id, route, tenant
 from src.api.error_responses import V2_ERRORS
 from src.api.routing import policy
@@ -98,7 +99,9 @@ async def infer(request: Request) -> Response:
     While feedback is on, the response parameter `feedback_token` holds each text's token, in order,
     joined by commas."""
     plane: DataPlane = request.app.state.data_plane
-    parsed = parse_infer_request(await request.body(), request.headers.get(HEADER_LENGTH), plane.limits)
+    body = await request.body()
+    with tracing.child("parse"):
+        parsed = parse_infer_request(body, request.headers.get(HEADER_LENGTH), plane.limits)
     inference = await plane.infer(
         InferenceRequest(
             parsed.texts,
