@@ -23,7 +23,7 @@ from bench.run import ROOT, body_of, free_port, measure, serve
 
 CPU_SERVER, CPU_LOAD = "0", "1"
 TEXT = "The acting was wooden and the plot made no sense at all."
-CONCURRENCY = (1, 2, 4, 8, 16, 32, 64)
+CONCURRENCY = (2, 4, 8, 16, 32, 64, 128)  # wrk needs a connection per thread (2)
 COLD_STARTS = 5
 
 
