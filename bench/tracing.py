@@ -1,6 +1,6 @@
 """What traces cost: server CPU per /predict with traces off, on at 100% sampling (every request
-exported over OTLP/HTTP to a local receiver), and on with the collector away (every export fails),
-one worker per server.
+exported over OTLP/HTTP to a local receiver), on at 1%, and on with the collector away (every export
+fails), one worker per server.
 
 The servers run at once, each pinned to CPU 0, wrk (c=16) to CPU 1, the receiver in this process;
 rounds alternate so drift in the machine's speed falls on all alike. Writes bench/tracing.md;
@@ -73,6 +73,12 @@ def main() -> int:
     configurations = {
         "traces off": {},
         "traces on, 100% sampled": {**on, "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint},
+        "traces on, 1% sampled": {
+            **on,
+            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+            "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+            "OTEL_TRACES_SAMPLER_ARG": "0.01",
+        },
         "traces on, collector away": {
             **on,
             "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{free_port()}",  # nothing listens there

@@ -5,12 +5,13 @@ All are `async def`: FastAPI runs a plain `def` dependency in a thread pool, a h
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Sequence
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
 from src.api.error_responses import ROUTE_SCOPE_KEY
-from src.serving.dataplane import DataPlane
+from src.serving.dataplane import DataPlane, InferenceRequest
 from src.serving.request_identity import client_key_from
 from src.serving.served_models import ServedModels
 from src.tenants.keys import Tenant
@@ -37,6 +38,19 @@ DataPlaneDep = Annotated[DataPlane, Depends(get_data_plane)]
 def client_key(request: Request) -> str:
     """What keeps a client on one version during a canary: ROLLOUT_KEY_HEADER's value (see request_identity)."""
     return client_key_from(request.headers.get(request.app.state.rollout_key_header))
+
+
+def inference_request(request: Request, texts: Sequence[str], **options: Any) -> InferenceRequest:
+    """An HTTP request's InferenceRequest: its texts and options, with who sent it (request id, API key's
+    tenant, canary client key) and its route filled in once for every HTTP adapter."""
+    return InferenceRequest(
+        texts,
+        client_key=lambda: client_key(request),
+        request_id=request_id(request),
+        tenant=tenant(request),
+        route=route(request),
+        **options,
+    )
 
 
 def request_id(request: Request) -> str:

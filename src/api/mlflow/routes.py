@@ -25,13 +25,13 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from src import API_VERSION, tracing
-from src.api.deps import DataPlaneDep, client_key, request_id, route, tenant
+from src.api.deps import DataPlaneDep, inference_request
 from src.api.error_responses import MLFLOW_ERRORS
 from src.api.request_bodies import json_object, texts_of_columns, texts_of_rows, texts_of_table
 from src.api.routing import policy
-from src.errors import RETRY_AFTER_SECONDS, BadRequestError, InvalidInputError, UnsupportedMediaTypeError
-from src.serving.dataplane import DataPlane, InferenceRequest
-from src.serving.text_rules import Location, TextLimits
+from src.errors import RETRY_AFTER_SECONDS, BadRequestError, UnsupportedMediaTypeError
+from src.serving.dataplane import DataPlane
+from src.serving.text_rules import Location, TextLimits, check_batch_size
 
 router = APIRouter(tags=["mlflow scoring protocol"])
 ERRORS = MLFLOW_ERRORS.name
@@ -60,22 +60,19 @@ def _json_texts(body: bytes, limits: TextLimits) -> tuple[list[str], Location]:
 
 
 def _csv_texts(body: bytes, limits: TextLimits) -> list[str]:
-    """The texts of a CSV body: read row by row, and no further than one row past MAX_BATCH_SIZE (a body of
-    a million empty lines is cheap to send and must not become a million lists)."""
+    """The texts of a CSV body, read row by row: past MAX_BATCH_SIZE rows the rest are only counted, for
+    the refusal (a body of a million empty lines is cheap to send and must not become a million lists)."""
     try:
         reader = csv.reader(io.StringIO(body.decode("utf-8"), newline=""))
         rows = list(itertools.islice(reader, limits.max_batch_size + 2))  # the header, the texts, one more
+        if len(rows) > limits.max_batch_size + 1:
+            check_batch_size(len(rows) - 1 + sum(1 for _ in reader), limits, ("csv", "data"))
     except UnicodeDecodeError:
         raise BadRequestError("the CSV body is not UTF-8 text") from None
     except csv.Error as error:
         raise BadRequestError(f"the CSV body cannot be read ({error})") from None
     if not rows:
         raise BadRequestError("the CSV body needs a header row and a row per text")
-    if len(rows) > limits.max_batch_size + 1:
-        raise InvalidInputError(
-            f"batch has more than {limits.max_batch_size} texts; the limit is {limits.max_batch_size} (MAX_BATCH_SIZE)",
-            loc=("csv", "data"),
-        )
     return texts_of_table(rows[0], rows[1:], limits, ("csv",))
 
 
@@ -92,17 +89,14 @@ async def invocations(request: Request) -> Response:
         else:
             texts, where = _csv_texts(body, plane.limits), ("csv", "data")
     inference = await plane.infer(
-        InferenceRequest(
+        inference_request(
+            request,
             texts,
             model=request.path_params.get("name"),
             locate=lambda index: (*where, index),
             batch_loc=where,
-            client_key=lambda: client_key(request),
-            request_id=request_id(request),
             protocol="mlflow",
             feedback=False,
-            tenant=tenant(request),
-            route=route(request),
         )
     )
     predictions = [prediction.label for prediction in inference.predictions]

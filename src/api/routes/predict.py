@@ -17,11 +17,11 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
 from src import tracing
-from src.api.deps import client_key, request_id, route, tenant
+from src.api.deps import inference_request
 from src.api.routing import policy
 from src.api.schemas import BatchPredictRequest, BatchPredictResponse, ErrorResponse, PredictRequest, PredictResponse
 from src.errors import UnsupportedMediaTypeError
-from src.serving.dataplane import DataPlane, Inference, InferenceRequest
+from src.serving.dataplane import DataPlane, Inference
 
 router = APIRouter(
     tags=["predict"],
@@ -101,7 +101,8 @@ async def predict(request: Request) -> Response:
     body = await _parse(request, PredictRequest)
     plane: DataPlane = request.app.state.data_plane
     inference = await plane.infer(
-        InferenceRequest(
+        inference_request(
+            request,
             [body.text],
             model=request.path_params.get("name"),
             version=request.path_params.get("version"),
@@ -109,10 +110,6 @@ async def predict(request: Request) -> Response:
             top_terms=body.top_terms,
             locate=lambda _: ("body", "text"),
             batch_loc=("body", "text"),
-            client_key=lambda: client_key(request),
-            request_id=request_id(request),
-            tenant=tenant(request),
-            route=route(request),
         )
     )
     tokens = inference.feedback_tokens
@@ -125,16 +122,13 @@ async def predict_batch(request: Request) -> Response:
     body = await _parse(request, BatchPredictRequest)
     plane: DataPlane = request.app.state.data_plane
     inference = await plane.infer(
-        InferenceRequest(
+        inference_request(
+            request,
             body.texts,
             model=request.path_params.get("name"),
             version=request.path_params.get("version"),
             explain=body.explain,
             top_terms=body.top_terms,
-            client_key=lambda: client_key(request),
-            request_id=request_id(request),
-            tenant=tenant(request),
-            route=route(request),
         )
     )
     return _json({"predictions": _results(inference), "model_version": inference.model_version})

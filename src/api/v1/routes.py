@@ -23,12 +23,12 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from src import tracing
-from src.api.deps import DataPlaneDep, client_key, request_id, route, tenant
+from src.api.deps import DataPlaneDep, inference_request, tenant
 from src.api.error_responses import V2_ERRORS
 from src.api.request_bodies import json_object, texts_of_rows
 from src.api.routing import policy
 from src.errors import RETRY_AFTER_SECONDS, BadRequestError, quoted
-from src.serving.dataplane import DataPlane, Inference, InferenceRequest
+from src.serving.dataplane import DataPlane, Inference
 
 router = APIRouter(prefix="/v1", tags=["v1 protocol"])
 ERRORS = V2_ERRORS.name  # KServe's model server answers V1 errors as V2's: {"error": "..."}
@@ -76,17 +76,14 @@ async def predict(request: Request) -> Response:
         probabilities = _probabilities_asked(body)
         texts = texts_of_rows(body[INSTANCES], plane.limits, (INSTANCES,))
     inference = await plane.infer(
-        InferenceRequest(
+        inference_request(
+            request,
             texts,
             model=request.path_params["name"],
             locate=lambda index: (INSTANCES, index),
             batch_loc=(INSTANCES,),
-            client_key=lambda: client_key(request),
-            request_id=request_id(request),
             protocol="v1",
             feedback=False,
-            tenant=tenant(request),
-            route=route(request),
         )
     )
     content = json.dumps(_rendered(inference, probabilities), separators=(",", ":"))

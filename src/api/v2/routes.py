@@ -16,7 +16,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from src import tracing
-from src.api.deps import DataPlaneDep, client_key, request_id, route, tenant
+from src.api.deps import DataPlaneDep, inference_request, route, tenant
 from src.api.error_responses import V2_ERRORS
 from src.api.routing import policy
 from src.api.v2.codec import (
@@ -26,7 +26,7 @@ from src.api.v2.codec import (
     encode_infer_response,
     parse_infer_request,
 )
-from src.serving.dataplane import DataPlane, InferenceRequest, ModelMetadata
+from src.serving.dataplane import DataPlane, ModelMetadata
 
 router = APIRouter(prefix="/v2", tags=["open inference protocol"])
 V2 = V2_ERRORS.name
@@ -103,17 +103,14 @@ async def infer(request: Request) -> Response:
     with tracing.child("parse"):
         parsed = parse_infer_request(body, request.headers.get(HEADER_LENGTH), plane.limits)
     inference = await plane.infer(
-        InferenceRequest(
+        inference_request(
+            request,
             parsed.texts,
             model=request.path_params["name"],
             version=request.path_params.get("version"),
             locate=lambda index: (*TEXT_LOCATION, index),
             batch_loc=SHAPE_LOCATION,
-            client_key=lambda: client_key(request),
-            request_id=request_id(request),
             protocol="v2",
-            tenant=tenant(request),
-            route=route(request),
         )
     )
     body, headers = encode_infer_response(parsed, inference)
