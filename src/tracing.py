@@ -145,16 +145,25 @@ def failed(span: trace.Span) -> None:
 
 
 def child(name: str) -> contextlib.AbstractContextManager[Any]:
-    """A child span of the current one (parse, score, prediction log); nothing when tracing is off."""
-    if TRACER is None:
+    """A child span of the current one (parse, score, prediction log); nothing when tracing is off or
+    the request is not sampled (its children would not be recorded either: a sampler's decision holds
+    for the whole trace, and skipping them saves most of an unsampled request's cost)."""
+    if TRACER is None or not trace.get_current_span().is_recording():
         return _NO_SPAN
     return TRACER.start_as_current_span(name)
+
+
+def recording() -> bool:
+    """Whether the current request is traced and sampled (worth building attributes for)."""
+    return TRACER is not None and trace.get_current_span().is_recording()
 
 
 def annotate(attributes: Mapping[str, Any]) -> None:
     """Attributes on the current span (the request's model and version, its batch size, ...)."""
     if TRACER is not None:
-        trace.get_current_span().set_attributes(attributes)
+        span = trace.get_current_span()
+        if span.is_recording():
+            span.set_attributes(attributes)
 
 
 def current_trace_id() -> str | None:

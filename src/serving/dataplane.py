@@ -233,7 +233,7 @@ class DataPlane:
                 self._log_failure(log, request, error, time.perf_counter() - started)
             raise
         metrics.labelled(metrics.INFERENCE_REQUESTS, request.protocol, "ok").inc()
-        if tracing.TRACER is not None:
+        if tracing.recording():  # the attributes are built only for a sampled request
             tracing.annotate(_span_attributes(request, inference))
         window = state.drift
         if window is not None and window.version == inference.model_version:
