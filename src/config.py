@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -21,6 +22,21 @@ DEFAULT_MAX_BATCH_SIZE = 256
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 
 
+_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 1 << 10, "MIB": 1 << 20, "GIB": 1 << 30}
+_BYTES = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*")
+
+
+def parse_bytes(value: str) -> int:
+    """A size in bytes from `1073741824`, `512MiB`, `2GiB` or `1GB`; ValueError naming the units otherwise."""
+    matched = _BYTES.fullmatch(value)
+    unit = matched.group(2).upper() if matched else None
+    if matched is None or unit not in _UNITS:
+        raise ValueError(
+            f"{value!r} is not a size: a number of bytes, or with a unit ({', '.join(sorted(_UNITS)[1:])})"
+        )
+    return int(float(matched.group(1)) * _UNITS[unit])
+
+
 class Settings(BaseSettings):
     """Runtime configuration of ml-service, read from the environment (names are upper-case)."""
 
@@ -32,8 +48,22 @@ class Settings(BaseSettings):
     model_dir: Path = Path("models")
     """Root of the model store: MODEL_DIR/<name>/<version>/ per model and MODEL_DIR/<name>/CURRENT."""
 
-    max_models: int = Field(default=8, ge=1, le=256)
-    """Most models one server loads (each costs its size in memory in every worker); past it, more are logged."""
+    max_models: int = Field(default=8, ge=1, le=100_000)
+    """Most models one server serves (in name order, the default and required ones first); past it, more are
+    logged. With MODEL_LOAD=eager each costs its size in memory in every worker; with lazy, MODEL_MEMORY_BUDGET
+    bounds what is loaded at once."""
+
+    model_load: Literal["eager", "lazy"] = "eager"
+    """eager: every served model is loaded at start; lazy: only the default and REQUIRED_MODELS are, the others on
+    their first request, and the least recently used are unloaded to stay within MODEL_MEMORY_BUDGET."""
+
+    model_memory_budget: int = Field(default=1 << 30, ge=1 << 20)
+    """With MODEL_LOAD=lazy, the memory each worker's loaded models may hold (bytes, or with a unit: 512MiB, 2GiB,
+    1GB), as measured at load; past it the least recently used model no request is using is unloaded (never a
+    required model or a running rollout's)."""
+
+    model_load_wait_seconds: float = Field(default=10.0, gt=0)
+    """With MODEL_LOAD=lazy, how long a request waits for its model's first load before a 503 with Retry-After."""
 
     required_models: str = ""
     """Comma-separated models /health/ready waits for; empty: the default model; `*`: every model in the store."""
@@ -217,6 +247,11 @@ class Settings(BaseSettings):
     def _blank_is_unset(cls, value: object) -> object:
         # A ConfigMap holds every setting; an empty one means off (not the current folder).
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("model_memory_budget", mode="before")
+    @classmethod
+    def _bytes_with_unit(cls, value: object) -> object:
+        return parse_bytes(value) if isinstance(value, str) else value
 
     @field_validator("feedback_secret")
     @classmethod

@@ -70,6 +70,21 @@ REQUESTS_IN_FLIGHT_LIMIT = Gauge(
     ["transport"],
     multiprocess_mode="livesum",
 )
+MODEL_EVICTIONS = Counter(
+    "mlservice_model_evictions_total",
+    "Models unloaded to stay within MODEL_MEMORY_BUDGET (MODEL_LOAD=lazy), by model.",
+    ["model"],
+)
+MODEL_BYTES_LOADED = Gauge(
+    "mlservice_model_bytes_loaded",
+    "Memory the worker's loaded models hold, as measured at load (one series per worker).",
+    multiprocess_mode="liveall",
+)
+MODELS_LOADED = Gauge(
+    "mlservice_models_loaded",
+    "Models loaded in the worker now (one series per worker).",
+    multiprocess_mode="liveall",
+)
 TRACE_SPANS_EXPORTED = Counter(
     "mlservice_trace_spans_exported_total", "Spans the OTLP exporter delivered to the collector (tracing on)."
 )
@@ -79,6 +94,8 @@ TRACE_SPANS_DROPPED = Counter(
     "was full: the collector is slow or away) or export_failed (the collector did not take a batch).",
     ["reason"],
 )
+for _reason in ("queue_full", "export_failed"):  # exported at 0, so a dashboard or alert sees the series
+    TRACE_SPANS_DROPPED.labels(_reason)
 KEY_REQUESTS = Counter(
     "mlservice_key_requests_total",
     "Requests that carried an API key, by key id (from the key file and settings; `unknown` for a key no "

@@ -11,6 +11,7 @@ The text rules (src/serving/text_rules.py) are the same for every protocol.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -19,8 +20,10 @@ from starlette.concurrency import run_in_threadpool
 
 from src import API_VERSION, metrics, tracing
 from src.errors import (
+    ConflictError,
     ModelFailedError,
     ModelNotReadyError,
+    ModelStoreError,
     ServiceError,
     UnknownModelError,
     UnknownVersionError,
@@ -98,6 +101,16 @@ class ServerMetadata:
     name: str = SERVER_NAME
     version: str = API_VERSION
     extensions: tuple[str, ...] = EXTENSIONS
+
+
+@dataclass(frozen=True)
+class ModelIndexEntry:
+    """One model in the repository index: READY (loaded and verified), LOADING or UNAVAILABLE (and why)."""
+
+    name: str
+    version: str
+    state: str
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -196,10 +209,20 @@ class DataPlane:
         ModelNotReadyError (503) while it has no verified version, UnknownVersionError (404) when it
         serves another version than the one named.
         """
+        state = self.model(name, tenant, route)
+        return state, self.serving(state, version)
+
+    def model(self, name: str | None, tenant: Tenant | None = None, route: str = "") -> ModelState:
+        """A served model's state by name (the default for None), if the key may use it; see `find`."""
         state = self.models.models.get(self.models.default_name if name is None else name)
         if state is None:
             raise UnknownModelError(name or "", self.visible(tenant))
         check_model(tenant, state.name, route)
+        return state
+
+    @staticmethod
+    def serving(state: ModelState, version: str | None = None) -> Predictor:
+        """The model's serving predictor, or that loaded version's; see `find`."""
         predictor = state.predictor
         if predictor is None:
             raise ModelNotReadyError(state.name, state.not_ready_reason or "not loaded")
@@ -207,8 +230,47 @@ class DataPlane:
             chosen = state.predictor_for(version)
             if chosen is None:
                 raise UnknownVersionError(state.name, version, ", ".join(state.loaded_versions))
-            return state, chosen
-        return state, predictor
+            return chosen
+        return predictor
+
+    def repository_index(self, tenant: Tenant | None = None, ready: bool | None = None) -> list[ModelIndexEntry]:
+        """Every model the key may see, loaded or not: its name, version, state and why (the protocol's
+        repository index; `ready` keeps only the models that are, or are not, ready)."""
+        entries = []
+        for name in sorted(self.visible(tenant)):
+            state = self.models.models[name]
+            if state.predictor is not None:
+                entry = ModelIndexEntry(name, state.predictor.version, "READY", "")
+            elif state.loading is not None:
+                entry = ModelIndexEntry(name, "", "LOADING", "loading on its first request")
+            else:
+                entry = ModelIndexEntry(name, "", "UNAVAILABLE", state.not_ready_reason or "not loaded")
+            if ready is None or (entry.state == "READY") == ready:
+                entries.append(entry)
+        return entries
+
+    async def load_model(self, name: str, tenant: Tenant | None = None, route: str = "") -> None:
+        """Load a model now (the repository's load): on first use it would have; ModelNotReadyError when it fails."""
+        state = self.model(name, tenant, route)
+        if state.predictor is not None:
+            return
+        if self.models.lazy and not self.models.loads_now(state):
+            await self.models.ensure_loaded(state)
+        elif not await asyncio.to_thread(state.load, kind="repository"):
+            raise ModelNotReadyError(state.name, state.not_ready_reason or "its load failed")
+
+    def unload_model(self, name: str, tenant: Tenant | None = None, route: str = "") -> None:
+        """Unload a model (the repository's unload): ConflictError (409) for a required model, which readiness
+        needs, or one in use; it loads again on its next request (lazy) or the next store check (eager)."""
+        state = self.model(name, tenant, route)
+        if state.name in self.models.required_names():
+            raise ConflictError(
+                f"model {state.name} is required (REQUIRED_MODELS): unloading it would make the server not ready"
+            )
+        try:
+            self.models.unload(state.name)
+        except ModelStoreError as error:
+            raise ConflictError(error.message) from None
 
     def visible(self, tenant: Tenant | None) -> list[str]:
         """The names of the models a key may see: its own (all of them with keys off)."""
@@ -224,9 +286,16 @@ class DataPlane:
         log = self.log
         started = time.perf_counter()
         try:
-            state, predictor = self.find(request.model, request.version, request.tenant, request.route)
-            with tracing.child("score"):
-                inference = await self._infer(request, state, predictor)
+            state = self.model(request.model, request.tenant, request.route)
+            if self.models.lazy:
+                await self.models.ensure_loaded(state)  # a model served lazily loads on its first request
+            predictor = self.serving(state, request.version)
+            state.in_flight += 1  # never unloaded while a request scores with it
+            try:
+                with tracing.child("score"):
+                    inference = await self._infer(request, state, predictor)
+            finally:
+                state.in_flight -= 1
         except Exception as error:
             metrics.labelled(metrics.INFERENCE_REQUESTS, request.protocol, "error").inc()
             if log is not None:

@@ -75,6 +75,10 @@ class ModelState:
         self._tripped: set[str] = set()  # rollouts this worker aborted, until the store says so
         self.not_ready_reason: str | None = "the model has not been loaded yet"
         self.rejection: Rejection | None = None
+        self.memory_bytes = 0  # what the serving predictor holds (its engine's arrays and vocabulary)
+        self.in_flight = 0  # requests scoring with it now, in this worker (an evicted model would fail them)
+        self.last_used = 0.0  # time.monotonic() of its last request, for least-recently-used eviction
+        self.loading: asyncio.Future[bool] | None = None  # a load on first use in progress (MODEL_LOAD=lazy)
         metrics.MODEL_READY.labels(name).set(0)
 
     @property
@@ -143,7 +147,24 @@ class ModelState:
             logger.error("model %s version %s: no drift window: %r", self.name, predictor.version, error)
             self.drift, self.no_drift_reason = None, f"version {predictor.version}: no drift window ({error!r})"
         self.predictor = predictor
+        self.memory_bytes = predictor.memory_bytes
         self.not_ready_reason = None
+
+    def unload(self, reason: str) -> bool:
+        """Stop serving: drop the predictor (and its drift window) to free its memory; whether it held one.
+
+        The caller makes sure no request is scoring with it and no rollout needs it (ServedModels)."""
+        predictor = self.predictor
+        if predictor is None:
+            return False
+        metrics.MODEL_INFO.labels(self.name, predictor.version, sklearn.__version__, predictor.engine).set(0)
+        metrics.MODEL_READY.labels(self.name).set(0)
+        if self.drift is not None:
+            self.drift.close()
+        self.drift, self.no_drift_reason = None, f"unloaded: {reason}"
+        self.predictor, self.memory_bytes, self.not_ready_reason = None, 0, f"unloaded: {reason}"
+        logger.info("model %s version %s unloaded: %s", self.name, predictor.version, reason)
+        return True
 
     def _current(self) -> tuple[ModelStore, str | None]:
         """The first store that has a CURRENT version, with that version (the main store if none has)."""

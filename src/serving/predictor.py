@@ -13,6 +13,7 @@ from src.engine.compiled import CompiledScorer, TermWeights, UnsupportedPipeline
 from src.engine.observations import score_of, word_counts
 from src.errors import NotExplainableError
 from src.serving.explanation import Explanation, explain
+from src.serving.memory import deep_size
 from src.store.store import StoredModel
 
 logger = logging.getLogger(__name__)
@@ -78,6 +79,8 @@ class Predictor:
             self.has_probabilities = hasattr(self.pipeline, "predict_proba")
             width = len(self.classes) if self.has_probabilities else _decision_width(self.pipeline, len(self.classes))
             self.score_labels = _score_labels(self.classes, width)
+        # What serving it holds: the Pipeline and the compiled scorer (arrays shared between them counted once).
+        self.memory_bytes = deep_size(self.pipeline, self.scorer)
 
     @property
     def engine(self) -> str:

@@ -49,6 +49,9 @@ class ServingRuntime:
                 max_seconds_per_text=settings.rollout_max_seconds_per_text,
             ),
             drift=DriftSettings.from_settings(settings),
+            lazy=settings.model_load == "lazy",
+            budget=settings.model_memory_budget,
+            load_wait=settings.model_load_wait_seconds,
         )
         self.reloads = ReloadBroadcast.from_environment(self.models)
         self.prediction_log = PredictionLog.from_settings(settings)

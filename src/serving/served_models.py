@@ -5,15 +5,23 @@ with a published version in the store, up to MAX_MODELS in all (in name order); 
 while the server runs is found at the next poll. One model failing to load leaves the others
 serving. Readiness (the rule /health/ready applies): every required model serves a verified
 version; REQUIRED_MODELS is the default model unless set, `*` means every model found.
+
+With `lazy` loading (MODEL_LOAD=lazy) only the required models load at start; any other loads on its
+first request (`ensure_loaded`: concurrent first requests share one load; a request waits at most
+`load_wait` seconds, then 503 with Retry-After), and after each load the least recently used models
+are unloaded until what the loaded models hold (measured at load) fits `budget`, never a required
+model, one with a request in flight or one a rollout is running on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 
-from src.errors import ModelStoreError
+from src import metrics
+from src.errors import ModelNotReadyError, ModelStoreError
 from src.serving.drift_window import DriftSettings
 from src.serving.model_state import ModelState
 from src.serving.rollout_traffic import Guards
@@ -45,6 +53,9 @@ class ServedModels:
         max_models: int,
         guards: Guards | None = None,
         drift: DriftSettings | None = None,
+        lazy: bool = False,
+        budget: int = 1 << 30,
+        load_wait: float = 10.0,
     ) -> None:
         if not registries:
             raise ValueError("serving needs at least one model store")
@@ -56,6 +67,7 @@ class ServedModels:
         self.default_name = default_name
         self.every_model_required = EVERY_MODEL in required
         self.required = [name for name in required if name != EVERY_MODEL] or [default_name]
+        self.lazy, self.budget, self.load_wait = lazy, budget, load_wait
         self.models: dict[str, ModelState] = {}
         for name in [default_name, *self.required]:
             self._add(name)
@@ -99,10 +111,93 @@ class ServedModels:
         return new
 
     def load_all(self) -> None:
-        """Find the models and load each (start-up); a failure leaves that one model not ready."""
+        """Find the models and load each (start-up; with lazy loading, the required ones); a failure
+        leaves that one model not ready."""
         self.discover()
         for state in list(self.models.values()):
-            state.load()
+            if self.loads_now(state):
+                state.load()
+            else:
+                state.not_ready_reason = "not loaded yet: it loads on its first request (MODEL_LOAD=lazy)"
+        self._report()
+
+    def loads_now(self, state: ModelState) -> bool:
+        """Whether a model is kept loaded whatever its use: every model when eager, the required ones when lazy."""
+        return not self.lazy or state.name in self.required_names()
+
+    def loaded_bytes(self) -> int:
+        """What this worker's loaded models hold, as measured at load."""
+        return sum(state.memory_bytes for state in self.models.values())
+
+    async def ensure_loaded(self, state: ModelState) -> None:
+        """Load a lazily served model on its first request, once however many ask at the same time, then
+        unload the least recently used to stay within the budget; ModelNotReadyError (503) if its load
+        takes longer than `load_wait` or fails."""
+        state.last_used = time.monotonic()
+        if state.predictor is not None or self.loads_now(state):
+            return
+        if state.loading is None:
+            state.loading = asyncio.ensure_future(self._load(state))
+        try:
+            loaded = await asyncio.wait_for(asyncio.shield(state.loading), self.load_wait)
+        except TimeoutError:
+            raise ModelNotReadyError(state.name, f"still loading after {self.load_wait:g} s") from None
+        if not loaded:
+            raise ModelNotReadyError(state.name, state.not_ready_reason or "its load failed")
+
+    async def _load(self, state: ModelState) -> bool:
+        try:
+            loaded = await asyncio.to_thread(state.load, kind="first_request")
+        finally:
+            state.loading = None
+        if loaded:
+            self.evict(keep=state)
+        self._report()
+        return loaded
+
+    def evict(self, keep: ModelState | None = None) -> list[str]:
+        """Unload the least recently used models until the loaded ones fit the budget; the names unloaded.
+
+        Never a model kept loaded (a required one), one with a request in flight, one a rollout runs on,
+        nor `keep` (the one just loaded for a waiting request)."""
+        unloaded: list[str] = []
+        total = self.loaded_bytes()
+        if total <= self.budget:
+            return unloaded
+        candidates = sorted(
+            (
+                state
+                for state in self.models.values()
+                if state.predictor is not None
+                and state is not keep
+                and not self.loads_now(state)
+                and state.in_flight == 0
+                and state.traffic is None
+            ),
+            key=lambda state: state.last_used,
+        )
+        for state in candidates:
+            if total <= self.budget:
+                break
+            held = state.memory_bytes
+            if state.unload(f"least recently used, to stay within MODEL_MEMORY_BUDGET ({self.budget:,} bytes)"):
+                total -= held
+                unloaded.append(state.name)
+                metrics.labelled(metrics.MODEL_EVICTIONS, state.name).inc()
+        return unloaded
+
+    def unload(self, name: str) -> bool:
+        """Unload one model by hand (the repository's unload); False when it was not loaded."""
+        state = self.models[name]
+        if state.in_flight or state.traffic is not None:
+            raise ModelStoreError(f"model {name} is in use (requests in flight or a running rollout); not unloaded")
+        unloaded = state.unload("unloaded by an operator")
+        self._report()
+        return unloaded
+
+    def _report(self) -> None:
+        metrics.MODEL_BYTES_LOADED.set(self.loaded_bytes())
+        metrics.MODELS_LOADED.set(sum(state.predictor is not None for state in self.models.values()))
 
     def required_names(self) -> list[str]:
         """The models readiness waits for."""
@@ -117,12 +212,19 @@ class ServedModels:
         }
 
     async def reload_if_changed(self, *, retry_rejected: bool = False) -> dict[str, bool]:
-        """Find new models and load every changed CURRENT; returns, per model, whether a new version serves."""
+        """Find new models and load every changed CURRENT of a loaded (or kept-loaded) model; returns, per
+        model, whether a new version serves. A lazily served model that is not loaded is left unloaded:
+        its first request loads CURRENT, whatever it is then."""
         self.discover()
-        return {
+        changed = {
             name: await state.reload_if_changed(retry_rejected=retry_rejected)
             for name, state in list(self.models.items())
+            if state.predictor is not None or self.loads_now(state)
         }
+        if self.lazy:
+            self.evict()
+            self._report()
+        return changed
 
     async def watch(self, interval: float) -> None:
         """Poll the store every `interval` seconds: new models, newly published versions."""

@@ -40,6 +40,9 @@ SCOPES = {
     **dict.fromkeys(METADATA, "read"),
     "/feedback": "feedback",
     "/model/reload": "admin",
+    "/v2/repository/index": "read",  # POST, as the protocol's repository extension has it
+    "/v2/repository/models/{name}/load": "admin",
+    "/v2/repository/models/{name}/unload": "admin",
 }
 KEYED_PATHS = set(SCOPES)
 

@@ -59,7 +59,7 @@ def test_the_overlay_builds_with_the_scaled_object_in_place_of_the_hpa() -> None
     kinds = [document["kind"] for document in built]
     assert "HorizontalPodAutoscaler" not in kinds  # KEDA owns the HPA it makes; two would fight
     (scaled,) = [document for document in built if document["kind"] == "ScaledObject"]
-    (deployment,) = [document for document in built if document["kind"] == "Deployment"]
+    (deployment,) = [d for d in built if d["kind"] == "Deployment" and d["metadata"]["name"] == "ml-service"]
     target = scaled["spec"]["scaleTargetRef"]
     assert (target["kind"], target["name"]) == ("Deployment", deployment["metadata"]["name"])
     base = resource("HorizontalPodAutoscaler", "ml-service-hpa")["spec"]
@@ -67,7 +67,7 @@ def test_the_overlay_builds_with_the_scaled_object_in_place_of_the_hpa() -> None
         base["minReplicas"],
         base["maxReplicas"],
     )
-    assert scaled["metadata"]["labels"]["app.kubernetes.io/part-of"] == "ml-service"  # the base's labels apply
+    assert scaled["metadata"]["labels"]["app.kubernetes.io/part-of"] == "ml-service"  # as every resource of the base
 
 
 def test_the_triggers_scale_on_requests_in_flight_and_keep_cpu() -> None:

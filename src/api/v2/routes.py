@@ -10,6 +10,7 @@ a V2 model of the same name; a version named in the path must be the one serving
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -18,6 +19,7 @@ from fastapi.responses import JSONResponse
 from src import tracing
 from src.api.deps import DataPlaneDep, inference_request, route, tenant
 from src.api.error_responses import V2_ERRORS
+from src.api.request_bodies import json_object
 from src.api.routing import policy
 from src.api.v2.codec import (
     HEADER_LENGTH,
@@ -26,6 +28,7 @@ from src.api.v2.codec import (
     encode_infer_response,
     parse_infer_request,
 )
+from src.errors import BadRequestError
 from src.serving.dataplane import DataPlane, ModelMetadata
 
 router = APIRouter(prefix="/v2", tags=["open inference protocol"])
@@ -86,6 +89,36 @@ async def model_ready(plane: DataPlaneDep, name: str, version: str | None = None
     (400) when not, 404 for an unknown model."""
     ready = plane.model_ready(name, version)
     return JSONResponse({"name": name, "ready": ready}, status_code=200 if ready else 400)
+
+
+@router.post("/repository/index", summary="Repository index", openapi_extra=policy(scope="read", errors=V2))
+async def repository_index(plane: DataPlaneDep, request: Request) -> JSONResponse:
+    """Every model the key may see, loaded or not: `name`, `version`, `state` (READY, LOADING, UNAVAILABLE)
+    and `reason`; a body `{"ready": true}` (or false) keeps only the models that are (or are not) ready."""
+    body = await request.body()
+    ready = None
+    if body.strip():
+        asked = json_object(body, "the index request")
+        ready = asked.get("ready")
+        if ready is not None and not isinstance(ready, bool):
+            raise BadRequestError("'ready' must be true or false")
+    return JSONResponse([asdict(entry) for entry in plane.repository_index(tenant(request), ready)])
+
+
+@router.post("/repository/models/{name}/load", summary="Load a model", openapi_extra=policy(scope="admin", errors=V2))
+async def repository_load(plane: DataPlaneDep, request: Request, name: str) -> JSONResponse:
+    """Load the model now in this worker (admin), as its first request would."""
+    await plane.load_model(name, tenant(request), route(request))
+    return JSONResponse({})
+
+
+@router.post(
+    "/repository/models/{name}/unload", summary="Unload a model", openapi_extra=policy(scope="admin", errors=V2)
+)
+async def repository_unload(plane: DataPlaneDep, request: Request, name: str) -> JSONResponse:
+    """Unload the model in this worker (admin): 409 for a required model or one in use."""
+    plane.unload_model(name, tenant(request), route(request))
+    return JSONResponse({})
 
 
 def _infer_extras(*names: str) -> dict[str, Any]:
