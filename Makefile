@@ -64,7 +64,7 @@ protocol: $(VENV)/.dev  ## regenerate the gRPC messages from src/api/grpc/protoc
 k8s-rules: $(VENV)/.runtime  ## regenerate k8s/prometheus-rules.yaml from monitoring/rules.yml
 	$(BIN)/python -m monitoring.build_configmap
 
-bench: $(VENV)/.dev system-deps  ## the benchmark: writes bench/results.md, model_types.md, prediction_log.md, protocols.md, tenants.md, feedback_poisoning.md, tracing.md, autoscaling.md
+bench: $(VENV)/.dev system-deps  ## the benchmark: writes bench/results.md, model_types.md, prediction_log.md, protocols.md, tenants.md, feedback_poisoning.md, tracing.md, autoscaling.md, lazy_models.md
 	$(BIN)/python -m src.model.train_script --if-missing
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.model_types
@@ -74,6 +74,7 @@ bench: $(VENV)/.dev system-deps  ## the benchmark: writes bench/results.md, mode
 	$(BIN)/python -m bench.feedback_poisoning
 	$(BIN)/python -m bench.tracing
 	$(BIN)/python -m bench.autoscaling
+	$(BIN)/python -m bench.lazy_models
 
 image-test: system-deps $(VENV)/.dev  ## build the Dockerfile with buildah and smoke-test the image (no Docker engine needed)
 	bash scripts/image-test.sh

@@ -176,5 +176,3 @@ def test_the_repository_index_load_and_unload(store: Path) -> None:
         assert client.post("/v2/repository/models/nope/load", headers=admin).status_code == 404
         answer = client.post("/models/m004/predict", json={"text": "gamma delta"})  # loads again on use
         assert answer.json()["label"] == "no-4"
-        metrics = client.get("/metrics").text
-        assert "mlservice_model_bytes_loaded" in metrics
