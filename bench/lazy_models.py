@@ -47,6 +47,18 @@ def poll_cost_ms(store: Path, polls: int = 20) -> tuple[float, float]:
     return statistics.median(polls_ms), statistics.median(lists_ms)
 
 
+def start_seconds(store: Path) -> float:
+    """Seconds from starting a lazy one-worker server on `store` to its readiness."""
+    port = free_port()
+    env = {"MODEL_DIR": str(store), "MODEL_LOAD": "lazy", "MAX_MODELS": "100000", "MODEL_POLL_SECONDS": "0",
+           "LOG_LEVEL": "warning", "HOST": "127.0.0.1", "PORT": str(port), "WORKERS": "1", "GRPC_PORT": "0",
+           "PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(prefix="bench-start-")}  # fmt: skip
+    with serve(
+        "start", ["taskset", "-c", CPU_SERVER, sys.executable, "-m", "src.serve"], env, port, "/health/ready"
+    ) as s:
+        return s.cold_start_s
+
+
 def first_requests_ms(store: Path, count: int, samples: int = 60) -> list[float]:
     """Milliseconds of the first request of `samples` models picked at random, one at a time."""
     port = free_port()
@@ -85,6 +97,10 @@ def main() -> int:
     print(f"stores built in {time.perf_counter() - started:.0f} s", flush=True)
     poll_ms, list_ms = poll_cost_ms(many)
     firsts = sorted(first_requests_ms(many, args.models))
+    starts = {
+        name: statistics.median(start_seconds(store) for _ in range(3))
+        for name, store in (("one", one), ("many", many))
+    }
     configurations = {
         "1 model": {"MODEL_DIR": str(one)},
         f"{args.models} models, lazy": {"MODEL_DIR": str(many), "MODEL_LOAD": "lazy", "MAX_MODELS": "100000"},
@@ -103,6 +119,8 @@ def main() -> int:
         f"| first request, slowest of {len(firsts)} | {firsts[-1]:.1f} ms |",
         f"| a store poll with {args.models} models (list, check the loaded ones), median | {poll_ms:.2f} ms |",
         f"| listing the store alone, median | {list_ms:.2f} ms |",
+        f"| start to ready, {args.models} models served lazily (median of 3) | {starts['many']:.2f} s |",
+        f"| start to ready, a store of 1 model (median of 3) | {starts['one']:.2f} s |",
         "",
         f"Steady-state `/predict` on the default model ({args.rounds} alternating rounds of {args.seconds} s, wrk "
         f"c=16; non-2xx answers: {errors}):",
