@@ -287,11 +287,13 @@ class DataPlane:
         started = time.perf_counter()
         try:
             state = self.model(request.model, request.tenant, request.route)
-            if self.models.lazy:
-                await self.models.ensure_loaded(state)  # a model served lazily loads on its first request
-            predictor = self.serving(state, request.version)
-            state.in_flight += 1  # never unloaded while a request scores with it
+            # Counted from before any wait for its load: another model's load finishing meanwhile must not
+            # unload the one this request waited for (it would answer 503 for nothing).
+            state.in_flight += 1
             try:
+                if self.models.lazy:
+                    await self.models.ensure_loaded(state)  # a model served lazily loads on its first request
+                predictor = self.serving(state, request.version)
                 with tracing.child("score"):
                     inference = await self._infer(request, state, predictor)
             finally:
