@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Model names become folder names and URL path segments: no separators, no leading dot.
@@ -138,6 +138,10 @@ class Settings(BaseSettings):
     api_keys_file: Path | None = None
     """A YAML file of keys (by SHA-256) with scopes, models and rates (docs/tenants.md); re-read when it changes."""
 
+    metrics_token: SecretStr | None = None
+    """The bearer token /metrics needs (Prometheus sends it: `authorization.credentials_file`); unset, /metrics is
+    open while API keys are off and refused while they are on, since it names every model and version."""
+
     feedback_enabled: bool = True
     """With a prediction log: issue a feedback token with every answer and take POST /feedback. Off: neither."""
 
@@ -253,11 +257,12 @@ class Settings(BaseSettings):
     def _bytes_with_unit(cls, value: object) -> object:
         return parse_bytes(value) if isinstance(value, str) else value
 
-    @field_validator("feedback_secret")
+    @field_validator("feedback_secret", "metrics_token")
     @classmethod
-    def _secret_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and len(value.get_secret_value()) < 16:
-            raise ValueError("FEEDBACK_SECRET must be at least 16 characters (e.g. `openssl rand -hex 32`)")
+    def _secret_long_enough(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().strip()) < 16:
+            name = str(info.field_name).upper()
+            raise ValueError(f"{name} must be at least 16 characters (e.g. `openssl rand -hex 32`)")
         return value
 
     @model_validator(mode="after")
@@ -309,6 +314,17 @@ def check_key_files(secrets_dir: Path) -> None:
                 f"{path} exists but holds no key; refusing to start with API keys switched off. "
                 "Put keys in it, or remove API_KEYS from the Secret to run without keys."
             )
+
+
+def settings_problem(error: ValidationError | ValueError) -> str:
+    """One line naming each setting that is wrong and why (pydantic's own message is many lines)."""
+    if not isinstance(error, ValidationError):
+        return str(error)
+    problems = []
+    for each in error.errors(include_url=False, include_input=False):
+        name = ".".join(str(part) for part in each["loc"]).upper() or "settings"
+        problems.append(f"{name}: {each['msg'].removeprefix('Value error, ')}")
+    return "; ".join(problems)
 
 
 def load_settings(secrets_dir: Path | None = SECRETS_DIR) -> Settings:

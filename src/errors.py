@@ -150,7 +150,9 @@ class UnknownModelError(ServiceError):
     status_code = 404
 
     def __init__(self, name: str, served: Iterable[str]) -> None:
-        super().__init__(f"no model named {quoted(name)} is served here (models: {', '.join(sorted(served))})")
+        """`served`: the models the asker may see, which are all it is told of."""
+        names = ", ".join(sorted(served))
+        super().__init__(f"no model named {quoted(name)} is served here" + (f" (models: {names})" if names else ""))
         self.name = name
 
 
@@ -190,8 +192,10 @@ class ServiceUnavailableError(ServiceError):
 class ModelNotReadyError(ServiceUnavailableError):
     """No verified version of the model is loaded, so nothing can be predicted with it yet."""
 
-    def __init__(self, name: str, reason: str) -> None:
+    def __init__(self, name: str, reason: str, retry_after: float | None = None) -> None:
         super().__init__(f"model {name} is not loaded: {reason}")
+        if retry_after is not None:
+            self.retry_after = max(1, math.ceil(retry_after))
 
 
 class OverloadedError(ServiceUnavailableError):

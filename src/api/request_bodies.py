@@ -7,10 +7,10 @@ one column takes that column whatever its name. Every error is a BadRequestError
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
+from src.documents import DocumentError, read_json
 from src.errors import BadRequestError, quoted
 from src.serving.dataplane import INPUT_NAME
 from src.serving.text_rules import Location, TextLimits, check_batch_size
@@ -20,13 +20,9 @@ def parse_json(body: bytes, what: str = "the request") -> Any:
     """The body's JSON value, or BadRequestError saying why not (UTF-8 only: json.loads would also take
     UTF-16 and UTF-32 bytes, which no route accepts)."""
     try:
-        return json.loads(body.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise BadRequestError(f"{what}'s JSON is not UTF-8 text") from None
-    except ValueError as error:
-        raise BadRequestError(f"{what} is not valid JSON ({error})") from None
-    except RecursionError:
-        raise BadRequestError(f"{what}'s JSON is nested too deeply") from None
+        return read_json(body, what, max_bytes=len(body))  # the body limit was held as it arrived
+    except DocumentError as error:
+        raise BadRequestError(error.message) from None
 
 
 def json_object(body: bytes, what: str = "the request") -> dict[str, Any]:

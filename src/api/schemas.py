@@ -130,10 +130,12 @@ class HealthResponse(BaseModel):
 
     status: str = Field(examples=["ok"])
     model_loaded: bool
-    model_version: str | None
-    engine: str | None = Field(description="`compiled` (fast exact scorer) or `pipeline` (scikit-learn)")
-    reason: str | None = Field(description="why no model is loaded, when none is")
-    models: dict[str, ModelHealth] = Field(description="every model this process serves, by name")
+    model_version: str | None = None
+    engine: str | None = Field(None, description="`compiled` (fast exact scorer) or `pipeline` (scikit-learn)")
+    reason: str | None = Field(None, description="why no model is loaded, when none is")
+    models: dict[str, ModelHealth] = Field(
+        default_factory=dict, description="every model this process serves, by name (absent with API keys on)"
+    )
 
 
 class ModelSummary(BaseModel):

@@ -16,9 +16,10 @@ from functools import cache
 from typing import Any
 
 import numpy as np
-import yaml
 from scipy.special import expit
 from sklearn.pipeline import Pipeline
+
+from src.documents import read_yaml
 
 SUITE_LABELS = ("negative", "positive")
 ProbabilityOfPositive = Callable[[Sequence[str]], Sequence[float]]
@@ -127,7 +128,7 @@ def parse_suite(document: dict[str, Any]) -> Suite:
 def load_suite() -> Suite:
     """The suite shipped with the service (src/model/behaviour_suite.yaml)."""
     text = (importlib.resources.files("src.model") / "behaviour_suite.yaml").read_text(encoding="utf-8")
-    return parse_suite(yaml.safe_load(text))
+    return parse_suite(read_yaml(text, "behaviour_suite.yaml", max_bytes=len(text)))
 
 
 def applies_to(classes: Sequence[str]) -> bool:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from sklearn.model_selection import train_test_split
 
+from src.documents import DocumentError, read_json
 from src.errors import DatasetError
 
 LABELS = ("negative", "positive")
@@ -233,14 +234,17 @@ def _csv_records(content: str, path: Path) -> Iterator[tuple[int, dict[str, obje
         yield reader.line_num, dict(row)
 
 
+_MAX_RECORD_DEPTH = 8  # a record is {"text": ..., "label": ...}
+
+
 def _jsonl_records(content: str, path: Path) -> Iterator[tuple[int, dict[str, object]]]:
     for line_number, line in enumerate(content.splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise DatasetError(f"{path}:{line_number}: invalid JSON ({error.msg})") from None
+            record = read_json(line, f"{path}:{line_number}", max_bytes=len(line), max_depth=_MAX_RECORD_DEPTH)
+        except DocumentError as error:
+            raise DatasetError(error.message) from None
         if not isinstance(record, dict):
             raise DatasetError(f"{path}:{line_number}: each line must be a JSON object")
         yield line_number, record

@@ -14,13 +14,13 @@ ends in half a line.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from src.documents import DocumentError, read_json
 from src.errors import DatasetError
 from src.model.datasets import Dataset
 from src.tenants.feedback_tokens import text_digest
@@ -57,13 +57,16 @@ class FeedbackCounts:
         )
 
 
+_MAX_LINE_DEPTH = 8  # a correction or a prediction record, as the service writes them
+
+
 def _lines(folder: Path, prefix: str, counts: FeedbackCounts) -> Iterator[dict[str, Any]]:
     for path in sorted(folder.glob(f"{prefix}-*.jsonl*")):
         with path.open("rb") as handle:
             for raw in handle:
                 try:
-                    document = json.loads(raw)
-                except ValueError:
+                    document = read_json(raw, "a ledger line", max_bytes=len(raw), max_depth=_MAX_LINE_DEPTH)
+                except DocumentError:
                     counts.bad_lines += 1
                     continue
                 if isinstance(document, dict):

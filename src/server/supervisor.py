@@ -31,8 +31,10 @@ from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
 from types import FrameType
 
+from pydantic import ValidationError
+
 from src import exit_codes
-from src.config import Settings, get_settings
+from src.config import EmptyKeyFileError, Settings, get_settings, settings_problem
 from src.logs import configure_logging
 from src.serving.prediction_sinks import live_pids, retire_worker_logs
 from src.serving.reload_broadcast import CONTROL_DIR_ENV, WORKERS_FILE, write_json_atomically
@@ -390,9 +392,14 @@ class Supervisor:
 
 def main() -> int:
     """Entry point of the production server."""
-    settings = get_settings()
+    try:  # a setting or key file the workers could not use stops the server here, in one line
+        settings = get_settings()
+    except (ValidationError, EmptyKeyFileError) as error:
+        configure_logging("INFO")
+        logger.error("refusing to start: %s", settings_problem(error))
+        return exit_codes.REFUSED
     configure_logging(settings.log_level)
-    try:  # a key file the workers could not use stops the server here, in one line
+    try:
         build_key_ring(None, None, settings.api_keys_file)
     except KeyFileError as error:
         logger.error("API_KEYS_FILE: %s", error)

@@ -34,7 +34,7 @@ from src.serving.prediction_log import PredictionLog
 from src.serving.predictor import Prediction, Predictor
 from src.serving.served_models import ServedModels
 from src.serving.text_rules import Location, Locator, TextLimits, check_texts
-from src.tenants.access import check_model
+from src.tenants.access import refuse
 from src.tenants.feedback_tokens import FeedbackTokens
 from src.tenants.keys import ANONYMOUS, Tenant
 
@@ -111,6 +111,23 @@ class ModelIndexEntry:
     version: str
     state: str
     reason: str
+
+
+@dataclass(frozen=True)
+class ModelReport:
+    """One model's state in this worker, as /health and /models show it: its version, or why none serves."""
+
+    name: str
+    default: bool
+    required: bool
+    version: str | None
+    classes: list[str]
+    engine: str | None
+    reason: str | None
+
+    @property
+    def ready(self) -> bool:
+        return self.version is not None
 
 
 @dataclass(frozen=True)
@@ -204,20 +221,24 @@ class DataPlane:
     ) -> tuple[ModelState, Predictor]:
         """A model's state and serving predictor (that version, if named): the one place a request finds its model.
 
-        UnknownModelError (404) for a model not served here (or not one of the key's models: no name
-        outside them is confirmed), ForbiddenError (403) for a served model the key may not use,
-        ModelNotReadyError (503) while it has no verified version, UnknownVersionError (404) when it
-        serves another version than the one named.
+        UnknownModelError (404) for a model not served here or not one of the key's models (no name
+        outside them is confirmed), ModelNotReadyError (503) while it has no verified version,
+        UnknownVersionError (404) when it serves another version than the one named.
         """
         state = self.model(name, tenant, route)
         return state, self.serving(state, version)
 
     def model(self, name: str | None, tenant: Tenant | None = None, route: str = "") -> ModelState:
-        """A served model's state by name (the default for None), if the key may use it; see `find`."""
+        """A served model's state by name (the default for None), if the key may use it; see `find`.
+
+        One visibility rule: a model the key may not use does not exist for it. It is answered as a name
+        nothing serves (404, naming only the key's own models); the refusal is audited as one."""
         state = self.models.models.get(self.models.default_name if name is None else name)
+        if state is not None and tenant is not None and not tenant.allows_model(state.name):
+            refuse(tenant, route, state.name, "forbidden", "model")
+            state = None
         if state is None:
             raise UnknownModelError(name or "", self.visible(tenant))
-        check_model(tenant, state.name, route)
         return state
 
     @staticmethod
@@ -254,6 +275,7 @@ class DataPlane:
         state = self.model(name, tenant, route)
         if state.predictor is not None:
             return
+        state.rejection = None  # an operator's load tries at once, as an operator's reload does
         if self.models.lazy and not self.models.loads_now(state):
             await self.models.ensure_loaded(state)
         elif not await asyncio.to_thread(state.load, kind="repository"):
@@ -275,6 +297,26 @@ class DataPlane:
     def visible(self, tenant: Tenant | None) -> list[str]:
         """The names of the models a key may see: its own (all of them with keys off)."""
         return [name for name in self.models.models if tenant is None or tenant.allows_model(name)]
+
+    def model_reports(self, tenant: Tenant | None = None) -> list[ModelReport]:
+        """Each model the key may see, by name: ready or why not, its version and engine, required or not."""
+        required = set(self.models.required_names())
+        reports = []
+        for name in sorted(self.visible(tenant)):
+            state = self.models.models[name]
+            predictor = state.predictor
+            reports.append(
+                ModelReport(
+                    name,
+                    default=name == self.models.default_name,
+                    required=name in required,
+                    version=predictor.version if predictor else None,
+                    classes=predictor.classes if predictor else [],
+                    engine=predictor.engine if predictor else None,
+                    reason=state.not_ready_reason,
+                )
+            )
+        return reports
 
     async def infer(self, request: InferenceRequest) -> Inference:
         """Score a request's texts: UnknownModelError (404), ModelNotReadyError (503), InvalidInputError (422).

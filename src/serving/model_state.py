@@ -190,6 +190,24 @@ class ModelState:
         store, _ = self._current()
         return _signature(store, current) != rejection.signature
 
+    def retry_in(self) -> float | None:
+        """Seconds until a version that failed to load is worth trying again, while CURRENT names it and
+        its files are unchanged; None when a load may be tried now (nothing failed, or something changed).
+
+        What lets a lazily served model refuse a request in a stat instead of reading and hashing a bad
+        file again for every request."""
+        rejection = self.rejection
+        if rejection is None:
+            return None
+        try:
+            store, current = self._current()
+        except ModelStoreError:
+            return None
+        if current != rejection.version or _signature(store, current) != rejection.signature:
+            return None
+        left = rejection.retry_at - time.monotonic()
+        return left if left > 0 else None
+
     def current_changed(self) -> bool:
         """Whether CURRENT names another version than the one served (unreadable counts as unchanged).
 

@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from src.documents import DocumentError, read_file, read_json
+
 if TYPE_CHECKING:  # the supervisor imports this module before prometheus_client may be imported
     from src.serving.served_models import ServedModels
 
@@ -40,10 +42,13 @@ def write_json_atomically(path: Path, content: object) -> None:
     temporary.replace(path)
 
 
+_MAX_ANSWER_BYTES = 1 << 20  # a worker's answer: a line per model
+
+
 def _read_json(path: Path) -> Any:
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
+        return read_json(read_file(path, _MAX_ANSWER_BYTES, str(path)), str(path), max_bytes=_MAX_ANSWER_BYTES)
+    except DocumentError:  # a worker's answer half written, or not one: as if it had not answered
         return None
 
 

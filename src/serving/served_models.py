@@ -137,6 +137,9 @@ class ServedModels:
         if state.predictor is not None or self.loads_now(state):
             return
         if state.loading is None:
+            wait = state.retry_in()
+            if wait is not None:  # it failed, and nothing has changed since: no new load for this request
+                raise ModelNotReadyError(state.name, state.not_ready_reason or "its load failed", retry_after=wait)
             state.loading = asyncio.ensure_future(self._load(state))
         try:
             loaded = await asyncio.wait_for(asyncio.shield(state.loading), self.load_wait)
@@ -216,11 +219,15 @@ class ServedModels:
         model, whether a new version serves. A lazily served model that is not loaded is left unloaded:
         its first request loads CURRENT, whatever it is then."""
         self.discover()
-        changed = {
-            name: await state.reload_if_changed(retry_rejected=retry_rejected)
-            for name, state in list(self.models.items())
-            if state.predictor is not None or self.loads_now(state)
-        }
+        changed = {}
+        for name, state in list(self.models.items()):
+            if state.predictor is None and not self.loads_now(state):
+                continue
+            try:
+                changed[name] = await state.reload_if_changed(retry_rejected=retry_rejected)
+            except Exception:  # one model's bad check must not stop the others' reloads
+                logger.exception("model %s: store check failed; the other models are checked as usual", name)
+                changed[name] = False
         if self.lazy:
             self.evict()
             self._report()

@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from sklearn.pipeline import Pipeline
 
+from src.documents import DocumentError, read_file, read_json, read_yaml
 from src.store.serialization import UnusableModelError, load_pipeline, read_schema
 
 MLMODEL_FILE = "MLmodel"
@@ -45,26 +45,6 @@ _MAX_YAML_DEPTH = 32
 
 class ModelSourceError(Exception):
     """The file cannot be imported; the message says why in one line."""
-
-
-class _PlainYamlLoader(yaml.SafeLoader):
-    """YAML without aliases and with bounded nesting: an MLmodel file needs neither, and aliases let a
-    424-byte file expand to gigabytes (a billion laughs)."""
-
-    def __init__(self, stream: bytes) -> None:
-        super().__init__(stream)
-        self._depth = 0
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            raise ModelSourceError(f"{MLMODEL_FILE} uses a YAML alias (*name), which an MLmodel file never needs")
-        self._depth += 1
-        try:
-            if self._depth > _MAX_YAML_DEPTH:
-                raise ModelSourceError(f"{MLMODEL_FILE} is nested over {_MAX_YAML_DEPTH} levels deep")
-            return super().compose_node(parent, index)
-        finally:
-            self._depth -= 1
 
 
 def _field(value: object) -> str | None:
@@ -121,8 +101,9 @@ def _recorded_sklearn_version(skops_bytes: bytes) -> str | None:
             version = node.get("_sklearn_version")
             if isinstance(version, dict) and isinstance(version.get("content"), str):
                 try:  # a JsonNode: the value JSON-encoded
-                    return _field(json.loads(version["content"][:_MAX_FIELD_CHARS]))
-                except (ValueError, RecursionError):
+                    content = version["content"][:_MAX_FIELD_CHARS]
+                    return _field(read_json(content, "a recorded version", max_bytes=_MAX_FIELD_CHARS))
+                except DocumentError:
                     return None
             pending.extend(node.values())
         elif isinstance(node, list):
@@ -135,9 +116,11 @@ def _read_bounded(path: Path, max_bytes: int) -> bytes:
         size = path.stat().st_size
         if size > max_bytes:
             raise ModelSourceError(f"{path.name} is {size} bytes, over the limit of {max_bytes} (MAX_MODEL_BYTES)")
-        return path.read_bytes()
+        return read_file(path, max_bytes, path.name)  # bounded again: the file may grow after the stat
     except OSError as error:
         raise ModelSourceError(f"cannot read {path.name} ({error.strerror})") from None
+    except DocumentError as error:
+        raise ModelSourceError(error.message) from None
 
 
 def _from_skops(data: bytes, max_bytes: int) -> Pipeline:
@@ -219,11 +202,9 @@ def _read_mlflow(folder: Path, *, trust_pickle: bool, max_bytes: int) -> ModelSo
         raise ModelSourceError(f"{MLMODEL_FILE} is a symbolic link; the file itself must be in the directory")
     mlmodel = _read_bounded(folder / MLMODEL_FILE, _MAX_MLMODEL_BYTES)
     try:
-        document = yaml.load(mlmodel, Loader=_PlainYamlLoader)  # a SafeLoader without aliases
-    except RecursionError:
-        raise ModelSourceError(f"{MLMODEL_FILE} is nested too deeply") from None
-    except yaml.YAMLError as error:
-        raise ModelSourceError(f"{MLMODEL_FILE} is not valid YAML ({str(error).splitlines()[0]})") from None
+        document = read_yaml(mlmodel, MLMODEL_FILE, max_bytes=_MAX_MLMODEL_BYTES, max_depth=_MAX_YAML_DEPTH)
+    except DocumentError as error:
+        raise ModelSourceError(error.message) from None
     flavors = document.get("flavors") if isinstance(document, dict) else None
     sklearn_flavor = flavors.get("sklearn") if isinstance(flavors, dict) else None
     if not isinstance(sklearn_flavor, dict):

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from src.documents import DocumentError, read_json
 from src.errors import ModelStoreError, quoted
 from src.store.store import _TEMP_PREFIX, ModelStore, _write_durably, check_version_name, fsync_dir
 
@@ -93,12 +94,10 @@ def read_rollout(store: ModelStore) -> Rollout | None:
     content = store.read_pointer(ROLLOUT_FILE, _MAX_ROLLOUT_BYTES)
     if content is None:
         return None
-    if len(content) > _MAX_ROLLOUT_BYTES:
-        raise ModelStoreError(f"model {store.name}: {ROLLOUT_FILE} is over {_MAX_ROLLOUT_BYTES} bytes")
     try:
-        document = json.loads(content)
-    except ValueError:
-        raise ModelStoreError(f"model {store.name}: {ROLLOUT_FILE} is not JSON") from None
+        document = read_json(content, f"model {store.name}: {ROLLOUT_FILE}", max_bytes=_MAX_ROLLOUT_BYTES, max_depth=4)
+    except DocumentError as error:
+        raise ModelStoreError(error.message) from None
     return Rollout.from_dict(document, store.name)
 
 

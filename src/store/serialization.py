@@ -8,7 +8,6 @@ string of terms in index order (`vocabulary_terms_`), and the dict is rebuilt on
 from __future__ import annotations
 
 import io
-import json
 import warnings
 import zipfile
 from typing import Any
@@ -19,6 +18,7 @@ from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.pipeline import FeatureUnion, Pipeline
 
 from src.config import DEFAULT_MAX_MODEL_BYTES
+from src.documents import DocumentError, read_json
 from src.engine.model_types import trusted_types
 from src.engine.pipeline_checks import UnsupportedModelError, check_pipeline
 
@@ -84,6 +84,7 @@ def _restore_vocabulary(pipeline: Pipeline) -> None:
 # A skops node is an object of at least `__class__`, `__module__` and `__loader__` (over 40 bytes): a
 # schema with far more objects and arrays than its size allows is made to be expanded, not loaded.
 _MIN_BYTES_PER_NODE = 16
+_MAX_SCHEMA_DEPTH = 256  # a Pipeline of unions of pipelines nests a few dozen levels; the rest is not a model
 
 
 def read_schema(data: bytes) -> Any:
@@ -98,11 +99,9 @@ def read_schema(data: bytes) -> Any:
     if nodes > len(raw) // _MIN_BYTES_PER_NODE + 1_000:
         raise UnusableModelError(f"schema.json holds {nodes} objects and arrays in {len(raw)} bytes: not a model")
     try:
-        return json.loads(raw)
-    except RecursionError:
-        raise UnusableModelError("schema.json is nested too deeply: not a model") from None
-    except ValueError as error:
-        raise UnusableModelError(f"not a skops file (schema.json: {str(error)[:200]})") from None
+        return read_json(raw, "schema.json", max_bytes=len(raw), max_depth=_MAX_SCHEMA_DEPTH, finite=False)
+    except DocumentError as error:
+        raise UnusableModelError(f"not a skops file ({error.message})") from None
 
 
 def _types_in_file(data: bytes) -> set[str]:

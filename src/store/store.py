@@ -41,6 +41,7 @@ from src.config import (
     DEFAULT_MAX_MODEL_BYTES,
     DEFAULT_MAX_RESPONSE_BYTES,
 )
+from src.documents import DocumentError, read_json
 from src.errors import ModelNotFoundError, ModelStoreError, ModelVerificationError, quoted
 from src.store.serialization import UnusableModelError, dump_pipeline, load_pipeline
 
@@ -338,16 +339,12 @@ class ModelStore:
     @staticmethod
     def parse_metadata(version: str, content: bytes) -> dict[str, Any]:
         """A version's metadata from its bytes, as servers read it: bounded in size and depth, a JSON object."""
-        if len(content) > MAX_METADATA_BYTES:
-            raise ModelVerificationError(
-                f"model {version}: {METADATA_FILE} is {len(content)} bytes, over {MAX_METADATA_BYTES}"
-            )
         try:
-            metadata = json.loads(content)
-        except RecursionError:
-            raise ModelVerificationError(f"model {version}: {METADATA_FILE} is nested too deeply") from None
-        except ValueError as error:
-            raise ModelVerificationError(f"model {version}: unreadable {METADATA_FILE} ({error})") from None
+            metadata = read_json(
+                content, f"model {version}: {METADATA_FILE}", max_bytes=MAX_METADATA_BYTES, finite=False
+            )
+        except DocumentError as error:
+            raise ModelVerificationError(error.message) from None
         if not isinstance(metadata, dict):
             raise ModelVerificationError(f"model {version}: {METADATA_FILE} is not a JSON object")
         return metadata

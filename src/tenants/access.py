@@ -1,9 +1,11 @@
 """Access control for every protocol: the key, its scope, its models and its rate, decided in one place.
 
 `Access.authorize` is called by the HTTP policy middleware and the gRPC servicer before a request
-does any work; `Access.check_model` wherever a request's model becomes known (src/serving/dataplane.py
-resolves it). The key file is re-read when it changes (checked at most once a second, on a request):
-a file that cannot be used leaves the keys in force as they were, and says why in the log.
+does any work; which models a key sees is decided where every request finds its model, the data
+plane (src/serving/dataplane.py): a model outside the key's list does not exist for it.
+
+The key file is re-read when it changes (checked at most once a second, on a request): a file that
+cannot be used leaves the keys in force as they were, and says why in the log.
 
 Every refusal for scope, model or rate, and every admin action, is an audit line: JSON on the
 `src.audit` logger with the key id, route, model and outcome, never the key.
@@ -134,13 +136,6 @@ class Access:
                 )
         metrics.labelled(metrics.KEY_REQUESTS, tenant.id, "accepted").inc()
         return tenant
-
-
-def check_model(tenant: Tenant | None, model: str, route: str) -> None:
-    """403 when the key may not use `model` (None: keys are off, every model may be used)."""
-    if tenant is not None and not tenant.allows_model(model):
-        refuse(tenant, route, model, "forbidden", "model")
-        raise ForbiddenError(f"key {tenant.id!r} may not use model {model!r} (its models: {tenant.models_text()})")
 
 
 class _RateRefusals:

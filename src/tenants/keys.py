@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from src.documents import DocumentError, read_file, read_yaml
 
 SCOPES = ("predict", "feedback", "read", "admin")
 ANONYMOUS = "anonymous"  # the key id of requests made with keys off, in feedback tokens and corrections
@@ -133,18 +133,9 @@ def build_key_ring(api_keys: str | None, admin_api_keys: str | None, key_file: P
 def read_key_file(path: Path) -> dict[bytes, Tenant]:
     """The tenants of a key file; KeyFileError naming the file and what is wrong."""
     try:
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_KEY_FILE_BYTES + 1)
-    except OSError as error:
-        raise KeyFileError(f"{path}: cannot be read ({error.strerror or error})") from None
-    if len(raw) > MAX_KEY_FILE_BYTES:
-        raise KeyFileError(f"{path}: larger than {MAX_KEY_FILE_BYTES} bytes")
-    try:
-        document = yaml.load(raw, Loader=_NoAliasLoader)
-    except yaml.YAMLError as error:
-        where = getattr(error, "problem_mark", None)
-        line = f" at line {where.line + 1}" if where is not None else ""
-        raise KeyFileError(f"{path}: not YAML{line} ({getattr(error, 'problem', None) or 'unreadable'})") from None
+        document = read_yaml(read_file(path, MAX_KEY_FILE_BYTES, str(path)), str(path), max_bytes=MAX_KEY_FILE_BYTES)
+    except DocumentError as error:
+        raise KeyFileError(error.message) from None
     if not isinstance(document, dict) or set(document) != {"keys"} or not isinstance(document["keys"], list):
         raise KeyFileError(f"{path}: must be a mapping with one field, `keys`, a list of keys")
     entries: list[Any] = document["keys"]
@@ -209,13 +200,3 @@ def _rate(entry: Mapping[str, Any], name: str, burst_name: str | None, where: st
     per_second = _number(entry[name], where, name)
     burst = _number(entry[burst_name], where, burst_name) if burst_name and burst_name in entry else per_second
     return Rate(per_second, max(burst, 1.0))
-
-
-class _NoAliasLoader(yaml.SafeLoader):
-    """YAML's safe subset without aliases: a small file cannot expand into a large document."""
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()  # type: ignore[no-untyped-call]
-            raise yaml.composer.ComposerError(None, None, "aliases are not allowed", event.start_mark)
-        return super().compose_node(parent, index)

@@ -174,9 +174,10 @@ class InferenceService:
         """True when the model (that version, if named) is loaded and verified; NOT_FOUND if not served."""
 
         async def ready(tenant: Tenant | None) -> oip.ModelReadyResponse:
-            return oip.ModelReadyResponse(ready=self.plane.model_ready(request.name, request.version or None, tenant))
+            ready = self.plane.model_ready(request.name, request.version or None, tenant, "ModelReady")
+            return oip.ModelReadyResponse(ready=ready)
 
-        return self._call("ModelReady", context, ready)
+        return self._call("ModelReady", context, ready, scope="read")
 
     def ServerMetadata(self, request: oip.ServerMetadataRequest, context: Context) -> oip.ServerMetadataResponse:  # noqa: N802
         """The server's name, version and protocol extensions, as over REST."""

@@ -3,52 +3,57 @@
 Readiness rule: /health/ready is 200 when every required model (REQUIRED_MODELS; the default model
 unless set, `*` for every model found) serves a verified version. Other models report their own
 readiness on /health, /models and /v2/models/{name}/ready, and answer 503 while not loaded.
+
+The probes need no key, so with API keys on they say only whether the process is ok or ready: which
+models it serves, at which versions, is for a key to ask (`GET /models`, the `read` scope).
 """
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Any
+
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from src.api.deps import ModelsDep
+from src.api.deps import DataPlaneDep
 from src.api.schemas import HealthResponse, ModelHealth
-from src.errors import RETRY_AFTER_SECONDS
-from src.serving.served_models import ServedModels
+from src.errors import ServiceUnavailableError
 
 router = APIRouter(prefix="/health", tags=["health"])
 
 
-def model_health(models: ServedModels) -> dict[str, ModelHealth]:
-    """Each served model's readiness, version and engine, or why it serves nothing."""
-    report = {}
-    for name, state in sorted(models.models.items()):
-        predictor = state.predictor
-        report[name] = ModelHealth(
-            ready=predictor is not None,
-            version=predictor.version if predictor else None,
-            engine=predictor.engine if predictor else None,
-            reason=state.not_ready_reason,
-            required=name in models.required_names(),
-        )
-    return report
+def _keys_on(request: Request) -> bool:
+    return bool(request.app.state.access.enforced)
 
 
-@router.get("", summary="Process and model state")
-async def health(models: ModelsDep) -> HealthResponse:
+@router.get("", summary="Process and model state", response_model=HealthResponse, response_model_exclude_unset=True)
+async def health(plane: DataPlaneDep, request: Request) -> dict[str, Any]:
     """Always 200 while the process runs; says which models are loaded, which versions, or why not.
 
-    The top-level model fields describe the default model; `models` has every model.
+    The top-level model fields describe the default model; `models` has every model. With API keys
+    on, only `status` and `model_loaded`.
     """
-    default = models.default
-    predictor = default.predictor
-    return HealthResponse(
-        status="not_ready" if models.not_ready() else "ok",
-        model_loaded=predictor is not None,
-        model_version=predictor.version if predictor else None,
-        engine=predictor.engine if predictor else None,
-        reason=default.not_ready_reason,
-        models=model_health(models),
-    )
+    reports = plane.model_reports()
+    default = next(report for report in reports if report.default)
+    answer: dict[str, Any] = {"status": "ok" if plane.ready() else "not_ready", "model_loaded": default.ready}
+    if _keys_on(request):
+        return answer
+    return {
+        **answer,
+        "model_version": default.version,
+        "engine": default.engine,
+        "reason": default.reason,
+        "models": {
+            report.name: ModelHealth(
+                ready=report.ready,
+                version=report.version,
+                engine=report.engine,
+                reason=report.reason,
+                required=report.required,
+            )
+            for report in reports
+        },
+    }
 
 
 @router.get("/live", summary="Liveness probe")
@@ -58,16 +63,21 @@ async def live() -> dict[str, str]:
 
 
 @router.get("/ready", summary="Readiness probe", responses={503: {"description": "A required model is not loaded"}})
-async def ready(models: ModelsDep) -> JSONResponse:
-    """200 when every required model serves a verified version; 503 naming the ones that do not, and why."""
-    waiting = models.not_ready()
+async def ready(plane: DataPlaneDep, request: Request) -> JSONResponse:
+    """200 when every required model serves a verified version; 503 naming the ones that do not, and why
+    (with API keys on, how many, without their names)."""
+    waiting = plane.not_ready()
+    keys_on = _keys_on(request)
     if waiting:
-        detail = "; ".join(f"model {name}: {reason}" for name, reason in waiting.items())
-        return JSONResponse(
-            {"status": "not_ready", "detail": detail},
-            status_code=503,
-            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-        )
-    default = models.default.predictor
-    versions = {name: state.predictor.version for name, state in models.models.items() if state.predictor}
-    return JSONResponse({"status": "ready", "model_version": default.version if default else None, "models": versions})
+        if keys_on:
+            detail = f"{len(waiting)} required model(s) not loaded yet"
+        else:
+            detail = "; ".join(f"model {name}: {reason}" for name, reason in waiting.items())
+        headers = {"Retry-After": str(ServiceUnavailableError.retry_after)}
+        return JSONResponse({"status": "not_ready", "detail": detail}, status_code=503, headers=headers)
+    if keys_on:
+        return JSONResponse({"status": "ready"})
+    reports = plane.model_reports()
+    default = next(report for report in reports if report.default)
+    versions = {report.name: report.version for report in reports if report.ready}
+    return JSONResponse({"status": "ready", "model_version": default.version, "models": versions})

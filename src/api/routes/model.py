@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import os
+from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter, Request
 
 from src import metrics
-from src.api.deps import DataPlaneDep, ModelsDep, tenant
+from src.api.deps import DataPlaneDep, route, tenant
 from src.api.routing import policy
 from src.api.schemas import ErrorResponse, ModelSummary
-from src.errors import ModelNotFoundError, ModelStoreError, UnknownModelError
+from src.errors import ModelNotFoundError, ModelStoreError
 from src.serving.predictor import Predictor
 from src.serving.reload_broadcast import ReloadBroadcast
 from src.store import rollout as rollouts
 from src.store.rollout import Rollout
-from src.tenants.access import audit, check_model
+from src.tenants.access import audit
 from src.tenants.keys import Tenant
 
 router = APIRouter(tags=["model"])
@@ -59,27 +60,21 @@ async def model_metadata(plane: DataPlaneDep, request: Request) -> dict[str, Any
 
 
 @router.get("/models", summary="The served models", openapi_extra=policy(scope="read"))
-async def list_models(models: ModelsDep, request: Request) -> list[ModelSummary]:
+async def list_models(plane: DataPlaneDep, request: Request) -> list[ModelSummary]:
     """Every model this server serves that the API key may use, the default one marked; a model not
     ready says why."""
-    summaries = []
-    asker = tenant(request)
-    for name, state in sorted(models.models.items()):
-        if asker is not None and not asker.allows_model(name):
-            continue
-        predictor = state.predictor
-        summaries.append(
-            ModelSummary(
-                name=name,
-                default=name == models.default_name,
-                ready=predictor is not None,
-                version=predictor.version if predictor else None,
-                classes=predictor.classes if predictor else [],
-                engine=predictor.engine if predictor else None,
-                reason=state.not_ready_reason,
-            )
+    return [
+        ModelSummary(
+            name=report.name,
+            default=report.default,
+            ready=report.ready,
+            version=report.version,
+            classes=report.classes,
+            engine=report.engine,
+            reason=report.reason,
         )
-    return summaries
+        for report in plane.model_reports(tenant(request))
+    ]
 
 
 @router.get(
@@ -123,30 +118,21 @@ def _rollout_figures(name: str, rollout: Rollout) -> dict[str, Any]:
     responses={404: {"model": ErrorResponse, "description": "No model of that name is served, or no rollout"}},
     openapi_extra=policy(scope="read"),
 )
-async def model_rollout(name: str, models: ModelsDep, request: Request) -> dict[str, Any]:
+async def model_rollout(name: str, plane: DataPlaneDep, request: Request) -> dict[str, Any]:
     """The rollout as the store holds it (`state`: running, aborted or promoted; `reason` when aborted),
     its counts over every worker of this server since it started here, and the guards' thresholds."""
-    state = models.models.get(name)
-    if state is None:
-        raise UnknownModelError(name, models.models)
-    check_model(tenant(request), name, "/models/{name}/rollout")
+    state = plane.model(name, tenant(request), route(request))
     try:
         rollout = await asyncio.to_thread(rollouts.read_rollout, state.stores[0])
     except ModelStoreError as error:  # reported, not a 500: the servers answer with CURRENT alone meanwhile
         return {"state": "unreadable", "reason": error.message, "candidate_loaded_here": state.traffic is not None}
     if rollout is None:
         raise ModelNotFoundError(f"model {name} has had no rollout")
-    guards = state.guards
     return {
         **rollout.to_dict(),
         **_rollout_figures(name, rollout),
         "candidate_loaded_here": state.traffic is not None and state.traffic.rollout.id == rollout.id,
-        "guards": {
-            "min_requests": guards.min_requests,
-            "max_error_rate": guards.max_error_rate,
-            "max_latency_ratio": guards.max_latency_ratio,
-            "max_disagreement": guards.max_disagreement,
-        },
+        "guards": asdict(state.guards),
         "key_header": request.app.state.rollout_key_header,
     }
 
@@ -164,16 +150,15 @@ def _own_view(sent: dict[str, int], asker: Tenant | None) -> dict[str, int]:
     openapi_extra=policy(scope="read"),
     responses={404: {"model": ErrorResponse, "description": "No model of that name is served"}},
 )
-async def model_drift(name: str, plane: DataPlaneDep, models: ModelsDep, request: Request) -> dict[str, Any]:
+async def model_drift(name: str, plane: DataPlaneDep, request: Request) -> dict[str, Any]:
     """The newest DRIFT_WINDOW texts the server answered with CURRENT (over every worker) against the
     profile measured when the version was trained or imported. `status`: `collecting` until the window
     holds DRIFT_MIN_TEXTS texts, then `ok` or `drifting`; `no_reference` for a version without a profile.
     Each signal gives its test (PSI, or chi-squared for the label), statistic, threshold and verdict;
     `keys`, how many of the window's texts each API key sent (a key sees its own count, the rest as
     `others`)."""
-    name, predictor = plane.resolve(name, None, tenant(request), "/models/{name}/drift")
-    state = models.models[name]
-    window = state.drift
+    state, predictor = plane.find(name, None, tenant(request), route(request))
+    name, window = state.name, state.drift
     answer: dict[str, Any] = {"model": name, "version": predictor.version}
     if window is None or window.version != predictor.version:
         return {**answer, "status": "no_reference", "drifting": False, "reason": state.no_drift_reason}

@@ -23,7 +23,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from src import tracing
-from src.api.deps import DataPlaneDep, inference_request, tenant
+from src.api.deps import DataPlaneDep, inference_request, route, tenant
 from src.api.error_responses import V2_ERRORS
 from src.api.request_bodies import json_object, texts_of_rows
 from src.api.routing import policy
@@ -106,11 +106,11 @@ async def list_models(plane: DataPlaneDep, request: Request) -> dict[str, list[s
     return {"models": plane.visible(tenant(request))}
 
 
-@router.get("/models/{name}", summary="Model readiness (V1)", openapi_extra=policy(errors=ERRORS))
-async def model_ready(plane: DataPlaneDep, name: str) -> JSONResponse:
+@router.get("/models/{name}", summary="Model readiness (V1)", openapi_extra=policy(scope="read", errors=ERRORS))
+async def model_ready(plane: DataPlaneDep, request: Request, name: str) -> JSONResponse:
     """`{"name": ..., "ready": true}` (200) when the model is loaded and verified, `"ready": false`
-    (503, as KServe answers) when not, 404 for an unknown model."""
-    if plane.model_ready(name):
+    (503, as KServe answers) when not, 404 for an unknown model (or one the key may not use)."""
+    if plane.model_ready(name, None, tenant(request), route(request)):
         return JSONResponse({"name": name, "ready": True})
     return JSONResponse(
         {"name": name, "ready": False}, status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)}

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from src.documents import DocumentError, read_json
 from src.errors import BadRequestError, quoted
 from src.serving.dataplane import Inference
 from src.serving.text_rules import TextLimits, check_batch_size
@@ -60,14 +61,9 @@ def _json_part(body: bytes, header_length: str | None) -> tuple[Any, bytes]:
             raise BadRequestError(f"Inference-Header-Content-Length {quoted(header_length)} does not fit the body")
         split = int(header_length)
     try:
-        # UTF-8 only: json.loads would also take UTF-16 and UTF-32 bytes, which no other route accepts.
-        return json.loads(body[:split].decode("utf-8")), body[split:]
-    except UnicodeDecodeError:
-        raise BadRequestError("the inference request's JSON is not UTF-8 text") from None
-    except ValueError as error:
-        raise BadRequestError(f"the inference request is not valid JSON ({error})") from None
-    except RecursionError:
-        raise BadRequestError("the inference request's JSON is nested too deeply") from None
+        return read_json(body[:split], "the inference request", max_bytes=split), body[split:]
+    except DocumentError as error:
+        raise BadRequestError(error.message) from None
 
 
 def text_count(shape: Any, limits: TextLimits) -> int:

@@ -80,14 +80,16 @@ async def model_metadata(plane: DataPlaneDep, request: Request, name: str, versi
     return JSONResponse(_metadata(plane.model_metadata(name, version, tenant(request), route(request))))
 
 
-@router.get("/models/{name}/ready", summary="Model readiness", openapi_extra=policy(errors=V2))
+@router.get("/models/{name}/ready", summary="Model readiness", openapi_extra=policy(scope="read", errors=V2))
 @router.get(
-    "/models/{name}/versions/{version}/ready", summary="Model version readiness", openapi_extra=policy(errors=V2)
+    "/models/{name}/versions/{version}/ready",
+    summary="Model version readiness",
+    openapi_extra=policy(scope="read", errors=V2),
 )
-async def model_ready(plane: DataPlaneDep, name: str, version: str | None = None) -> JSONResponse:
+async def model_ready(plane: DataPlaneDep, request: Request, name: str, version: str | None = None) -> JSONResponse:
     """`{"name": ..., "ready": true}` (200) when the model is loaded and verified, `"ready": false`
-    (400) when not, 404 for an unknown model."""
-    ready = plane.model_ready(name, version)
+    (400) when not, 404 for an unknown model (or one the key may not use)."""
+    ready = plane.model_ready(name, version, tenant(request), route(request))
     return JSONResponse({"name": name, "ready": ready}, status_code=200 if ready else 400)
 
 
