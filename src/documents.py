@@ -169,21 +169,26 @@ def read_yaml(data: bytes | str, what: str, *, max_bytes: int, max_depth: int = 
 
 
 def _check_numbers(document: Any, what: str) -> None:
-    """YAML's numbers in the same ranges as JSON's (its ints are unbounded, `.inf` and `.nan` are floats)."""
-    stack = [document]
+    """YAML's numbers in the same ranges as JSON's (its ints are unbounded, `.inf` and `.nan` are floats),
+    a refusal naming where the number is (`keys[0].rate`)."""
+    stack: list[tuple[Any, str]] = [(document, "")]
     while stack:
-        value = stack.pop()
+        value, where = stack.pop()
         if isinstance(value, dict):
-            stack.extend(value.keys())
-            stack.extend(value.values())
+            stack.extend((key, where) for key in value)
+            stack.extend((child, f"{where}.{key}" if where else str(key)) for key, child in value.items())
         elif isinstance(value, list):
-            stack.extend(value)
+            stack.extend((child, f"{where}[{index}]") for index, child in enumerate(value))
         elif isinstance(value, bool):
             continue
         elif isinstance(value, int) and not -_INT_LIMIT <= value < _INT_LIMIT:
-            raise DocumentError(f"{what} holds an integer out of range")
+            raise DocumentError(f"{what} holds an integer out of range{_at(where)}")
         elif isinstance(value, float) and not math.isfinite(value):
-            raise DocumentError(f"{what} holds a number that is not finite")
+            raise DocumentError(f"{what} holds a number that is not finite{_at(where)}")
+
+
+def _at(where: str) -> str:
+    return f" at {where[:100]}" if where else ""
 
 
 def _first_line(error: BaseException) -> str:

@@ -20,6 +20,8 @@ from tests.tenants.test_keys import KEY_A, KEY_B, sha, write_keys
 A = {"X-API-Key": "secret-a"}
 B = {"X-API-Key": "secret-b"}
 TEXT = {"text": "a fine film"}
+METRICS_TOKEN = "a-metrics-token-for-tests"
+SCRAPER = {"Authorization": f"Bearer {METRICS_TOKEN}"}
 V2_TEXT = {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": ["a fine film"]}]}
 
 
@@ -29,6 +31,7 @@ def keyed(two_models_dir: Path, tmp_path: Path) -> Iterator[TestClient]:
         two_models_dir,
         api_keys_file=write_keys(tmp_path / "keys.yaml", KEY_A + KEY_B),
         prediction_log_dir=tmp_path / "logs",
+        metrics_token=METRICS_TOKEN,
     )
     with TestClient(create_app(settings)) as client:
         yield client
@@ -36,12 +39,13 @@ def keyed(two_models_dir: Path, tmp_path: Path) -> Iterator[TestClient]:
 
 def test_a_key_gets_its_models_and_scopes_and_403_naming_what_is_missing(keyed: TestClient) -> None:
     assert keyed.post("/predict", json=TEXT, headers=A).status_code == 200
+    # Another key's model does not exist for this key: the same 404 as a name nothing serves.
     other = keyed.post(f"/models/{SECOND_MODEL}/predict", json=TEXT, headers=A)
-    assert other.status_code == 403
-    assert f"may not use model '{SECOND_MODEL}' (its models: sentiment)" in other.json()["detail"]
+    assert other.status_code == 404
+    assert other.json()["detail"] == f"no model named '{SECOND_MODEL}' is served here (models: sentiment)"
     v2 = keyed.post(f"/v2/models/{SECOND_MODEL}/infer", json=V2_TEXT, headers=A)
-    assert v2.status_code == 403
-    assert f"may not use model '{SECOND_MODEL}'" in v2.json()["error"]
+    assert v2.status_code == 404
+    assert v2.json()["error"] == f"no model named '{SECOND_MODEL}' is served here (models: sentiment)"
     assert keyed.post("/v2/models/sentiment/infer", json=V2_TEXT, headers=A).status_code == 200
     feedback = keyed.post("/feedback", json={"feedback_token": "x.y", "label": "negative"}, headers=A)
     assert feedback.status_code == 403
@@ -66,7 +70,11 @@ def test_a_key_sees_only_its_models(keyed: TestClient, tmp_path: Path) -> None:
     unknown = keyed.get("/models/nope", headers=reader)
     assert unknown.status_code == 404
     assert "(models: sentiment)" in unknown.json()["detail"]  # the 404 names only its own models
-    assert keyed.get(f"/models/{SECOND_MODEL}/rollout", headers=reader).status_code == 403
+    # A model the key may not use answers as a name nothing serves: the same 404, naming only its own.
+    for name, path in [(SECOND_MODEL, f"/models/{SECOND_MODEL}/rollout"), ("nope", "/models/nope/rollout")]:
+        hidden = keyed.get(path, headers=reader)
+        assert hidden.status_code == 404, path
+        assert hidden.json()["detail"] == f"no model named {name!r} is served here (models: sentiment)"
 
 
 def test_past_its_rate_a_key_gets_429_and_another_key_is_not_slowed(keyed: TestClient) -> None:
@@ -77,7 +85,7 @@ def test_past_its_rate_a_key_gets_429_and_another_key_is_not_slowed(keyed: TestC
     assert int(refused[0].headers["retry-after"]) >= 1
     assert "over its request rate of 20 per second" in refused[0].json()["detail"]
     assert all(keyed.post("/predict", json=TEXT, headers=B).status_code == 200 for _ in range(30))
-    exposition = keyed.get("/metrics").text
+    exposition = keyed.get("/metrics", headers=SCRAPER).text
     assert re.search(r'mlservice_key_requests_total\{key="team-a",outcome="rate_limited"\} [1-9]', exposition)
     assert re.search(r'mlservice_key_requests_total\{key="team-b",outcome="accepted"\} [1-9]', exposition)
 

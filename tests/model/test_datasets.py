@@ -110,7 +110,7 @@ def test_reads_jsonl(tmp_path: Path) -> None:
         ("latin.csv", "text,label\ncaf\u00e9,pos\n".encode("latin-1"), "not UTF-8"),
         ("blank.csv", b"text,label\n   ,pos\nbad,neg\n", "must be non-empty text"),
         ("nolabelvalue.csv", b"text,label\ngood,\nbad,neg\n", "is empty"),
-        ("broken.jsonl", b'{"text": "a", "label": "x"}\n{"text": \n', "invalid JSON"),
+        ("broken.jsonl", b'{"text": "a", "label": "x"}\n{"text": \n', "broken.jsonl:2 is not valid JSON"),
         ("list.jsonl", b'["a", "b"]\n', "JSON object"),
     ],
 )

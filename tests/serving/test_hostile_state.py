@@ -247,4 +247,4 @@ def test_workers_stop_using_a_candidate_when_rollout_becomes_unreadable(model_di
     asyncio.run(state.follow_rollout())
     assert traffic.stopped
     assert state.traffic is None
-    assert "not JSON" in str(state.rollout_error)
+    assert "ROLLOUT is not valid JSON" in str(state.rollout_error)

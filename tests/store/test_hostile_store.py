@@ -82,7 +82,7 @@ def test_deeply_nested_metadata_is_refused_and_listed_as_unreadable(
     store = ModelRegistry(tmp_path).store()
     version = store.publish(tiny_pipeline(), {})
     (store.root / version / METADATA_FILE).write_text("[" * 100_000 + "]" * 100_000)
-    with pytest.raises(ModelVerificationError, match="nested too deeply"):
+    with pytest.raises(ModelVerificationError, match="nested over 64 levels deep"):
         store.read_metadata(version)
     assert cli.main(["--model-dir", str(tmp_path), "list"]) == 0
     assert "unreadable" in capsys.readouterr().out

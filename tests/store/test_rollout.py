@@ -87,7 +87,7 @@ def test_promote_moves_current_and_ends_the_rollout(store: tuple[ModelStore, str
     ("content", "reason"),
     [
         ("[]", "not a JSON object"),
-        ("{", "not JSON"),
+        ("{", "ROLLOUT is not valid JSON"),
         ('{"id": "a1", "candidate": "../x", "baseline": "v", "mode": "canary", "percent": 5}', "invalid"),
         ('{"id": "a1", "candidate": "v2", "baseline": "v1", "mode": "canary", "percent": 500}', "invalid mode"),
         (json.dumps({"id": "a1"}), "not a rollout"),

@@ -72,7 +72,7 @@ def test_the_settings_keys_keep_their_rights() -> None:
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ("keys: [", "not YAML at line"),
+        ("keys: [", "not valid YAML at line"),
         ("- a\n- b\n", "one field, `keys`"),
         ("keys:\n  - nope\n", "key 1: must be a mapping"),
         ("keys:\n  - {id: 'a b', sha256: x}\n", "key 1: `id` must be"),
@@ -81,9 +81,12 @@ def test_the_settings_keys_keep_their_rights() -> None:
         (f"keys:\n  - {{id: a, sha256: {sha('k')}, models: [], scopes: [read]}}\n", "`models` must name"),
         (f"keys:\n  - {{id: a, sha256: {sha('k')}, models: ['*'], scopes: [read], rate: 0}}\n", "`rate` must be"),
         (f"keys:\n  - {{id: a, sha256: {sha('k')}, models: ['*'], scopes: [read], burst: 5}}\n", "`burst` without"),
-        (f"keys:\n  - {{id: a, sha256: {sha('k')}, models: ['*'], scopes: [read], rate: .inf}}\n", "`rate` must"),
+        (
+            f"keys:\n  - {{id: a, sha256: {sha('k')}, models: ['*'], scopes: [read], rate: .inf}}\n",
+            "not finite at keys[0].rate",
+        ),
         (f"keys:\n  - {{id: a, sha256: {sha('k')}, models: ['*'], scopes: [read], role: x}}\n", "unknown field 'role'"),
-        (f"keys:\n  - &k {{id: a, sha256: {sha('k')}, models: ['*'], scopes: [read]}}\n  - *k\n", "aliases"),
+        (f"keys:\n  - &k {{id: a, sha256: {sha('k')}, models: ['*'], scopes: [read]}}\n  - *k\n", "uses a YAML alias"),
         (
             f"keys:\n  - {{id: a, sha256: {sha('k')}, models: ['*'], scopes: [read]}}\n"
             f"  - {{id: a, sha256: {sha('j')}, models: ['*'], scopes: [read]}}\n",
@@ -110,7 +113,7 @@ def test_a_missing_or_huge_file_is_refused(tmp_path: Path) -> None:
         read_key_file(tmp_path / "nowhere.yaml")
     huge = tmp_path / "huge.yaml"
     huge.write_bytes(b"#" * 1_000_001)
-    with pytest.raises(KeyFileError, match="larger than"):
+    with pytest.raises(KeyFileError, match="is over 1000000 bytes"):
         read_key_file(huge)
 
 

@@ -79,4 +79,6 @@ def test_a_named_model_and_keys_as_on_every_route(two_models_dir: Path) -> None:
         answer = keyed.post(path, json={"instances": ["spam spam"]}, headers={"X-API-Key": "k"})
         assert answer.status_code == 200, answer.text
         assert len(answer.json()["predictions"]) == 1
-        assert keyed.get("/v1/models/sentiment").status_code == 200  # readiness needs no key, as V2's
+        # A model's readiness names the model: it needs a key (the server's probes do not).
+        assert keyed.get("/v1/models/sentiment").status_code == 401
+        assert keyed.get("/v1/models/sentiment", headers={"X-API-Key": "k"}).status_code == 200

@@ -35,7 +35,7 @@ def test_deeply_nested_data_is_a_400_not_a_500(client: TestClient) -> None:
     nested = "[" * 100_000 + "]" * 100_000  # past the JSON parser's own recursion limit
     response = client.post(INFER, content=nested, headers={"Content-Type": "application/json"})
     assert response.status_code == 400
-    assert "nested too deeply" in response.json()["error"]
+    assert "nested over 64 levels deep" in response.json()["error"]
 
 
 @pytest.mark.parametrize("value", ["-1", "1e3", "99999999999", " 12"])

@@ -153,7 +153,9 @@ def test_not_ready_and_keys(tmp_path: Path, model_dir: Path) -> None:
         request = {"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["fine"]}]}
         assert keyed.post("/v2/models/sentiment/infer", json=request).status_code == 401
         assert keyed.post("/v2/models/sentiment/infer", json=request, headers={"X-API-Key": "k"}).status_code == 200
-        assert keyed.get("/v2/models/sentiment/ready").status_code == 200  # probes need no key
+        # A model's readiness names the model: it needs a key; the server's probes do not.
+        assert keyed.get("/v2/models/sentiment/ready").status_code == 401
+        assert keyed.get("/v2/models/sentiment/ready", headers={"X-API-Key": "k"}).status_code == 200
         assert keyed.get("/v2/health/ready").status_code == 200
 
 
