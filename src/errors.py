@@ -29,7 +29,7 @@ what the service chooses to say.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 ECHO_LIMIT = 80
 RETRY_AFTER_SECONDS = 5
@@ -64,13 +64,23 @@ class BadRequestError(ServiceError):
 
 
 class InvalidInputError(ServiceError):
-    """The request breaks a rule of the API; `loc` names the field, as in FastAPI's own 422s."""
+    """The request breaks a rule of the API; `loc` names the field, as in FastAPI's own 422s.
+
+    The serving core knows texts, not requests: it says which text (`text_index`, None for the batch
+    as a whole) and leaves `loc` empty; each protocol's adapter places it in its own request (`at`)."""
 
     status_code = 422
 
-    def __init__(self, message: str, *, loc: tuple[str | int, ...] = ()) -> None:
+    def __init__(self, message: str, *, loc: tuple[str | int, ...] = (), text_index: int | None = None) -> None:
         super().__init__(message)
         self.loc = loc
+        self.text_index = text_index
+
+    def at(self, text: Callable[[int], tuple[str | int, ...]], batch: tuple[str | int, ...]) -> InvalidInputError:
+        """This error placed in a protocol's request: at its text, or at the batch; as it is if placed already."""
+        if not self.loc:
+            self.loc = batch if self.text_index is None else text(self.text_index)
+        return self
 
     @property
     def detail(self) -> object:
@@ -87,12 +97,12 @@ class ModelFailedError(InvalidInputError):
     """The model raised on one text of the request: that text is named, and the status says the model
     cannot process it (the text breaks no rule of the API)."""
 
-    def __init__(self, name: str, version: str, error: BaseException, *, loc: tuple[str | int, ...] = ()) -> None:
+    def __init__(self, name: str, version: str, error: BaseException, *, text_index: int | None = None) -> None:
         # The model's own message is left out: it may repeat the text, and errors reach the prediction log.
         super().__init__(
             f"model {name} version {version} failed on this text ({type(error).__name__}); "
             "the text breaks no rule, the model cannot score it",
-            loc=loc,
+            text_index=text_index,
         )
 
 

@@ -5,15 +5,18 @@ All are `async def`: FastAPI runs a plain `def` dependency in a thread pool, a h
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
 from src.api.error_responses import ROUTE_SCOPE_KEY
-from src.serving.dataplane import DataPlane, InferenceRequest
+from src.errors import InvalidInputError
+from src.serving.dataplane import DataPlane
+from src.serving.inference import Inference, InferenceRequest
 from src.serving.request_identity import client_key_from
 from src.serving.served_models import ServedModels
+from src.serving.text_rules import Location
 from src.tenants.keys import Tenant
 
 
@@ -36,8 +39,13 @@ DataPlaneDep = Annotated[DataPlane, Depends(get_data_plane)]
 
 
 def client_key(request: Request) -> str:
-    """What keeps a client on one version during a canary: ROLLOUT_KEY_HEADER's value (see request_identity)."""
-    return client_key_from(request.headers.get(request.app.state.rollout_key_header))
+    """What keeps a client on one version during a canary: ROLLOUT_KEY_HEADER's value (see request_identity),
+    read from the raw headers (a Headers object costs more than the scan)."""
+    name: bytes = request.app.state.rollout_key_header_bytes
+    for header, value in request.scope["headers"]:
+        if header == name:
+            return client_key_from(value.decode("latin-1"))
+    return ""
 
 
 def inference_request(request: Request, texts: Sequence[str], **options: Any) -> InferenceRequest:
@@ -45,12 +53,26 @@ def inference_request(request: Request, texts: Sequence[str], **options: Any) ->
     tenant, canary client key) and its route filled in once for every HTTP adapter."""
     return InferenceRequest(
         texts,
-        client_key=lambda: client_key(request),
+        client_key=client_key(request),
         request_id=request_id(request),
         tenant=tenant(request),
         route=route(request),
         **options,
     )
+
+
+async def infer(
+    plane: DataPlane,
+    asked: InferenceRequest,
+    text_at: Callable[[int], Location],
+    batch_at: Location,
+) -> Inference:
+    """The data plane's answer; a broken rule placed where this protocol's request holds the text (or batch)."""
+    try:
+        return await plane.infer(asked)
+    except InvalidInputError as error:
+        error.at(text_at, batch_at)
+        raise
 
 
 def request_id(request: Request) -> str:

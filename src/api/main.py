@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any, Protocol
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from src import API_VERSION
 from src.api import error_responses
@@ -41,6 +42,26 @@ def warn_if_metrics_are_per_worker() -> None:
             "counts only this worker's requests, so totals are wrong. Serve with `python -m src.serve`, "
             "or set PROMETHEUS_MULTIPROC_DIR to an empty folder before starting uvicorn --workers."
         )
+
+
+class ServiceApp(FastAPI):
+    """FastAPI with the service's own middleware outermost: a request is matched, measured and held to its
+    route's policy before FastAPI's stack is entered, and a directly dispatched route (the predictions)
+    never enters it. FastAPI's stack (its error middleware, routing, dependencies) serves the rest."""
+
+    front: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        front = self.front
+        if front is None or scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        scope["app"] = self
+        await front(scope, receive, send)
+
+    async def fastapi(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """FastAPI's own handling of a request (what the front hands on)."""
+        await super().__call__(scope, receive, send)
 
 
 class Companion(Protocol):
@@ -77,7 +98,7 @@ def create_app(
                 await companion.stop()
             await runtime.stop()
 
-    app = FastAPI(
+    app = ServiceApp(
         docs_url=None,  # served from the image by src/api/routes/docs.py, not from a CDN
         redoc_url=None,
         title="ml-service",
@@ -99,6 +120,7 @@ def create_app(
     app.state.data_plane = runtime.data_plane
     app.state.drift_collector = runtime.drift_collector
     app.state.rollout_key_header = runtime.rollout_key_header
+    app.state.rollout_key_header_bytes = runtime.rollout_key_header.lower().encode("latin-1")
     routers = [*ROUTERS, *([docs.router] if settings.docs_enabled else [])]
     for router in routers:
         app.include_router(router)
@@ -111,15 +133,12 @@ def create_app(
             return document_keys(default_openapi())
 
         app.openapi = openapi_with_keys  # type: ignore[method-assign]
-    # Outermost last: the route is matched, and the request given an id and measured, before its
-    # route's policy (shedding, key, body limit) is applied and a direct route is dispatched.
-    app.add_middleware(
-        PolicyMiddleware,
-        max_pending=settings.max_pending_requests,
-        max_body_bytes=settings.max_body_bytes,
-        access=access,
+    # The route is matched, and the request given an id and measured, before its route's policy
+    # (shedding, key, body limit) is applied and a direct route is dispatched; the rest go on to FastAPI.
+    policy = PolicyMiddleware(
+        app.fastapi, max_pending=settings.max_pending_requests, max_body_bytes=settings.max_body_bytes, access=access
     )
-    app.add_middleware(ObservabilityMiddleware, routes=routes, access_log=settings.access_log)
+    app.front = ObservabilityMiddleware(policy, routes=routes, access_log=settings.access_log)
     return app
 
 

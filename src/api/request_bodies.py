@@ -12,7 +12,7 @@ from typing import Any
 
 from src.documents import DocumentError, read_json
 from src.errors import BadRequestError, quoted
-from src.serving.dataplane import INPUT_NAME
+from src.serving.inference import INPUT_NAME
 from src.serving.text_rules import Location, TextLimits, check_batch_size
 
 

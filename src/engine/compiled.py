@@ -23,6 +23,7 @@ from src.engine.featurizers import (
     Weighting,
     tfidf_stage,
 )
+from src.engine.fused import FusedLinear
 from src.engine.model_types import spec_for
 from src.engine.pipeline_checks import union_members
 
@@ -61,6 +62,18 @@ def _featurizer(steps: list[Any]) -> Featurizer:
     return spec.featurizer(steps[0], _weightings(steps[1:]))
 
 
+@dataclass(frozen=True, slots=True)
+class Scored:
+    """One text's outputs: the predicted class's index, the probabilities (None without them), the raw
+    scores, and the text's words and unknown words (for the metrics and the drift window)."""
+
+    winner: int
+    probabilities: list[float] | None
+    scores: list[float]
+    tokens: int
+    unknown_tokens: int
+
+
 class CompiledScorer:
     """Scores texts exactly as the Pipeline's `predict_proba` (or `decision_function`) and `predict` do."""
 
@@ -74,6 +87,20 @@ class CompiledScorer:
         self.head = spec.head(classifier, self.featurizer.n_features)
         self.classes = self.head.classes
         self.has_probabilities = self.head.probabilities is not None
+        # The one-pass form for a binary linear model over a vocabulary (src/engine/fused.py), or None.
+        self.fused = FusedLinear.of(self.featurizer, self.head.rows, self.head.intercepts)
+
+    def score(self, text: str) -> Scored:
+        """One text, as serving scores it: the one-pass form when the model has one, else step by step."""
+        if self.fused is not None:
+            decision, tokens, unknown = self.fused.score(text)
+            scores = [decision]
+        else:
+            weighted = self.weigh(text)
+            scores, tokens, unknown = self.decision(weighted), weighted.tokens, weighted.unknown_tokens
+        head = self.head
+        probabilities = head.probabilities(scores) if head.probabilities is not None else None
+        return Scored(head.label(scores, probabilities), probabilities, scores, tokens, unknown)
 
     def weigh(self, text: str) -> TermWeights:
         """The text's feature vector, sparse, weighted as the pipeline would."""

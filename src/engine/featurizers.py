@@ -150,6 +150,21 @@ class VocabularyFeaturizer:
         self.n_features = len(self._vocabulary)
         self._stages = [stage for stage in stages if stage != Weighting()]
 
+    @property
+    def analysis(self) -> Analysis:
+        """How a text becomes terms."""
+        return self._analysis
+
+    @property
+    def vocabulary(self) -> dict[str, int]:
+        """Each term's feature index (the vectorizer's own dict)."""
+        return self._vocabulary
+
+    @property
+    def stages(self) -> list[Weighting]:
+        """The weighting stages after counting, in order (the identity ones left out)."""
+        return self._stages
+
     def _weigh(self, terms: list[str], n_tokens: int) -> TermWeights:
         indices = list(map(self._vocabulary.get, terms))
         # Words come first among the terms when unigrams are features; the share of unknown words

@@ -64,8 +64,7 @@ def observe(pipeline: Pipeline, texts: Sequence[str]) -> list[Observation]:
         return observations
     result = []
     for text in texts:
-        weighted = scorer.weigh(text)
-        winner, probabilities, scores = scorer.outputs(weighted)
-        score = score_of(winner, probabilities, scores)
-        result.append(Observation(weighted.tokens, weighted.unknown_tokens, classes[winner], score))
+        scored = scorer.score(text)
+        score = score_of(scored.winner, scored.probabilities, scored.scores)
+        result.append(Observation(scored.tokens, scored.unknown_tokens, classes[scored.winner], score))
     return result

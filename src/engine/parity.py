@@ -227,9 +227,9 @@ def check_parity(original: Pipeline, served: Pipeline, texts: Sequence[str]) -> 
         engine = "compiled"
         rows, labels = [], []
         for text in texts:
-            winner, probabilities, scores = scorer.outputs(scorer.weigh(text))
-            rows.append(probabilities if output == "probabilities" else scores)
-            labels.append(scorer.classes[winner])
+            scored = scorer.score(text)  # what serving computes, the one-pass form included
+            rows.append(scored.probabilities if output == "probabilities" else scored.scores)
+            labels.append(scorer.classes[scored.winner])
         actual = np.asarray(rows, dtype=np.float64)
     if actual.shape != expected.shape:
         return ParityReport(engine, output, len(texts), float("inf"), labels == expected_labels)

@@ -113,7 +113,11 @@ class Predictor:
         """Classify many texts, results in the same order."""
         scorer = self.scorer
         if scorer is not None:
-            return [self._from_weights(scorer, scorer.weigh(text)) for text in texts]
+            result = self._result
+            return [
+                result(s.winner, s.probabilities, s.scores, s.tokens, s.unknown_tokens)
+                for s in map(scorer.score, texts)
+            ]
         batch = list(texts)
         labels = [str(label) for label in self.pipeline.predict(batch)]
         winners = [self.classes.index(label) for label in labels]

@@ -180,12 +180,11 @@ class RolloutTraffic:
         digest = hashlib.blake2b(key.encode(errors="replace"), key=self._salt, digest_size=8).digest()
         return int.from_bytes(digest, "big") / 2**64 * 100.0
 
-    def answers(self, key: Callable[[], str]) -> bool:
-        """Canary: whether the candidate answers the client `key()` names (sticky for the rollout's life),
-        or, for a request without a key, this request alone (at random)."""
+    def answers(self, client: str) -> bool:
+        """Canary: whether the candidate answers the client the key names (sticky for the rollout's life),
+        or, for a request without a key (""), this request alone (at random)."""
         if self.stopped or self.rollout.mode != "canary":
             return False
-        client = key()
         share = self._bucket(client) if client else random.random() * 100.0
         return share < self.rollout.percent
 

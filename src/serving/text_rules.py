@@ -3,23 +3,21 @@
 A batch holds 1 to MAX_BATCH_SIZE texts; a text has a non-blank character, at most MAX_TEXT_LENGTH
 characters, and at most NORMALISED_LENGTH_FACTOR times that once Unicode NFKD expands it (the model
 strips accents through NFKD, so the expanded length is what scoring costs: U+FDFA becomes 18
-characters). A broken rule is an InvalidInputError whose `loc` says where the protocol's request
-holds the text.
+characters). A broken rule is an InvalidInputError that says which text broke it; the protocol's
+adapter says where its request holds that text (InvalidInputError.at).
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from src.config import Settings
 from src.errors import InvalidInputError
 
 Location = tuple[str | int, ...]
-# Where a protocol holds the i-th text of a request.
-Locator = Callable[[int], Location]
 # A character that is white space neither to Python nor to JSON Schema (ECMA-262) regexes; the JSON
 # schema publishes this pattern, so clients can check the rule before sending.
 NON_BLANK = "[^\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]"
@@ -68,8 +66,13 @@ def check_text(text: str, limits: TextLimits, loc: Location) -> None:
             )
 
 
-def check_texts(texts: Sequence[str], limits: TextLimits, locate: Locator, batch_loc: Location) -> None:
-    """Every rule, for a request's texts in order; the first broken one is raised."""
-    check_batch_size(len(texts), limits, batch_loc)
+def check_texts(texts: Sequence[str], limits: TextLimits) -> None:
+    """Every rule, for a request's texts in order; the first broken one is raised, naming its text's
+    index (the batch's rule, none), for the adapter to place in its own request."""
+    check_batch_size(len(texts), limits, ())
     for index, text in enumerate(texts):
-        check_text(text, limits, locate(index))
+        try:
+            check_text(text, limits, ())
+        except InvalidInputError as error:
+            error.text_index = index
+            raise

@@ -13,7 +13,8 @@ from prometheus_client import REGISTRY
 
 from src.api.grpc.protocol import open_inference_pb2 as oip
 from src.api.grpc.service import InferenceService
-from src.serving.dataplane import DataPlane, Inference, InferenceRequest
+from src.serving.dataplane import DataPlane
+from src.serving.inference import Inference, InferenceRequest
 from src.tenants.access import Access
 from tests.api.grpc.test_service import Context
 

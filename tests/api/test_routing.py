@@ -119,7 +119,8 @@ def test_a_text_the_model_fails_on_is_named_not_a_bare_500(
 
 
 def test_over_grpc_a_failing_text_is_invalid_argument_naming_it() -> None:
-    error = ModelFailedError("sentiment", "v1", ValueError("X out of bounds"), loc=("inputs", 0, "bytes_contents", 1))
+    error = ModelFailedError("sentiment", "v1", ValueError("X out of bounds"), text_index=1)
+    error.at(lambda index: ("inputs", 0, "bytes_contents", index), ("inputs", 0, "shape"))
     code, message = status_of(error)
     assert code == grpc.StatusCode.INVALID_ARGUMENT
     assert "failed on this text (ValueError)" in message

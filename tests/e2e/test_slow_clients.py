@@ -22,6 +22,7 @@ from tests.e2e.servers import (
 )
 
 pytestmark = pytest.mark.e2e
+METRICS_TOKEN = "slow-clients-metrics-token"
 
 STALLED_UPLOAD = (
     b'POST /predict HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"te'
@@ -42,6 +43,7 @@ def server(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         MAX_PENDING_REQUESTS="32",
         MAX_CONNECTIONS_PER_WORKER="300",
         API_KEYS="right-key",
+        METRICS_TOKEN=METRICS_TOKEN,
     )
     with running_server(production_command(), port, env, tmp_path) as running:
         yield running
@@ -190,7 +192,10 @@ def test_a_connection_flood_is_capped_per_worker(server: Server) -> None:
         wait_until(count_refused, 10, "connections refused")
         assert 100 <= len(refused) <= 700 - 2 * 300 + 20  # the rest stay open (a few may be timed out)
     # Once the flood is gone, the worker serves again.
-    exposition = wait_until(lambda: request(server.url("/metrics"), timeout=2).body.decode(), 10, "metrics")
+    scraper = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+    exposition = wait_until(
+        lambda: request(server.url("/metrics"), timeout=2, headers=scraper).body.decode(), 10, "metrics"
+    )
     assert metric_value(exposition, 'mlservice_connections_refused_total{reason="max_connections"}') >= 100
     status, _ = authorised_predict(server)
     assert status == 200

@@ -61,22 +61,23 @@ def served(two_models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> It
 def test_a_key_is_held_to_its_model_and_scope_on_every_protocol(served: tuple[Server, str]) -> None:
     server, target = served
     assert request(server.url("/predict"), body=TEXT, headers=A).status == 200
-    assert request(server.url(f"/models/{SECOND_MODEL}/predict"), body=TEXT, headers=A).status == 403
+    # Another model does not exist for this key: a 404 naming only its own, on every protocol.
+    assert request(server.url(f"/models/{SECOND_MODEL}/predict"), body=TEXT, headers=A).status == 404
     assert (
         request(server.url("/feedback"), body={"feedback_token": "x.y", "label": "negative"}, headers=A).status == 403
     )
-    assert request(server.url(f"/v2/models/{SECOND_MODEL}/infer"), body=V2_TEXT, headers=A).status == 403
+    assert request(server.url(f"/v2/models/{SECOND_MODEL}/infer"), body=V2_TEXT, headers=A).status == 404
     assert request(server.url("/v2/models/sentiment"), headers=A).status == 403  # metadata needs `read`
     assert request(server.url("/v2/models/sentiment"), headers=B).status == 200
     with grpc.insecure_channel(target) as channel:
         stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
-        for call, message in (
-            (stub.ModelInfer, _infer(SECOND_MODEL)),
-            (stub.ModelMetadata, service_pb2.ModelMetadataRequest(name="sentiment")),
+        for call, message, code in (
+            (stub.ModelInfer, _infer(SECOND_MODEL), grpc.StatusCode.NOT_FOUND),
+            (stub.ModelMetadata, service_pb2.ModelMetadataRequest(name="sentiment"), grpc.StatusCode.PERMISSION_DENIED),
         ):
             with pytest.raises(grpc.RpcError) as refused:
                 call(message, metadata=(("x-api-key", "secret-a"),), timeout=10)
-            assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+            assert refused.value.code() == code
         assert stub.ModelInfer(_infer("sentiment"), metadata=(("x-api-key", "secret-b"),), timeout=10).outputs
 
 

@@ -35,7 +35,7 @@ def _app_paths() -> set[str]:
 
 def test_configmap_holds_every_setting_but_the_keys_and_no_secret_is_applied() -> None:
     """Re-applying k8s/ once switched auth off: its Secret, with empty keys, overwrote the real one."""
-    keys = {"API_KEYS", "ADMIN_API_KEYS", "FEEDBACK_SECRET"}
+    keys = {"API_KEYS", "ADMIN_API_KEYS", "FEEDBACK_SECRET", "METRICS_TOKEN"}
     assert set(_config()) | keys == {name.upper() for name in Settings.model_fields}
     assert not keys & set(_config())
     assert [r for r in resources() if r["kind"] == "Secret"] == []

@@ -9,7 +9,8 @@ import pytest
 from prometheus_client import REGISTRY
 
 from src.errors import InvalidInputError, ModelNotReadyError, UnknownModelError
-from src.serving.dataplane import DataPlane, InferenceRequest
+from src.serving.dataplane import DataPlane
+from src.serving.inference import InferenceRequest
 from src.serving.served_models import ServedModels
 from src.serving.text_rules import TextLimits
 from src.store.registry import ModelRegistry
@@ -49,23 +50,26 @@ def test_explanations_are_bounded_by_top_terms(plane: DataPlane) -> None:
 
 
 @pytest.mark.parametrize(
-    ("texts", "loc", "words"),
+    ("texts", "index", "words"),
     [
-        (["a", "b", "c", "d"], ("batch",), "batch has 4 texts; the limit is 3"),
-        ([], ("batch",), "at least one text is needed"),
-        (["ok", "x" * 51], ("item", 1), "text has 51 characters; the limit is 50"),
-        (["ok", " \t\u3000"], ("item", 1), "at least one non-whitespace character"),
-        (["ok", ""], ("item", 1), "at least one non-whitespace character"),
-        (["\ufdfa" * 10], ("item", 0), "expands to 180 characters under Unicode normalisation"),
+        (["a", "b", "c", "d"], None, "batch has 4 texts; the limit is 3"),
+        ([], None, "at least one text is needed"),
+        (["ok", "x" * 51], 1, "text has 51 characters; the limit is 50"),
+        (["ok", " \t\u3000"], 1, "at least one non-whitespace character"),
+        (["ok", ""], 1, "at least one non-whitespace character"),
+        (["\ufdfa" * 10], 0, "expands to 180 characters under Unicode normalisation"),
     ],
 )
-def test_every_text_rule_names_where_the_problem_is(
-    plane: DataPlane, texts: list[str], loc: tuple[object, ...], words: str
+def test_every_text_rule_names_the_text_it_concerns(
+    plane: DataPlane, texts: list[str], index: int | None, words: str
 ) -> None:
-    request = InferenceRequest(texts, locate=lambda index: ("item", index), batch_loc=("batch",))
+    """The core names the text by its index (None: the batch); each adapter places it in its request."""
     with pytest.raises(InvalidInputError, match=words) as raised:
-        asyncio.run(plane.infer(request))
-    assert raised.value.loc == loc
+        asyncio.run(plane.infer(InferenceRequest(texts)))
+    assert raised.value.text_index == index
+    assert raised.value.loc == ()
+    placed = raised.value.at(lambda i: ("item", i), ("batch",))
+    assert placed.loc == (("batch",) if index is None else ("item", index))
 
 
 def test_no_model_is_a_503_with_retry_after(tmp_path: Path) -> None:

@@ -10,15 +10,16 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from src.errors import ModelFailedError
-from src.serving.dataplane import DataPlane, InferenceRequest
+from src.serving.dataplane import DataPlane
 from src.serving.drift_window import DriftSettings
+from src.serving.inference import InferenceRequest
 from src.serving.model_state import ModelState
 from src.serving.predictor import Prediction, Predictor
 from src.serving.rollout_traffic import Guards, RolloutTraffic
@@ -154,11 +155,8 @@ def test_a_client_cannot_fool_the_latency_guard_with_long_and_short_texts(model_
     traffic = plane.models.default.traffic
     assert traffic is not None
 
-    def key(value: str) -> Callable[[], str]:
-        return lambda: value
-
-    candidate_keys = [key(f"k{i}") for i in range(200) if traffic.answers(key(f"k{i}"))][:5]
-    current_keys = [key(f"k{i}") for i in range(200) if not traffic.answers(key(f"k{i}"))][:5]
+    candidate_keys = [f"k{i}" for i in range(200) if traffic.answers(f"k{i}")][:5]
+    current_keys = [f"k{i}" for i in range(200) if not traffic.answers(f"k{i}")][:5]
 
     async def attack() -> None:
         for i in range(60):

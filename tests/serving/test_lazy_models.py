@@ -12,7 +12,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
 from src.errors import ModelNotReadyError
-from src.serving.dataplane import DataPlane, InferenceRequest
+from src.serving.dataplane import DataPlane
+from src.serving.inference import InferenceRequest
 from src.serving.model_state import ModelState
 from src.serving.served_models import ServedModels
 from src.serving.text_rules import TextLimits

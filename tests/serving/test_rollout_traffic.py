@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
-from src.serving.dataplane import DataPlane, InferenceRequest
+from src.serving.dataplane import DataPlane
+from src.serving.inference import InferenceRequest
 from src.serving.predictor import Prediction, Predictor
 from src.serving.rollout_traffic import Guards, RolloutTraffic
 from src.serving.served_models import ServedModels
@@ -54,8 +55,8 @@ def with_candidate(
     return DataPlane(models, LIMITS), trips
 
 
-def key(number: int) -> Callable[[], str]:
-    return lambda: f"k{number}"
+def key(number: int) -> str:
+    return f"k{number}"
 
 
 async def many(plane: DataPlane, count: int) -> list[str]:

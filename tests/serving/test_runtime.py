@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from src.serving.dataplane import InferenceRequest
+from src.serving.inference import InferenceRequest
 from src.serving.runtime import ServingRuntime
 from tests.conftest import make_settings
 

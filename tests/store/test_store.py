@@ -106,7 +106,7 @@ def test_garbage_with_matching_hash_is_refused(tmp_path: Path) -> None:
 def test_unreadable_metadata_is_refused(tmp_path: Path) -> None:
     store, version = _published(tmp_path)
     (tmp_path / version / METADATA_FILE).write_text("{truncated")
-    with pytest.raises(ModelVerificationError, match="metadata.json is not valid JSON"):
+    with pytest.raises(ModelVerificationError, match=r"metadata\.json is not valid JSON"):
         store.load()
 
 

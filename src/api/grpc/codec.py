@@ -24,7 +24,7 @@ from src.api.v2.codec import (
     utf8,
 )
 from src.errors import BadRequestError, quoted
-from src.serving.dataplane import Inference
+from src.serving.inference import Inference
 from src.serving.text_rules import TextLimits
 
 TEXT_LOCATION = ("inputs", 0, "contents", "bytes_contents")

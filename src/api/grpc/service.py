@@ -27,7 +27,8 @@ from src import metrics, tracing
 from src.api.grpc.codec import SHAPE_LOCATION, encode_infer_response, parse_infer_request
 from src.api.grpc.protocol import open_inference_pb2 as oip
 from src.errors import InvalidInputError, ServiceError
-from src.serving.dataplane import DataPlane, InferenceRequest
+from src.serving.dataplane import DataPlane
+from src.serving.inference import InferenceRequest
 from src.serving.request_identity import client_key_from, request_id_from
 from src.tenants.access import Access
 from src.tenants.keys import Tenant
@@ -219,20 +220,21 @@ class InferenceService:
         async def infer(tenant: Tenant | None) -> oip.ModelInferResponse:
             with tracing.child("parse"):
                 parsed = parse_infer_request(request, self.plane.limits)
-            inference = await self.plane.infer(
-                InferenceRequest(
-                    parsed.texts,
-                    model=parsed.model,
-                    version=parsed.version,
-                    locate=parsed.text_location,
-                    batch_loc=SHAPE_LOCATION,
-                    client_key=lambda: client_key_from(_text(metadata.get(self.rollout_key_header))),
-                    request_id=request_id,
-                    protocol="grpc",
-                    tenant=tenant,
-                    route=f"{SERVICE_NAME}/ModelInfer",
-                )
+            asked = InferenceRequest(
+                parsed.texts,
+                model=parsed.model,
+                version=parsed.version,
+                client_key=client_key_from(_text(metadata.get(self.rollout_key_header))),
+                request_id=request_id,
+                protocol="grpc",
+                tenant=tenant,
+                route=f"{SERVICE_NAME}/ModelInfer",
             )
+            try:
+                inference = await self.plane.infer(asked)
+            except InvalidInputError as error:
+                error.at(parsed.text_location, SHAPE_LOCATION)
+                raise
             return encode_infer_response(parsed, inference)
 
         return self._call("ModelInfer", context, infer, scope="predict", initial=(("x-request-id", request_id),))

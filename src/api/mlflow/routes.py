@@ -25,7 +25,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from src import API_VERSION, tracing
-from src.api.deps import DataPlaneDep, inference_request
+from src.api.deps import DataPlaneDep, infer, inference_request
 from src.api.error_responses import MLFLOW_ERRORS
 from src.api.request_bodies import json_object, texts_of_columns, texts_of_rows, texts_of_table
 from src.api.routing import policy
@@ -88,16 +88,11 @@ async def invocations(request: Request) -> Response:
             texts, where = _json_texts(body, plane.limits)
         else:
             texts, where = _csv_texts(body, plane.limits), ("csv", "data")
-    inference = await plane.infer(
-        inference_request(
-            request,
-            texts,
-            model=request.path_params.get("name"),
-            locate=lambda index: (*where, index),
-            batch_loc=where,
-            protocol="mlflow",
-            feedback=False,
-        )
+    inference = await infer(
+        plane,
+        inference_request(request, texts, model=request.path_params.get("name"), protocol="mlflow", feedback=False),
+        lambda index: (*where, index),
+        where,
     )
     predictions = [prediction.label for prediction in inference.predictions]
     return Response(json.dumps({"predictions": predictions}, separators=(",", ":")), media_type="application/json")

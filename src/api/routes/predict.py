@@ -17,11 +17,13 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
 from src import tracing
-from src.api.deps import inference_request
+from src.api.deps import infer, inference_request
 from src.api.routing import policy
 from src.api.schemas import BatchPredictRequest, BatchPredictResponse, ErrorResponse, PredictRequest, PredictResponse
 from src.errors import UnsupportedMediaTypeError
-from src.serving.dataplane import DataPlane, Inference
+from src.serving.dataplane import DataPlane
+from src.serving.inference import Inference
+from src.serving.text_rules import Location
 
 router = APIRouter(
     tags=["predict"],
@@ -96,22 +98,31 @@ def _json(content: dict[str, Any], headers: dict[str, str] | None = None) -> Res
     return Response(json.dumps(content, separators=(",", ":")), media_type="application/json", headers=headers)
 
 
+_ONE_TEXT: Location = ("body", "text")
+_BATCH: Location = ("body", "texts")
+
+
+def _one_text(_: int) -> Location:
+    return _ONE_TEXT
+
+
+def _batch_text(index: int) -> Location:
+    return (*_BATCH, index)
+
+
 async def predict(request: Request) -> Response:
     """The label, the probability of each class, and the model version."""
     body = await _parse(request, PredictRequest)
     plane: DataPlane = request.app.state.data_plane
-    inference = await plane.infer(
-        inference_request(
-            request,
-            [body.text],
-            model=request.path_params.get("name"),
-            version=request.path_params.get("version"),
-            explain=body.explain,
-            top_terms=body.top_terms,
-            locate=lambda _: ("body", "text"),
-            batch_loc=("body", "text"),
-        )
+    asked = inference_request(
+        request,
+        [body.text],
+        model=request.path_params.get("name"),
+        version=request.path_params.get("version"),
+        explain=body.explain,
+        top_terms=body.top_terms,
     )
+    inference = await infer(plane, asked, _one_text, _ONE_TEXT)
     tokens = inference.feedback_tokens
     headers = {"X-Feedback-Token": tokens[0]} if tokens else None
     return _json({**_results(inference)[0], "model_version": inference.model_version}, headers)
@@ -121,16 +132,15 @@ async def predict_batch(request: Request) -> Response:
     """One result per text, in the order sent."""
     body = await _parse(request, BatchPredictRequest)
     plane: DataPlane = request.app.state.data_plane
-    inference = await plane.infer(
-        inference_request(
-            request,
-            body.texts,
-            model=request.path_params.get("name"),
-            version=request.path_params.get("version"),
-            explain=body.explain,
-            top_terms=body.top_terms,
-        )
+    asked = inference_request(
+        request,
+        body.texts,
+        model=request.path_params.get("name"),
+        version=request.path_params.get("version"),
+        explain=body.explain,
+        top_terms=body.top_terms,
     )
+    inference = await infer(plane, asked, _batch_text, _BATCH)
     return _json({"predictions": _results(inference), "model_version": inference.model_version})
 
 

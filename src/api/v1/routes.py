@@ -23,12 +23,13 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from src import tracing
-from src.api.deps import DataPlaneDep, inference_request, route, tenant
+from src.api.deps import DataPlaneDep, infer, inference_request, route, tenant
 from src.api.error_responses import V2_ERRORS
 from src.api.request_bodies import json_object, texts_of_rows
 from src.api.routing import policy
 from src.errors import RETRY_AFTER_SECONDS, BadRequestError, quoted
-from src.serving.dataplane import DataPlane, Inference
+from src.serving.dataplane import DataPlane
+from src.serving.inference import Inference
 
 router = APIRouter(prefix="/v1", tags=["v1 protocol"])
 ERRORS = V2_ERRORS.name  # KServe's model server answers V1 errors as V2's: {"error": "..."}
@@ -75,17 +76,8 @@ async def predict(request: Request) -> Response:
             raise BadRequestError("a V1 request needs 'instances': a list of texts, or of objects with a 'text' field")
         probabilities = _probabilities_asked(body)
         texts = texts_of_rows(body[INSTANCES], plane.limits, (INSTANCES,))
-    inference = await plane.infer(
-        inference_request(
-            request,
-            texts,
-            model=request.path_params["name"],
-            locate=lambda index: (INSTANCES, index),
-            batch_loc=(INSTANCES,),
-            protocol="v1",
-            feedback=False,
-        )
-    )
+    asked = inference_request(request, texts, model=request.path_params["name"], protocol="v1", feedback=False)
+    inference = await infer(plane, asked, lambda index: (INSTANCES, index), (INSTANCES,))
     content = json.dumps(_rendered(inference, probabilities), separators=(",", ":"))
     return Response(content, media_type="application/json")
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from src.documents import DocumentError, read_json
 from src.errors import BadRequestError, quoted
-from src.serving.dataplane import Inference
+from src.serving.inference import Inference
 from src.serving.text_rules import TextLimits, check_batch_size
 
 HEADER_LENGTH = "inference-header-content-length"

@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 
 from src import tracing
 from src.api.deps import DataPlaneDep, inference_request, route, tenant
+from src.api.deps import infer as infer_placed
 from src.api.error_responses import V2_ERRORS
 from src.api.request_bodies import json_object
 from src.api.routing import policy
@@ -29,7 +30,8 @@ from src.api.v2.codec import (
     parse_infer_request,
 )
 from src.errors import BadRequestError
-from src.serving.dataplane import DataPlane, ModelMetadata
+from src.serving.dataplane import DataPlane
+from src.serving.inference import ModelMetadata
 
 router = APIRouter(prefix="/v2", tags=["open inference protocol"])
 V2 = V2_ERRORS.name
@@ -137,17 +139,14 @@ async def infer(request: Request) -> Response:
     body = await request.body()
     with tracing.child("parse"):
         parsed = parse_infer_request(body, request.headers.get(HEADER_LENGTH), plane.limits)
-    inference = await plane.infer(
-        inference_request(
-            request,
-            parsed.texts,
-            model=request.path_params["name"],
-            version=request.path_params.get("version"),
-            locate=lambda index: (*TEXT_LOCATION, index),
-            batch_loc=SHAPE_LOCATION,
-            protocol="v2",
-        )
+    asked = inference_request(
+        request,
+        parsed.texts,
+        model=request.path_params["name"],
+        version=request.path_params.get("version"),
+        protocol="v2",
     )
+    inference = await infer_placed(plane, asked, lambda index: (*TEXT_LOCATION, index), SHAPE_LOCATION)
     body, headers = encode_infer_response(parsed, inference)
     return Response(body, headers=headers)
 

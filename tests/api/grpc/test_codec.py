@@ -9,7 +9,7 @@ import pytest
 from src.api.grpc.codec import encode_infer_response, parse_infer_request
 from src.api.grpc.protocol import open_inference_pb2 as oip
 from src.errors import BadRequestError, InvalidInputError
-from src.serving.dataplane import Inference
+from src.serving.inference import Inference
 from src.serving.predictor import Prediction
 from src.serving.text_rules import TextLimits
 
