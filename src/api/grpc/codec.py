@@ -1,35 +1,37 @@
-"""The Open Inference Protocol's gRPC messages for a text model, from and to the data plane's terms.
+"""The Open Inference Protocol's gRPC encoding (src/api/open_inference.py holds the protocol itself).
 
 The messages are generated from the protocol's proto (src/api/grpc/protocol/open_inference.proto).
-A text model takes one BYTES tensor `text` of shape [n] or [n, 1], its elements in
-`contents.bytes_contents` or in `raw_input_contents` (each element a 4-byte little-endian length
-and its bytes), and answers `label` (BYTES, [n]) and `probabilities` (FP32, [n, classes]) or
-`scores`, in `raw_output_contents` as Triton does; the bytes are those the REST binary encoding
-sends (src/api/v2/codec.py), so every protocol answers a text bit for bit alike.
+The texts come in `contents.bytes_contents` or in `raw_input_contents`; the outputs go in
+`raw_output_contents` as Triton sends them, the same bytes as the REST binary encoding.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from src.api.grpc.protocol import open_inference_pb2 as oip
-from src.api.v2.codec import (
+from src.api.open_inference import (
     FEEDBACK_TOKEN_PARAMETER,
-    INPUT_NAME,
-    OUTPUT_NAMES,
+    TensorSpec,
+    check_element_count,
+    check_input,
+    check_output_names,
+    chosen_outputs,
     decode_bytes_elements,
     feedback_parameter,
+    model_parameters,
+    model_tensors,
     output_tensor,
     text_count,
     utf8,
 )
-from src.errors import BadRequestError, quoted
-from src.serving.inference import Inference
+from src.errors import BadRequestError
+from src.serving.inference import Inference, ModelMetadata
 from src.serving.text_rules import TextLimits
 
 TEXT_LOCATION = ("inputs", 0, "contents", "bytes_contents")
 RAW_TEXT_LOCATION = ("raw_input_contents", 0)
-SHAPE_LOCATION = ("inputs", 0, "shape")
 
 
 @dataclass(frozen=True)
@@ -50,12 +52,8 @@ class GrpcInferRequest:
 
 def parse_infer_request(request: oip.ModelInferRequest, limits: TextLimits) -> GrpcInferRequest:
     """The texts and outputs asked for, or BadRequestError naming what is wrong."""
-    names = [tensor.name for tensor in request.inputs]
-    if names != [INPUT_NAME]:
-        raise BadRequestError(f"this model takes exactly one input, 'text' (BYTES, [n]); got {names}")
+    check_input([tensor.name for tensor in request.inputs], request.inputs[0].datatype if request.inputs else None)
     tensor = request.inputs[0]
-    if tensor.datatype != "BYTES":
-        raise BadRequestError(f"input 'text' must have datatype BYTES, not {quoted(tensor.datatype)}")
     count = text_count(list(tensor.shape), limits)
     if request.raw_input_contents:
         if len(request.raw_input_contents) != 1:
@@ -65,33 +63,16 @@ def parse_infer_request(request: oip.ModelInferRequest, limits: TextLimits) -> G
         texts = decode_bytes_elements(request.raw_input_contents[0], count)
     else:
         elements = tensor.contents.bytes_contents
-        if len(elements) != count:
-            raise BadRequestError(f"input 'text' must hold {count} elements in bytes_contents, as its shape says")
+        check_element_count(len(elements), count, "bytes_contents")
         texts = [utf8(element) for element in elements]
-    outputs = None
-    if request.outputs:
-        outputs = [output.name for output in request.outputs]
-        for name in outputs:
-            if name not in OUTPUT_NAMES:
-                raise BadRequestError(
-                    f"unknown output {quoted(name)}; a model's outputs are among {', '.join(OUTPUT_NAMES)}"
-                )
-        if len(set(outputs)) != len(outputs):
-            raise BadRequestError("an output is asked for more than once")
+    outputs = check_output_names([output.name for output in request.outputs]) if request.outputs else None
     raw = bool(request.raw_input_contents)
     return GrpcInferRequest(request.model_name, request.model_version or None, request.id, texts, outputs, raw)
 
 
 def encode_infer_response(request: GrpcInferRequest, inference: Inference) -> oip.ModelInferResponse:
     """The answer with its outputs in raw_output_contents, in the order asked (else label, then the other)."""
-    model_outputs = ["label", inference.output]
-    names = request.outputs or model_outputs
-    unknown = [name for name in names if name not in model_outputs]
-    if unknown:
-        raise BadRequestError(
-            f"model {inference.model_name} has no output {quoted(unknown[0])}; its outputs are "
-            f"{', '.join(model_outputs)}"
-        )
+    names = chosen_outputs(request.outputs, inference)
     response = oip.ModelInferResponse(
         model_name=inference.model_name, model_version=inference.model_version, id=request.request_id
     )
@@ -102,3 +83,23 @@ def encode_infer_response(request: GrpcInferRequest, inference: Inference) -> oi
     if inference.feedback_tokens:
         response.parameters[FEEDBACK_TOKEN_PARAMETER].string_param = feedback_parameter(inference.feedback_tokens)
     return response
+
+
+def _tensor_metadata(spec: TensorSpec) -> oip.ModelMetadataResponse.TensorMetadata:
+    return oip.ModelMetadataResponse.TensorMetadata(name=spec.name, datatype=spec.datatype, shape=spec.shape)
+
+
+def encode_model_metadata(model: ModelMetadata) -> oip.ModelMetadataResponse:
+    """A model's metadata as REST gives it; the protocol's properties are strings, so lists are JSON."""
+    inputs, outputs = model_tensors(model)
+    properties = {
+        key: value if isinstance(value, str) else json.dumps(value) for key, value in model_parameters(model).items()
+    }
+    return oip.ModelMetadataResponse(
+        name=model.name,
+        versions=model.versions,
+        platform=model.platform,
+        inputs=[_tensor_metadata(spec) for spec in inputs],
+        outputs=[_tensor_metadata(spec) for spec in outputs],
+        properties=properties,
+    )

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -24,8 +23,9 @@ from typing import Any, TypeAlias, TypeVar
 import grpc
 
 from src import metrics, tracing
-from src.api.grpc.codec import SHAPE_LOCATION, encode_infer_response, parse_infer_request
+from src.api.grpc.codec import encode_infer_response, encode_model_metadata, parse_infer_request
 from src.api.grpc.protocol import open_inference_pb2 as oip
+from src.api.open_inference import SHAPE_LOCATION
 from src.errors import InvalidInputError, ServiceError
 from src.serving.dataplane import DataPlane
 from src.serving.inference import InferenceRequest
@@ -194,21 +194,7 @@ class InferenceService:
 
         async def metadata(tenant: Tenant | None) -> oip.ModelMetadataResponse:
             model = self.plane.model_metadata(request.name, request.version or None, tenant, "ModelMetadata")
-            answer = oip.ModelMetadataResponse(
-                name=model.name,
-                versions=model.versions,
-                platform=model.platform,
-                # REST's metadata parameters; the protocol's properties are strings, so lists are JSON.
-                properties={
-                    "classes": json.dumps(model.classes),
-                    "engine": model.engine,
-                    "output_labels": json.dumps(model.output_labels),
-                },
-            )
-            answer.inputs.add(name=model.input, datatype="BYTES", shape=[-1])
-            answer.outputs.add(name="label", datatype="BYTES", shape=[-1])
-            answer.outputs.add(name=model.output, datatype="FP32", shape=[-1, len(model.output_labels)])
-            return answer
+            return encode_model_metadata(model)
 
         return self._call("ModelMetadata", context, metadata, scope="read")
 

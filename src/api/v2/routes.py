@@ -20,11 +20,11 @@ from src import tracing
 from src.api.deps import DataPlaneDep, inference_request, route, tenant
 from src.api.deps import infer as infer_placed
 from src.api.error_responses import V2_ERRORS
+from src.api.open_inference import SHAPE_LOCATION, model_parameters, model_tensors
 from src.api.request_bodies import json_object
 from src.api.routing import policy
 from src.api.v2.codec import (
     HEADER_LENGTH,
-    SHAPE_LOCATION,
     TEXT_LOCATION,
     encode_infer_response,
     parse_infer_request,
@@ -38,16 +38,14 @@ V2 = V2_ERRORS.name
 
 
 def _metadata(model: ModelMetadata) -> dict[str, Any]:
+    inputs, outputs = model_tensors(model)
     return {
         "name": model.name,
         "versions": model.versions,
         "platform": model.platform,
-        "inputs": [{"name": model.input, "datatype": "BYTES", "shape": [-1]}],
-        "outputs": [
-            {"name": "label", "datatype": "BYTES", "shape": [-1]},
-            {"name": model.output, "datatype": "FP32", "shape": [-1, len(model.output_labels)]},
-        ],
-        "parameters": {"classes": model.classes, "engine": model.engine, "output_labels": model.output_labels},
+        "inputs": [asdict(spec) for spec in inputs],
+        "outputs": [asdict(spec) for spec in outputs],
+        "parameters": model_parameters(model),
     }
 
 
