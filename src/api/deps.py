@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 
 from src.api.error_responses import ROUTE_SCOPE_KEY
+from src.api.routing import MEDIA_TYPE_STATE_KEY
 from src.errors import InvalidInputError
 from src.serving.dataplane import DataPlane
 from src.serving.inference import Inference, InferenceRequest
@@ -85,6 +86,12 @@ def tenant(request: Request) -> Tenant | None:
     """The tenant of the request's API key, as the policy middleware found it (None: keys are off)."""
     state: dict[str, Tenant | None] = request.scope.get("state", {})
     return state.get("tenant")
+
+
+def media_type(request: Request) -> str:
+    """The body's media type, one its route takes, as the policy middleware found it."""
+    state: dict[str, str] = request.scope.get("state", {})
+    return state[MEDIA_TYPE_STATE_KEY]
 
 
 def route(request: Request) -> str:

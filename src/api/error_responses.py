@@ -20,7 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.responses import Response
 from starlette.types import Scope
 
-from src.errors import InvalidInputError, ServiceError
+from src.errors import RETRY_AFTER_SECONDS, InvalidInputError, ServiceError
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +31,13 @@ ROUTE_SCOPE_KEY = "ml_service.route"  # the RouteMatch of a request (src/api/rou
 def _response(body: dict[str, Any], status: int, retry_after: int | None = None) -> Response:
     headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
     return Response(json.dumps(body, separators=(",", ":")), status, headers, media_type="application/json")
+
+
+def not_ready(body: dict[str, Any] | str) -> Response:
+    """503 with the protocol's own not-ready body, and the Retry-After every 503 carries."""
+    if isinstance(body, str):
+        return Response(body, 503, {"Retry-After": str(RETRY_AFTER_SECONDS)}, media_type="application/json")
+    return _response(body, 503, RETRY_AFTER_SECONDS)
 
 
 def _json_error(error: ServiceError) -> Response:

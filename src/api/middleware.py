@@ -3,8 +3,8 @@
 `ObservabilityMiddleware` (outermost) matches the request to its route once (src/api/routing.py),
 gives it an id and measures it by route template. `PolicyMiddleware` then applies the route's
 policy in one step: shed under overload, check the API key (its scope and rate; the request's
-tenant goes in the scope's state), bound the body, and call a directly dispatched handler; every
-refusal is rendered in the route's own error format.
+tenant goes in the scope's state), check the body's media type, bound the body, and call a directly
+dispatched handler; every refusal is rendered in the route's own error format.
 """
 
 from __future__ import annotations
@@ -21,13 +21,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from src import metrics, tracing
 from src.api.error_responses import ROUTE_SCOPE_KEY, render_unexpected, render_validation
-from src.api.routing import Handler, RouteMatch, RouteTable
+from src.api.routing import BODY_METHODS, MEDIA_TYPE_STATE_KEY, Handler, RouteMatch, RouteTable
 from src.errors import OverloadedError, PayloadTooLargeError, ServiceError
 from src.serving.request_identity import request_id_from
 from src.tenants.access import Access
 
-# Paths that do not count themselves in the request metrics.
-UNMEASURED_PATHS = frozenset({"/metrics", "/health", "/health/live", "/health/ready"})
 # Label values must stay few: a client can send any method name.
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # Set by the connection guard (src/server/connection_guard.py): the worker's set of request tasks.
@@ -71,7 +69,7 @@ class ObservabilityMiddleware:
             await send(message)
 
         started = time.perf_counter()
-        measured = path not in UNMEASURED_PATHS
+        measured = match is None or match.policy.measured
         route = match.policy.template if match is not None else "other"
         method = scope["method"] if scope["method"] in _METHODS else "other"
         if measured:
@@ -160,7 +158,7 @@ def pending_requests(scope: Scope, *, exact: bool = False) -> int:
 
 
 class PolicyMiddleware:
-    """Applies the matched route's policy: shedding, the API key, the body limit, direct dispatch.
+    """Applies the matched route's policy: shedding, the API key, the media type, the body limit, direct dispatch.
 
     Shedding: handlers run to completion without yielding, so the work a worker has accepted but
     not finished is its pending request tasks, less those waiting for their body to arrive (a slow
@@ -192,6 +190,8 @@ class PolicyMiddleware:
                 scope["state"][TENANT_STATE_KEY] = self.access.authorize(
                     _header(scope, API_KEY_HEADER), "the X-API-Key header", route.scope, route.template
                 )
+            if route.accepts and scope["method"] in BODY_METHODS:
+                scope["state"][MEDIA_TYPE_STATE_KEY] = route.media_type(_header(scope, b"content-type"))
             receive = await self._bounded(scope, receive)
         except ServiceError as error:
             await route.errors.render(error)(scope, receive, send)

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from src.engine.compiled import CompiledScorer, TermWeights, UnsupportedPipelineError
+from src.engine.compiled import CompiledScorer, UnsupportedPipelineError
 from src.engine.observations import score_of, word_counts
 from src.errors import NotExplainableError
 from src.serving.explanation import Explanation, explain
@@ -92,10 +92,6 @@ class Predictor:
         """`probabilities` or `scores`: what this model's predictions carry besides the label."""
         return "probabilities" if self.has_probabilities else "scores"
 
-    def _from_weights(self, scorer: CompiledScorer, weighted: TermWeights) -> Prediction:
-        winner, probabilities, scores = scorer.outputs(weighted)
-        return self._result(winner, probabilities, scores, weighted.tokens, weighted.unknown_tokens)
-
     def _result(
         self, winner: int, probabilities: Sequence[float] | None, scores: Sequence[float], tokens: int, unknown: int
     ) -> Prediction:
@@ -138,8 +134,9 @@ class Predictor:
         scorer = self.scorer
         if scorer is None:
             raise NotExplainableError(name or "?", self.version, self.reason or "")
-        weighted, explanation = explain(scorer, text, top)
-        return self._from_weights(scorer, weighted), explanation
+        _, explanation = explain(scorer, text, top)
+        # The answer is the plain one, bit for bit: one text, one answer, explained or not.
+        return self.predict(text), explanation
 
     def _word_counts(self, text: str) -> tuple[int, int]:
         # Only on the fallback path, so building the analyzer per call costs nothing that matters.

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from fastapi.testclient import TestClient
 
 from src.api.main import create_app
-from src.api.routing import KEYED, SHED, RouteTable
+from src.api.routing import KEYED, SHED, UNMEASURED, RouteTable
 from tests.conftest import SECOND_MODEL, make_settings
 
 SCORING = {
@@ -88,3 +89,62 @@ def test_with_keys_every_keyed_operation_is_documented_and_enforced(two_models_d
             assert answer.status_code == 200, probe
             assert "sentiment" not in answer.text, probe
             assert SECOND_MODEL not in answer.text, probe
+
+
+# Every route that takes a body, with the media types it takes: JSON unless the protocol says otherwise.
+BODIES = {
+    **dict.fromkeys(SCORING - {"/invocations", "/models/{name}/invocations"}, ("application/json",)),
+    "/v2/models/{name}/infer": ("application/json", "application/octet-stream"),
+    "/v2/models/{name}/versions/{version}/infer": ("application/json", "application/octet-stream"),
+    "/invocations": ("application/json", "text/csv"),
+    "/models/{name}/invocations": ("application/json", "text/csv"),
+    "/feedback": ("application/json",),
+    "/model/reload": ("application/json",),
+    "/v2/repository/index": ("application/json",),
+    "/v2/repository/models/{name}/load": ("application/json",),
+    "/v2/repository/models/{name}/unload": ("application/json",),
+}
+TEXT_ROUTES = {
+    "/predict": ({"text": "fine"}, "detail"),
+    "/predict/batch": ({"texts": ["fine"]}, "detail"),
+    "/v2/models/sentiment/infer": (
+        {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": ["fine"]}]},
+        "error",
+    ),
+    "/v1/models/sentiment:predict": ({"instances": ["fine"]}, "error"),
+    "/invocations": ({"instances": ["fine"]}, "message"),
+}
+
+
+def test_media_types_are_declared_once_and_checked_alike(client: TestClient) -> None:
+    table: RouteTable = client.app.state.routes  # type: ignore[attr-defined]
+    declared = {p.template: p.accepts for p in table.policies() if p.accepts}
+    assert declared == BODIES
+    for path, (body, field) in TEXT_ROUTES.items():
+        refused = client.post(path, content=json.dumps(body), headers={"Content-Type": "text/plain"})
+        assert refused.status_code == 415, path
+        accepted = " or ".join(BODIES[table.match(path).policy.template])  # type: ignore[union-attr]
+        assert f"Content-Type must be {accepted}, not 'text/plain'" in refused.json()[field], path
+        # No Content-Type at all is the route's first type (tritonclient sends none), on every route.
+        assert client.post(path, content=json.dumps(body)).status_code == 200, path
+        typed = client.post(path, content=json.dumps(body), headers={"Content-Type": "Application/JSON; charset=utf-8"})
+        assert typed.status_code == 200, path
+
+
+def test_every_not_ready_answer_carries_retry_after(tmp_path: Path) -> None:
+    with TestClient(create_app(make_settings(tmp_path / "empty"))) as client:
+        for path in ("/health/ready", "/v1/models/sentiment", "/ping", "/predict"):
+            answer = client.request("POST" if path == "/predict" else "GET", path, json={"text": "a"})
+            assert answer.status_code == 503, path
+            assert answer.headers["Retry-After"] == "5", path
+
+
+def test_the_probes_and_the_scrape_are_not_measured_by_their_policy(client: TestClient) -> None:
+    table: RouteTable = client.app.state.routes  # type: ignore[attr-defined]
+    assert table.paths(UNMEASURED) == {"/metrics", "/health", "/health/live", "/health/ready"}
+    for path in ("/health", "/health/live", "/health/ready", "/metrics", "/v2/health/live"):
+        client.get(path)
+    scraped = client.get("/metrics").text
+    assert 'route="/v2/health/live"' in scraped
+    assert 'route="/health/live"' not in scraped
+    assert 'route="/metrics"' not in scraped

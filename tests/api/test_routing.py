@@ -13,7 +13,6 @@ from src.api.error_responses import JSON_ERRORS, V2_ERRORS
 from src.api.grpc.service import status_of
 from src.api.routing import RouteTable
 from src.errors import ModelFailedError
-from src.serving import dataplane
 from src.serving.predictor import Prediction, Predictor
 from tests.api.test_route_policy import SCORING
 
@@ -70,10 +69,15 @@ def test_a_bug_is_a_500_without_internals_in_the_routes_format_and_logged(
     body: dict[str, object],
     expected: dict[str, str],
 ) -> None:
-    def broken(model: str, predictions: object) -> None:  # a bug of ours after the model has scored
-        raise RuntimeError("secret internal detail")
+    class Broken:  # a bug of ours in an observer, after the model has scored
+        def answered(self, *args: object) -> None:
+            raise RuntimeError("secret internal detail")
 
-    monkeypatch.setattr(dataplane, "_observe", broken)
+        def failed(self, *args: object) -> None:
+            pass
+
+    plane = client.app.state.data_plane  # type: ignore[attr-defined]
+    monkeypatch.setattr(plane, "observers", [*plane.observers, Broken()])
     with caplog.at_level(logging.ERROR):
         response = client.post(path, json=body, headers={"X-Request-ID": "trace-me"})
     assert response.status_code == 500

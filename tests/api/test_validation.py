@@ -73,7 +73,8 @@ def test_batch_rejects_bad_bodies(client: TestClient, body: dict[str, Any], loc:
         ('"just a string"', "application/json", 422, "should be an object"),
         ("[1, 2]", "application/json", 422, "should be an object"),
         ('{"text": "good"}', "text/plain", 415, "application/json"),
-        ('{"text": "good"}', None, 415, "missing"),
+        ('{"text": "good"}', "text/plain; charset=utf-8", 415, "not 'text/plain'"),
+        ('{"text": "good"}', None, 200, "positive"),  # no Content-Type: the route's own type, JSON
         (b'{"text": "\xff\xfe"}', "application/json", 422, "invalid unicode"),
         ('{"text": 1e999999}', "application/json", 422, "valid string"),
         ('{"text": "nul \\u0000 byte"}', "application/json", 200, ""),

@@ -112,7 +112,7 @@ def test_one_failing_text_is_that_texts_error(model_dir: Path) -> None:
     plane = DataPlane(models, LIMITS)
     with pytest.raises(ModelFailedError) as raised:
         asyncio.run(plane.infer(InferenceRequest(["a fine film", "a fine film", "2 stars", "4 stars"])))
-    assert raised.value.loc == ("body", "texts", 2)
+    assert raised.value.text_index == 2  # each adapter places it: ("body", "texts", 2) on /predict/batch
     assert raised.value.status_code == 422
     assert "failed on this text (ValueError)" in raised.value.message
     assert "out of bounds" not in raised.value.message  # the model's own words may repeat the text

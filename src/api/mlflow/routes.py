@@ -25,11 +25,11 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from src import API_VERSION, tracing
-from src.api.deps import DataPlaneDep, infer, inference_request
-from src.api.error_responses import MLFLOW_ERRORS
+from src.api.deps import DataPlaneDep, infer, inference_request, media_type
+from src.api.error_responses import MLFLOW_ERRORS, not_ready
 from src.api.request_bodies import json_object, texts_of_columns, texts_of_rows, texts_of_table
 from src.api.routing import policy
-from src.errors import RETRY_AFTER_SECONDS, BadRequestError, UnsupportedMediaTypeError
+from src.errors import BadRequestError
 from src.serving.dataplane import DataPlane
 from src.serving.text_rules import Location, TextLimits, check_batch_size
 
@@ -79,12 +79,9 @@ def _csv_texts(body: bytes, limits: TextLimits) -> list[str]:
 async def invocations(request: Request) -> Response:
     """Classify a table's texts; `{"predictions": [labels]}`."""
     plane: DataPlane = request.app.state.data_plane
-    content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if content_type not in ("application/json", "text/csv"):
-        raise UnsupportedMediaTypeError(content_type, "application/json or text/csv")
     body = await request.body()
     with tracing.child("parse"):
-        if content_type == "application/json":
+        if media_type(request) == "application/json":
             texts, where = _json_texts(body, plane.limits)
         else:
             texts, where = _csv_texts(body, plane.limits), ("csv", "data")
@@ -98,6 +95,7 @@ async def invocations(request: Request) -> Response:
     return Response(json.dumps({"predictions": predictions}, separators=(",", ":")), media_type="application/json")
 
 
+_TYPES = ("application/json", "text/csv")
 _BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
@@ -110,14 +108,16 @@ router.add_api_route(
     invocations,
     methods=["POST"],
     summary="Score (MLflow) with the default model",
-    openapi_extra=policy(scope="predict", shed=True, errors=ERRORS, direct=True, **_BODY),
+    openapi_extra=policy(scope="predict", shed=True, errors=ERRORS, direct=True, accepts=_TYPES, **_BODY),
 )
 router.add_api_route(
     "/models/{name}/invocations",
     invocations,
     methods=["POST"],
     summary="Score (MLflow) with a named model",
-    openapi_extra=policy(scope="predict", shed=True, errors=ERRORS, direct=True, parameters=_NAME, **_BODY),
+    openapi_extra=policy(
+        scope="predict", shed=True, errors=ERRORS, direct=True, accepts=_TYPES, parameters=_NAME, **_BODY
+    ),
 )
 
 
@@ -126,7 +126,7 @@ async def ping(plane: DataPlaneDep) -> Response:
     """200 when every required model is ready, else 503 with Retry-After."""
     if plane.ready():
         return Response("\n", media_type="application/json")
-    return Response("\n", 503, {"Retry-After": str(RETRY_AFTER_SECONDS)}, media_type="application/json")
+    return not_ready("\n")
 
 
 @router.get("/version", summary="Server version (MLflow)", openapi_extra=policy(errors=ERRORS))

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from src.api.deps import DataPlaneDep
+from src.api.error_responses import not_ready
+from src.api.routing import policy
 from src.api.schemas import HealthResponse, ModelHealth
-from src.errors import ServiceUnavailableError
 
 router = APIRouter(prefix="/health", tags=["health"])
 
@@ -26,7 +27,13 @@ def _keys_on(request: Request) -> bool:
     return bool(request.app.state.access.enforced)
 
 
-@router.get("", summary="Process and model state", response_model=HealthResponse, response_model_exclude_unset=True)
+@router.get(
+    "",
+    summary="Process and model state",
+    response_model=HealthResponse,
+    response_model_exclude_unset=True,
+    openapi_extra=policy(measured=False),
+)
 async def health(plane: DataPlaneDep, request: Request) -> dict[str, Any]:
     """Always 200 while the process runs; says which models are loaded, which versions, or why not.
 
@@ -56,14 +63,19 @@ async def health(plane: DataPlaneDep, request: Request) -> dict[str, Any]:
     }
 
 
-@router.get("/live", summary="Liveness probe")
+@router.get("/live", summary="Liveness probe", openapi_extra=policy(measured=False))
 async def live() -> dict[str, str]:
     """200 while the process can answer at all."""
     return {"status": "alive"}
 
 
-@router.get("/ready", summary="Readiness probe", responses={503: {"description": "A required model is not loaded"}})
-async def ready(plane: DataPlaneDep, request: Request) -> JSONResponse:
+@router.get(
+    "/ready",
+    summary="Readiness probe",
+    responses={503: {"description": "A required model is not loaded"}},
+    openapi_extra=policy(measured=False),
+)
+async def ready(plane: DataPlaneDep, request: Request) -> Response:
     """200 when every required model serves a verified version; 503 naming the ones that do not, and why
     (with API keys on, how many, without their names)."""
     waiting = plane.not_ready()
@@ -73,8 +85,7 @@ async def ready(plane: DataPlaneDep, request: Request) -> JSONResponse:
             detail = f"{len(waiting)} required model(s) not loaded yet"
         else:
             detail = "; ".join(f"model {name}: {reason}" for name, reason in waiting.items())
-        headers = {"Retry-After": str(ServiceUnavailableError.retry_after)}
-        return JSONResponse({"status": "not_ready", "detail": detail}, status_code=503, headers=headers)
+        return not_ready({"status": "not_ready", "detail": detail})
     if keys_on:
         return JSONResponse({"status": "ready"})
     reports = plane.model_reports()

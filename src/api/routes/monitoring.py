@@ -14,6 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from src import metrics
+from src.api.routing import policy
 from src.errors import ForbiddenError, UnauthorizedError
 
 router = APIRouter(tags=["monitoring"])
@@ -37,6 +38,7 @@ def check_scraper(request: Request) -> None:
     summary="Prometheus metrics (with METRICS_TOKEN as a bearer token)",
     response_class=Response,
     responses={401: {"description": "No or a wrong bearer token"}, 403: {"description": "Keys on, no METRICS_TOKEN"}},
+    openapi_extra=policy(measured=False),
 )
 async def prometheus_metrics(request: Request) -> Response:
     """Prometheus text format; with several workers, the totals of all of them (and their shared drift window)."""

@@ -20,7 +20,6 @@ from src import tracing
 from src.api.deps import infer, inference_request
 from src.api.routing import policy
 from src.api.schemas import BatchPredictRequest, BatchPredictResponse, ErrorResponse, PredictRequest, PredictResponse
-from src.errors import UnsupportedMediaTypeError
 from src.serving.dataplane import DataPlane
 from src.serving.inference import Inference
 from src.serving.text_rules import Location
@@ -68,9 +67,6 @@ def _body_schema(model: type[BaseModel], *, named: bool = False, versioned: bool
 
 
 async def _parse(request: Request, model: type[RequestModel]) -> RequestModel:
-    content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if content_type != "application/json":
-        raise UnsupportedMediaTypeError(content_type)
     body = await request.body()
     try:
         with tracing.child("parse"):

@@ -24,10 +24,10 @@ from fastapi.responses import JSONResponse
 
 from src import tracing
 from src.api.deps import DataPlaneDep, infer, inference_request, route, tenant
-from src.api.error_responses import V2_ERRORS
+from src.api.error_responses import V2_ERRORS, not_ready
 from src.api.request_bodies import json_object, texts_of_rows
 from src.api.routing import policy
-from src.errors import RETRY_AFTER_SECONDS, BadRequestError, quoted
+from src.errors import BadRequestError, quoted
 from src.serving.dataplane import DataPlane
 from src.serving.inference import Inference
 
@@ -99,11 +99,9 @@ async def list_models(plane: DataPlaneDep, request: Request) -> dict[str, list[s
 
 
 @router.get("/models/{name}", summary="Model readiness (V1)", openapi_extra=policy(scope="read", errors=ERRORS))
-async def model_ready(plane: DataPlaneDep, request: Request, name: str) -> JSONResponse:
+async def model_ready(plane: DataPlaneDep, request: Request, name: str) -> Response:
     """`{"name": ..., "ready": true}` (200) when the model is loaded and verified, `"ready": false`
     (503, as KServe answers) when not, 404 for an unknown model (or one the key may not use)."""
     if plane.model_ready(name, None, tenant(request), route(request)):
         return JSONResponse({"name": name, "ready": True})
-    return JSONResponse(
-        {"name": name, "ready": False}, status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
-    )
+    return not_ready({"name": name, "ready": False})

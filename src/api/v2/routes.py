@@ -125,7 +125,9 @@ async def repository_unload(plane: DataPlaneDep, request: Request, name: str) ->
 
 def _infer_extras(*names: str) -> dict[str, Any]:
     parameters = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}} for name in names]
-    return policy(scope="predict", shed=True, errors=V2, direct=True, parameters=parameters)
+    # JSON, or JSON then binary tensors (KServe's SDK calls those application/octet-stream).
+    accepts = ("application/json", "application/octet-stream")
+    return policy(scope="predict", shed=True, errors=V2, direct=True, accepts=accepts, parameters=parameters)
 
 
 async def infer(request: Request) -> Response:

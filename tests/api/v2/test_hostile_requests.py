@@ -57,7 +57,7 @@ def test_a_utf16_body_is_refused_as_on_the_json_routes(client: TestClient) -> No
     response = client.post(INFER, content=body)
     assert response.status_code == 400
     assert "not UTF-8" in response.json()["error"]
-    assert client.post("/predict", content=json.dumps({"text": "a"}).encode("utf-16")).status_code == 415
+    assert client.post("/predict", content=json.dumps({"text": "a"}).encode("utf-16")).status_code == 422
 
 
 def test_a_shape_over_the_batch_limit_is_refused_before_its_data_is_decoded(client: TestClient) -> None:
