@@ -21,6 +21,7 @@ def test_a_run_publishes_and_returns_its_reports(tmp_path: Path) -> None:
     registry = ModelRegistry(tmp_path / "store")
     told: list[str] = []
     outcome = train_model(registry, "reviews", _options(write_reviews(tmp_path / "r.csv")), report=told.append)
+    assert outcome.version is not None
     assert outcome.version == registry.store("reviews").current_version()
     assert outcome.reports == told
     assert any("accuracy:" in text for text in told)
