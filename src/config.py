@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -270,6 +270,11 @@ class Settings(BaseSettings):
         if self.prediction_log_dir is not None and self.prediction_log_url is not None:
             raise ValueError("set PREDICTION_LOG_DIR or PREDICTION_LOG_URL, not both")
         return self
+
+
+def default_of(setting: str) -> Any:
+    """A setting's default, for the code that needs it without the environment (each is written once, above)."""
+    return Settings.model_fields[setting].default
 
 
 def _shown(value: object) -> str:

@@ -63,3 +63,18 @@ def test_key_files_with_keys_and_no_folder_load(tmp_path: Path) -> None:
     assert keys is not None
     assert keys.get_secret_value() == "k1,k2"
     assert load_settings(tmp_path / "absent").api_keys is None
+
+
+def test_each_default_is_written_once_in_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from src.config import default_of
+    from src.drift.statistics import DriftThresholds
+    from src.serving.drift_window import DriftSettings
+    from src.serving.rollout_traffic import Guards
+
+    for name in [n for n in Settings.model_fields if n.startswith(("rollout_max", "rollout_min", "drift_"))]:
+        monkeypatch.delenv(name.upper(), raising=False)
+    settings = Settings()
+    assert Guards() == Guards.from_settings(settings)
+    drift = DriftSettings.from_settings(settings)
+    assert drift.thresholds == DriftThresholds() == DriftSettings().thresholds
+    assert drift.size == DriftSettings().size == default_of("drift_window") == 500

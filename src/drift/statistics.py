@@ -21,6 +21,7 @@ from typing import Any
 
 from scipy.special import chdtrc, chdtri
 
+from src.config import default_of
 from src.drift.profile import CONTINUOUS, LABEL, ReferenceProfile
 
 _FLOOR = 1e-4
@@ -30,9 +31,9 @@ _FLOOR = 1e-4
 class DriftThresholds:
     """When a signal counts as drifting, and how many texts a window needs before any is judged."""
 
-    psi: float = 0.25
-    p_value: float = 0.001
-    min_texts: int = 200
+    psi: float = default_of("drift_psi_threshold")
+    p_value: float = default_of("drift_p_value")
+    min_texts: int = default_of("drift_min_texts")
 
 
 @dataclass(frozen=True)

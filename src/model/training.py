@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from src.config import default_of
 from src.errors import DatasetError, ModelNotFoundError, ModelStoreError
 from src.model import quality_gate
 from src.model.behaviour import run_on_pipeline
@@ -168,7 +169,7 @@ def train_model(
     options: TrainingOptions,
     *,
     report: Callable[[str], None] | None = None,
-    keep_default: int = 5,
+    keep_default: int = default_of("model_keep_versions"),
 ) -> TrainingOutcome:
     """Train, evaluate, gate and publish model `name` in `registry` as `options` say.
 

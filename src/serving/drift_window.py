@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from src.config import Settings
+from src.config import Settings, default_of
 from src.drift.profile import SIGNALS, ProfileError, ReferenceProfile
 from src.drift.statistics import DriftReport, DriftThresholds, judge
 from src.serving.predictor import Prediction, Predictor
@@ -41,7 +41,7 @@ FLUSH_SECONDS = 0.25  # how stale another worker's view of this worker's ring ma
 class DriftSettings:
     """The window's size and thresholds (settings DRIFT_*) and where workers share it."""
 
-    size: int = 500
+    size: int = default_of("drift_window")
     thresholds: DriftThresholds = field(default_factory=DriftThresholds)
     folder: Path | None = None  # PROMETHEUS_MULTIPROC_DIR with several workers; None: this process only
 

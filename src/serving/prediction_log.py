@@ -34,7 +34,7 @@ from typing import Any
 import orjson
 
 from src import metrics
-from src.config import Settings
+from src.config import Settings, default_of
 from src.serving.prediction_sinks import FileSink, HttpSink, Sink
 from src.serving.predictor import Prediction
 
@@ -134,10 +134,10 @@ class PredictionLog:
         self,
         sink: Sink,
         *,
-        sample: float = 1.0,
+        sample: float = default_of("prediction_log_sample"),
         redact: Redactor | None = None,
-        capacity: int = 10_000,
-        capacity_bytes: int = 64 * 1024 * 1024,
+        capacity: int = default_of("prediction_log_queue"),
+        capacity_bytes: int = default_of("prediction_log_queue_bytes"),
     ):
         self.sink = sink
         self.sample = sample

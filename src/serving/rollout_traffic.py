@@ -37,6 +37,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from src import metrics
+from src.config import Settings, default_of
 from src.serving.predictor import Prediction, Predictor
 from src.store.rollout import Rollout
 
@@ -54,11 +55,23 @@ COMPARISON_QUEUE = 64
 class Guards:
     """The thresholds a candidate must stay within (settings ROLLOUT_*)."""
 
-    min_requests: int = 100
-    max_error_rate: float = 0.01
-    max_latency_ratio: float = 3.0
-    max_disagreement: float = 0.2
-    max_seconds_per_text: float = 0.5  # one request slower than this per text trips at once
+    min_requests: int = default_of("rollout_min_requests")
+    max_error_rate: float = default_of("rollout_max_error_rate")
+    max_latency_ratio: float = default_of("rollout_max_latency_ratio")
+    max_disagreement: float = default_of("rollout_max_disagreement")
+    max_seconds_per_text: float = default_of("rollout_max_seconds_per_text")  # one request slower trips at once
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Guards:
+        """ROLLOUT_MIN_REQUESTS, ROLLOUT_MAX_ERROR_RATE, ROLLOUT_MAX_LATENCY_RATIO, ROLLOUT_MAX_DISAGREEMENT and
+        ROLLOUT_MAX_SECONDS_PER_TEXT."""
+        return cls(
+            settings.rollout_min_requests,
+            settings.rollout_max_error_rate,
+            settings.rollout_max_latency_ratio,
+            settings.rollout_max_disagreement,
+            settings.rollout_max_seconds_per_text,
+        )
 
 
 @dataclass
