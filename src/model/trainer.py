@@ -23,9 +23,8 @@ from src.store.registry import ModelRegistry
 
 logger = logging.getLogger(__name__)
 
-# Chosen by leave-one-source-out and the behaviour suite (bench/model_quality.py), not by an in-domain
-# split, which favours a weaker regularisation (C=4-16) that also learns each corpus's topic words.
-# With the sentiment cues, C=3.5 had the best leave-one-source-out mean (.817; 3 and 5: .815, .816).
+# Chosen by leave-one-source-out and the behaviour suite, not by an in-domain split, which favours a
+# weaker regularisation that also learns each corpus's topic words (docs/training.md has the figures).
 DEFAULT_C = 3.5
 
 # With narrow negation, only the first words after a cue are marked (the study's choice).
@@ -289,7 +288,7 @@ def _fit_params(sample_weight: Sequence[float] | None) -> dict[str, Any]:
 
 def _constructor_params(saved: Mapping[str, Any]) -> dict[str, Any]:
     params = dict(saved)
-    # Models published before negation marking and emoticon tokens existed had neither.
+    # A model whose metadata names no negation marking or emoticon tokens was trained without them.
     params.setdefault("negation", False)
     params.setdefault("emoticons", False)
     if "ngram_range" in params:

@@ -1,8 +1,8 @@
 """The production server: `python -m src.serve`.
 
 One uvicorn worker process per available CPU (container-aware), each listening on its own socket
-bound with SO_REUSEPORT, so the kernel spreads connections evenly across workers; with one shared
-socket (`uvicorn --workers`), keep-alive connections were seen to pile onto one worker. This
+bound with SO_REUSEPORT, so the kernel spreads connections evenly across workers (with one shared
+socket, as `uvicorn --workers` has, keep-alive connections can pile onto one worker). This
 supervisor restarts a worker that dies, keeps the Prometheus multiprocess directory clean, and on
 SIGTERM or SIGINT stops the workers gracefully: they stop accepting, finish in-flight requests
 within GRACEFUL_TIMEOUT_SECONDS, and exit.

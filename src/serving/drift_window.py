@@ -126,7 +126,7 @@ class DriftWindow:
                 self.pending = True
 
     def flush(self, now: float | None = None) -> None:
-        """This worker's ring to its file, whole (6 KB for 500 texts): one pwrite."""
+        """This worker's ring to its file, whole: one pwrite."""
         if self.fd is None:
             return
         self.flushed = time.time() if now is None else now

@@ -2,8 +2,8 @@
 
 - Canary: a request is answered by the candidate when its client's key (the ROLLOUT_KEY_HEADER
   header) falls in the rollout's share; the same key always gets the same version for a rollout.
-  A request without a key is split on its own, at random: one address is often a proxy for many
-  clients, and splitting by it made a 10% canary 0% or 100% of the traffic. Those texts are scored
+  A request without a key is split on its own, at random (one address is often a proxy for many
+  clients, so splitting by address would give a proxy's clients all or none). Those texts are scored
   by CURRENT too, after the answer is sent, to measure agreement. A text the candidate fails to
   score is answered by CURRENT.
 - Shadow: CURRENT answers every request; the rollout's share of requests is also scored by the
@@ -83,7 +83,7 @@ class Figures:
     # The candidate's time over CURRENT's on the same texts, request by request (the newest
     # PAIR_RATIOS; the sums are in the metrics, for the rollout's figures over every worker): the guard
     # judges their median, so one stall of either model (a page fault, a pause of the comparison
-    # thread) among requests of 30 µs does not read as a slow model, as a ratio of sums did.
+    # thread) among requests of microseconds does not read as a slow model.
     pair_ratios: deque[float] = field(default_factory=lambda: deque(maxlen=PAIR_RATIOS))
     slowest_per_text: float = 0.0  # the candidate's slowest request, in seconds per text
     compared: int = 0
