@@ -4,8 +4,9 @@ A token is issued for each answered text and binds the request id, the text's in
 and version, a digest of the text and the key id, with the time it was issued, under a MAC keyed
 by FEEDBACK_SECRET (or a secret made at server start, shared by its workers). Both are BLAKE2b
 (128 bits; the MAC in BLAKE2's keyed mode), Python's own, which needs no digest lookup per call
-(docs/monitoring.md has its cost per token). It is `<payload>.<mac>` in URL-safe base64: stateless, so any worker (or any pod with the same
-secret) can check it, and the correction it carries names the exact text it corrects.
+(docs/monitoring.md has its cost per token). It is `<payload>.<mac>` in URL-safe base64:
+stateless, so any worker (or any pod with the same secret) can check it, and the correction it
+carries names the exact text it corrects.
 """
 
 from __future__ import annotations
