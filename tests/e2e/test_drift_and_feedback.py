@@ -38,7 +38,9 @@ from tests.e2e.servers import (
     running_server,
     wait_until,
 )
-from tests.monitoring.prometheus import RULES, local_config, query, write_config
+from tests.monitoring.prometheus import METRICS_TOKEN, RULES, local_config, query, token_file, write_config
+
+SCRAPER = {"Authorization": f"Bearer {METRICS_TOKEN}"}
 
 pytestmark = pytest.mark.e2e
 
@@ -98,8 +100,8 @@ def test_drift_alerts_and_feedback_round_trip(bundled_data: Dataset, tmp_path: P
     _train(model_dir, data, "--no-cross-source")
     logs = tmp_path / "logs"
     port, prometheus_port = free_port(), free_port()
-    env = production_env(model_dir, port, tmp_path, PREDICTION_LOG_DIR=str(logs))
-    config = local_config(f"127.0.0.1:{port}")
+    env = production_env(model_dir, port, tmp_path, PREDICTION_LOG_DIR=str(logs), METRICS_TOKEN=METRICS_TOKEN)
+    config = local_config(f"127.0.0.1:{port}", token_file(tmp_path))
     config["rule_files"] = [str(_rules_firing_at_once(tmp_path / "rules.yml"))]
     prometheus = [
         "prometheus",
@@ -139,10 +141,12 @@ def test_drift_alerts_and_feedback_round_trip(bundled_data: Dataset, tmp_path: P
             f"{[(s, v['statistic']) for s, v in moved['signals'].items()]}; alert labels {alert[0]['metric']}"
         )
         assert alert[0]["metric"]["model"] == "sentiment"
-        exposition = request(server.url("/metrics")).body.decode()
+        exposition = request(server.url("/metrics"), headers=SCRAPER).body.decode()
         written = 'mlservice_prediction_log_records_total{kind="prediction",outcome="written"}'
         wait_until(
-            lambda: metric_value(request(server.url("/metrics")).body.decode(), written) == REPLAY + TWEETS,
+            lambda: (
+                metric_value(request(server.url("/metrics"), headers=SCRAPER).body.decode(), written) == REPLAY + TWEETS
+            ),
             10,
             "every prediction record written",
         )
@@ -190,7 +194,7 @@ def test_a_stalled_sink_slows_no_prediction(bundled_data: Dataset, model_dir: Pa
             started = time.perf_counter()
             assert request(server.url("/predict"), body={"text": text}, timeout=4).status == 200
             took.append(time.perf_counter() - started)
-        exposition = request(server.url("/metrics")).body.decode()
+        exposition = request(server.url("/metrics"), headers=SCRAPER).body.decode()
     dropped = metric_value(exposition, 'mlservice_prediction_log_records_total{kind="prediction",outcome="dropped"}')
     assert max(took) < 2.5  # a send waits up to 5 s: no request waited for one
     assert dropped >= len(texts) / 2  # all but the queue's 50 and the batches the sink held (5 s each)
@@ -218,7 +222,7 @@ def test_a_stalled_sink_holds_at_most_the_queues_bytes(bundled_data: Dataset, mo
             reply = request(server.url("/predict/batch"), body={"texts": batch})
             assert reply.status == 422, reply.body[:300]
         grew = _resident_mb(worker) - before
-        exposition = request(server.url("/metrics")).body.decode()
+        exposition = request(server.url("/metrics"), headers=SCRAPER).body.decode()
     dropped = metric_value(exposition, 'mlservice_prediction_log_records_total{kind="prediction",outcome="dropped"}')
     # The queue's 4 MB holds at most four of these 1 MB records; the writer's batch holds the first ones.
     assert dropped >= 200 - 4

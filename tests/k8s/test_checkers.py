@@ -49,11 +49,22 @@ def test_hadolint_finds_nothing_at_warning_or_above() -> None:
 def test_promtool_checks_the_embedded_prometheus_config(tmp_path: Path) -> None:
     # Debian's prometheus (2.42+ds) is built without Kubernetes service discovery, so its promtool
     # rejects `kubernetes_sd_configs`. Everything else is checked as written: that one block is
-    # swapped for a static target, and its shape is asserted here instead.
+    # swapped for a static target, and its shape is asserted here instead. promtool reads the bearer
+    # token's file, which the pod mounts from the Secret: it is checked at a file of the same name here.
     config = yaml.safe_load(resource("ConfigMap", "prometheus-config")["data"]["prometheus.yml"])
     (job,) = config["scrape_configs"]
     assert job.pop("kubernetes_sd_configs") == [{"role": "pod", "namespaces": {"own_namespace": True}}]
     job["static_configs"] = [{"targets": ["10.0.0.1:8000"]}]
+    token = Path(job["authorization"]["credentials_file"])
+    assert job["authorization"]["type"] == "Bearer"
+    mount = next(
+        m
+        for m in resource("Deployment", "prometheus")["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
+        if m["name"] == "metrics-token"
+    )
+    assert token.parent == Path(mount["mountPath"])
+    (tmp_path / token.name).write_text("a-token-of-sixteen-or-more\n")
+    job["authorization"]["credentials_file"] = str(tmp_path / token.name)
     path = tmp_path / "prometheus.yml"
     path.write_text(yaml.safe_dump(config))
     result = run([tool("promtool"), "check", "config", str(path)])

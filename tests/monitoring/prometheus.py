@@ -24,14 +24,27 @@ def k8s_prometheus_config() -> dict[str, Any]:
     raise AssertionError("k8s/prometheus.yaml has no prometheus-config ConfigMap")
 
 
-def local_config(target: str, interval: str = "1s") -> dict[str, Any]:
-    """The k8s configuration with a static target for pod discovery and a short interval, so tests are quick."""
+METRICS_TOKEN = "test-metrics-token-0123456789abcdef"
+
+
+def token_file(folder: Path) -> Path:
+    """METRICS_TOKEN in a file, as the Secret mounted into Prometheus's pod holds it."""
+    path = folder / "METRICS_TOKEN"
+    path.write_text(METRICS_TOKEN + "\n")
+    return path
+
+
+def local_config(target: str, token: Path, interval: str = "1s") -> dict[str, Any]:
+    """The k8s configuration with a static target for pod discovery, the bearer token from `token` (the
+    server runs with METRICS_TOKEN) and a short interval, so tests are quick."""
     config = k8s_prometheus_config()
     config["global"].update(scrape_interval=interval, scrape_timeout=interval, evaluation_interval=interval)
     config["rule_files"] = [str(RULES)]
     (job,) = config["scrape_configs"]
     job.pop("kubernetes_sd_configs")
     job.pop("relabel_configs")
+    assert job["authorization"]["credentials_file"].startswith("/etc/prometheus/secrets/")
+    job["authorization"]["credentials_file"] = str(token)
     job["static_configs"] = [{"targets": [target], "labels": {"pod": "local-0", "namespace": "test"}}]
     return config
 

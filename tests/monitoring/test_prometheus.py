@@ -13,11 +13,13 @@ from src.store import rollout as rollouts
 from src.store.registry import ModelRegistry
 from tests.e2e.servers import free_port, production_command, production_env, request, running_server, wait_until
 from tests.monitoring.prometheus import (
+    METRICS_TOKEN,
     alert_rules,
     dashboard_expressions,
     local_config,
     query,
     recording_rules,
+    token_file,
     write_config,
 )
 
@@ -49,9 +51,15 @@ def test_prometheus_sees_exactly_what_was_sent(model_dir: Path, tmp_path: Path) 
     service_port, prometheus_port = free_port(), free_port()
     store = _with_shadow_rollout(model_dir, tmp_path / "models")
     env = production_env(
-        store, service_port, tmp_path, MODEL_POLL_SECONDS="0.3", PREDICTION_LOG_DIR=str(tmp_path / "logs")
+        store,
+        service_port,
+        tmp_path,
+        MODEL_POLL_SECONDS="0.3",
+        PREDICTION_LOG_DIR=str(tmp_path / "logs"),
+        METRICS_TOKEN=METRICS_TOKEN,
     )
-    config = write_config(tmp_path / "prometheus.yml", local_config(f"127.0.0.1:{service_port}"))
+    local = local_config(f"127.0.0.1:{service_port}", token_file(tmp_path))
+    config = write_config(tmp_path / "prometheus.yml", local)
     checked = subprocess.run(["promtool", "check", "config", str(config)], capture_output=True, text=True)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     prometheus = [
