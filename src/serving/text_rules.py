@@ -38,6 +38,9 @@ class TextLimits:
         return cls(settings.max_text_length, settings.max_batch_size)
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def check_batch_size(count: int, limits: TextLimits, loc: Location) -> None:
     """A batch of `count` texts must hold at least one and at most MAX_BATCH_SIZE."""
     if count < 1:
@@ -49,13 +52,16 @@ def check_batch_size(count: int, limits: TextLimits, loc: Location) -> None:
 
 
 def check_text(text: str, limits: TextLimits, loc: Location) -> None:
-    """One text: not blank, not too long, not too long once normalised."""
+    """One text: not too long, not blank, Unicode text, not too long once normalised."""
     longest = limits.max_text_length
     if len(text) > longest:
         raise InvalidInputError(f"text has {len(text)} characters; the limit is {longest} (MAX_TEXT_LENGTH)", loc=loc)
     if not _NON_BLANK.search(text):
         raise InvalidInputError("text must contain at least one non-whitespace character", loc=loc)
     if not text.isascii():
+        if _SURROGATE.search(text):
+            # JSON's \ud800 escapes can name half a character; no UTF-8 text (gRPC, binary tensors) can.
+            raise InvalidInputError("text holds a lone surrogate (\\ud800-\\udfff): it is not Unicode text", loc=loc)
         expanded = len(unicodedata.normalize("NFKD", text))
         limit = NORMALISED_LENGTH_FACTOR * longest
         if expanded > limit:

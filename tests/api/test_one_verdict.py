@@ -260,3 +260,35 @@ def test_every_batch_protocol_gives_a_batch_the_same_verdict(client: TestClient,
 
 def test_a_batch_with_several_good_texts_agrees_everywhere(client: TestClient) -> None:
     _check(client, ["Great acting.", "Dull and far too long.", "Not bad at all."], None, sorted(BATCH_ONLY))
+
+
+HALF_A_CHARACTER = [
+    ("/predict", b'{"text": "fine \\ud800"}'),
+    ("/predict/batch", b'{"texts": ["fine", "fine \\udfff"]}'),
+    (
+        "/v2/models/sentiment/infer",
+        b'{"inputs":[{"name":"text","datatype":"BYTES","shape":[1],"data":["fine \\ud800"]}]}',
+    ),
+    ("/v1/models/sentiment:predict", b'{"instances": ["fine \\ud800"]}'),
+    ("/invocations", b'{"instances": ["fine \\ud800"]}'),
+    ("/invocations", b'{"dataframe_split": {"columns": ["text"], "data": [["fine \\ud800"]]}}'),
+]
+
+
+@pytest.mark.parametrize(("path", "body"), HALF_A_CHARACTER)
+def test_a_lone_surrogate_is_refused_on_every_protocol(client: TestClient, path: str, body: bytes) -> None:
+    """JSON can escape half of a UTF-16 pair; V2 and V1 and MLflow used to score it (200) where /predict
+    refuses it and gRPC and binary tensors cannot carry it: now every protocol refuses."""
+    answer = client.post(path, content=body, headers={"Content-Type": "application/json"})
+    assert answer.status_code in (400, 422), (path, answer.status_code, answer.text)
+    assert "surrogate" in answer.text or "invalid JSON" in answer.text
+    half = "fine \ud800".encode("utf-8", "surrogatepass")  # what a byte-carrying protocol would get
+    assert _v2_binary_raw(client, half).status_code == 400
+
+
+def _v2_binary_raw(client: TestClient, element: bytes) -> Any:
+    raw = struct.pack("<I", len(element)) + element
+    tensor = {"name": "text", "shape": [1], "datatype": "BYTES", "parameters": {"binary_data_size": len(raw)}}
+    head = json.dumps({"inputs": [tensor]}).encode()
+    headers = {"Inference-Header-Content-Length": str(len(head)), "Content-Type": "application/octet-stream"}
+    return client.post("/v2/models/sentiment/infer", content=head + raw, headers=headers)
