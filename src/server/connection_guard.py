@@ -16,6 +16,10 @@ unread, nor how many requests it may pipeline. Per connection, this protocol add
   and a client past the cap is disconnected;
 - a cap on open connections per worker: past it, a new connection is closed at once.
 
+It also sends a response's head and its body in one write (uvicorn writes the head as soon as the
+app starts its response, then each part of the body): one send(2), one TCP segment for a small
+answer, where there were two of each.
+
 The limits come as a ConnectionLimits object (`functools.partial(GuardedHttpToolsProtocol,
 limits=...)` is the protocol class given to uvicorn), read from Settings.
 """
@@ -27,7 +31,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any
+from typing import Any, cast
 
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -64,6 +68,52 @@ class ConnectionLimits:
             max_pipelined=settings.max_pipelined_requests,
             max_connections=settings.max_connections_per_worker,
         )
+
+
+class _HeadWithBody:
+    """The connection's transport, holding a response's head until its first body part is written.
+
+    A held head goes out with the next write, joined to it, or when the transport is closed or the
+    response is complete; `100 Continue` (a client waits for it before sending its body) is never held.
+    """
+
+    _HEAD = b"HTTP/1.1 "
+    _CONTINUE = b"HTTP/1.1 100 "
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        self._held = b""
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self._held:
+            data, self._held = self._held + bytes(data), b""
+        elif data[:9] == self._HEAD and data[:13] != self._CONTINUE:
+            self._held = bytes(data)
+            return
+        self._transport.write(data)
+
+    def flush(self) -> None:
+        """Send a held head now."""
+        if self._held:
+            held, self._held = self._held, b""
+            self._transport.write(held)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def abort(self) -> None:
+        self._held = b""
+        self._transport.abort()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self._transport.get_extra_info(name, default)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
 
 
 def _plain_response(status: HTTPStatus, message: str) -> bytes:
@@ -118,6 +168,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             transport.abort()
             return
         super().connection_made(transport)
+        self._head_with_body = _HeadWithBody(transport)
+        self.transport = cast(asyncio.Transport, self._head_with_body)
         self._arm(self.limits.header_timeout, self._on_header_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -266,6 +318,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         # connection is closed (a client trickling bytes after a 401 would otherwise hold it for ever).
         if not self._in_body:
             self._disarm()
+        self._head_with_body.flush()
         super().on_response_complete()
         if self.pipeline:  # uvicorn resumes reading; more requests wait already, so read no more yet
             self.flow.pause_reading()
