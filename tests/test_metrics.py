@@ -41,3 +41,54 @@ def test_each_process_writes_its_own_file_after_a_fork(tmp_path: Path) -> None:
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=str(tmp_path))  # type: ignore[no-untyped-call]
     assert registry.get_sample_value("mlservice_requests_shed_total") == 7
+
+
+WRITES = """
+import sys
+from prometheus_client import Counter, Gauge, Histogram, values
+from src import metrics
+if sys.argv[1] == "prometheus":  # prometheus_client's own multiprocess value, for comparison
+    values.ValueClass = values.MultiProcessValue()
+requests = Counter("requests", "r", ["route"], registry=None)
+latency = Histogram("latency", "l", ["route"], registry=None)
+in_flight = Gauge("in_flight", "f", ["transport"], registry=None, multiprocess_mode="livesum")
+ready = Gauge("ready", "m", ["model"], registry=None, multiprocess_mode="liveall")
+assert type(requests.labels("a")._value).__name__ == ("FileValue" if sys.argv[1] == "ours" else "MmapedValue")
+requests.labels("/predict").inc()
+for i in range(3000):  # past the file's first 64 KiB: the file grows while values hold their place
+    requests.labels(f"/route/{i}").inc(i)
+requests.labels("/predict").inc(2)
+latency.labels("/predict").observe(0.003)
+latency.labels("/predict").observe(7)
+in_flight.labels("http").inc(3)
+in_flight.labels("http").dec()
+ready.labels("m").set(1)
+"""
+
+
+def _samples(folder: Path, value_class: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    folder.mkdir()
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(folder), "PATH": "/usr/bin:/bin"}
+    subprocess.run([sys.executable, "-c", WRITES, value_class], cwd=ROOT, env=env, timeout=60, check=True)
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(folder))  # type: ignore[no-untyped-call]
+    return {
+        # liveall gauges carry the writer's pid, which differs between the two runs
+        (sample.name, tuple(sorted({**sample.labels, **({"pid": "-"} if "pid" in sample.labels else {})}.items()))): (
+            sample.value
+        )
+        for family in registry.collect()
+        for sample in family.samples
+    }
+
+
+def test_the_files_hold_what_prometheus_clients_own_values_would(tmp_path: Path) -> None:
+    ours, theirs = _samples(tmp_path / "ours", "ours"), _samples(tmp_path / "theirs", "prometheus")
+    assert ours == theirs
+    assert ours[("requests_total", (("route", "/predict"),))] == 3
+    assert ours[("requests_total", (("route", "/route/2999"),))] == 2999
+    assert ours[("in_flight", (("transport", "http"),))] == 2
+    assert ours[("latency_count", (("route", "/predict"),))] == 2

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import struct
 import time
 import zlib
 from collections.abc import Sequence
@@ -34,6 +35,8 @@ from src.drift.statistics import DriftReport, DriftThresholds, judge
 from src.serving.predictor import Prediction, Predictor
 
 RECORD = np.dtype([("time", "<f8"), ("bins", "u1", (len(SIGNALS),)), ("key", "<u4")])
+_PACK_RECORD = struct.Struct(f"<d{len(SIGNALS)}BI").pack_into  # one RECORD, written in place
+assert struct.calcsize(f"<d{len(SIGNALS)}BI") == RECORD.itemsize
 FLUSH_SECONDS = 0.25  # how stale another worker's view of this worker's ring may be
 
 
@@ -94,12 +97,13 @@ class DriftWindow:
         self.folder = folder / "drift" / model / version if folder is not None else None
         self.path: Path | None = None
         self.fd: int | None = None
-        self.records = np.zeros(self.size, dtype=RECORD)
+        self.ring = bytearray(self.size * RECORD.itemsize)  # the records' bytes, as the file holds them
+        self.records = np.frombuffer(self.ring, dtype=RECORD)  # the same bytes, as an array
         if self.folder is not None:
             self.folder.mkdir(parents=True, exist_ok=True)
             self.path = self.folder / f"{worker or os.getpid()}.window"
             self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-            os.pwrite(self.fd, self.records.tobytes(), 0)
+            os.pwrite(self.fd, self.ring, 0)
         self.position = 0
         self.flushed = 0.0
         self.pending = False  # a flush is scheduled
@@ -107,14 +111,11 @@ class DriftWindow:
     def record(self, predictions: Sequence[Prediction], key: str | None = None) -> None:
         """Add a request's texts (newest last), sent with the API key of id `key` (None: keys off)."""
         now = time.time()
-        bins, classes, records, size = self.profile.bins, self.classes, self.records, self.size
+        bins, classes, ring, size, width = self.profile.bins, self.classes, self.ring, self.size, RECORD.itemsize
         tag = key_tag(key)
         for prediction in predictions:
-            records[self.position % size] = (
-                now,
-                bins(prediction.tokens, prediction.oov_rate, prediction.score(classes), prediction.label),
-                tag,
-            )
+            signals = bins(prediction.tokens, prediction.oov_rate, prediction.score(classes), prediction.label)
+            _PACK_RECORD(ring, (self.position % size) * width, now, *signals, tag)
             self.position += 1
         if self.fd is None:
             return
@@ -132,7 +133,7 @@ class DriftWindow:
         self.flushed = time.time() if now is None else now
         self.pending = False
         with contextlib.suppress(OSError):  # a full disk, or the file taken away: others miss these texts
-            os.pwrite(self.fd, self.records.tobytes(), 0)
+            os.pwrite(self.fd, self.ring, 0)
 
     def _server_records(self) -> np.ndarray:
         if self.folder is None:
