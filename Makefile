@@ -64,9 +64,10 @@ protocol: $(VENV)/.dev  ## regenerate the gRPC messages from src/api/grpc/protoc
 k8s-rules: $(VENV)/.runtime  ## regenerate k8s/prometheus-rules.yaml from monitoring/rules.yml
 	$(BIN)/python -m monitoring.build_configmap
 
-bench: $(VENV)/.dev system-deps  ## the benchmark: writes bench/results.md, model_types.md, prediction_log.md, protocols.md, tenants.md, feedback_poisoning.md, tracing.md, autoscaling.md, lazy_models.md
+bench: $(VENV)/.dev system-deps  ## the benchmark: writes bench/results.md, reference_limit.md, model_types.md, prediction_log.md, protocols.md, tenants.md, feedback_poisoning.md, tracing.md, autoscaling.md, lazy_models.md
 	$(BIN)/python -m src.model.train_script --if-missing
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.reference_limit --rounds 5
 	$(BIN)/python -m bench.model_types
 	$(BIN)/python -m bench.prediction_log
 	$(BIN)/python -m bench.protocols

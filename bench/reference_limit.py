@@ -77,6 +77,9 @@ def main() -> int:
     parser.add_argument("--model-dir", type=Path, default=Path(os.environ.get("MODEL_DIR", "models")).resolve())
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
+    if not (REFERENCE / "bare_limit.py").is_file():
+        print(f"no reference limit at {REFERENCE / 'bare_limit.py'}: nothing measured")
+        return 0
     project = args.project.resolve()
     base = {"MODEL_DIR": str(args.model_dir), "PROJECT_ROOT": str(project), "PYTHONPATH": str(project)}
     ours, bare = [], []
