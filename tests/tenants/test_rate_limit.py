@@ -3,12 +3,32 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 import struct
+import subprocess
+import sys
 import time
 from pathlib import Path
 
+import pytest
+
+from src.tenants import rate_limit
 from src.tenants.keys import Rate
-from src.tenants.rate_limit import RateLimiter
+from src.tenants.rate_limit import TABLE_NAME, RateLimiter, cell_digest
+from tests.e2e.servers import ROOT
+
+
+def _slot(folder: Path, kind: str, key: str) -> int:
+    """The offset of a cell's slot in the shared file."""
+    table = (folder / TABLE_NAME).read_bytes()
+    return table.index(cell_digest(kind, key))
+
+
+def _set_tat(folder: Path, kind: str, key: str, raw: bytes) -> None:
+    offset = _slot(folder, kind, key)
+    with (folder / TABLE_NAME).open("r+b") as file:
+        file.seek(offset + 16)
+        file.write(raw)
 
 
 def test_a_burst_then_the_rate() -> None:
@@ -27,7 +47,7 @@ def test_a_cell_no_request_could_have_set_is_read_as_now(tmp_path: Path) -> None
     rate = Rate(per_second=1, burst=2)
     assert limiter.wait("requests", "a", rate) == 0.0
     for value in (float("nan"), float("inf"), time.monotonic() + 10_000):  # damaged, or from before a reboot
-        (tmp_path / "requests.a").write_bytes(struct.pack("d", value))
+        _set_tat(tmp_path, "requests", "a", struct.pack("d", value))
         assert RateLimiter(tmp_path).wait("requests", "a", rate) == 0.0
 
 
@@ -67,5 +87,52 @@ def test_a_cell_cut_short_is_read_as_now(tmp_path: Path) -> None:
     rate = Rate(per_second=1, burst=1)
     assert limiter.wait("requests", "a", rate) == 0.0
     assert limiter.wait("requests", "a", rate) > 0  # its budget is spent
-    (tmp_path / "requests.a").write_bytes(b"\1\2\3")  # cut short while the server runs: no SIGBUS, one burst
+    offset = _slot(tmp_path, "requests", "a")
+    os.truncate(tmp_path / TABLE_NAME, offset + 19)  # cut short while the server runs: no SIGBUS, one burst
     assert limiter.wait("requests", "a", rate) == 0.0
+    assert limiter.wait("requests", "a", rate) > 0  # and the cell is whole again
+    (tmp_path / TABLE_NAME).write_bytes(b"")  # emptied: the key's cell is claimed anew
+    assert limiter.wait("requests", "a", rate) == 0.0
+    assert _slot(tmp_path, "requests", "a") == offset
+
+
+MANY_KEYS = """
+import os, resource, sys
+from pathlib import Path
+from src.tenants.keys import Rate
+from src.tenants.rate_limit import RateLimiter
+resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+limiter = RateLimiter(Path(sys.argv[1]))
+rate = Rate(per_second=1, burst=1)
+before = len(os.listdir("/proc/self/fd"))
+for i in range(1200):
+    assert limiter.wait("requests", f"key-{i}", rate) == 0.0
+    assert limiter.wait("requests", f"key-{i}", rate) > 0
+open(os.devnull).close()  # the worker can still open files
+print(len(os.listdir("/proc/self/fd")) - before)
+"""
+
+
+def test_many_keys_hold_one_open_file(tmp_path: Path) -> None:
+    """The limiter kept a file open per rated key: 1,200 keys under a 1,024 open-file limit ended in
+    `Too many open files` (500s, and a worker that could open nothing else). Now one file holds them."""
+    run = subprocess.run(
+        [sys.executable, "-c", MANY_KEYS, str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0, run.stderr
+    assert int(run.stdout) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == [TABLE_NAME]
+    assert (tmp_path / TABLE_NAME).stat().st_size <= rate_limit.SLOTS * 24
+
+
+def test_a_full_file_leaves_new_keys_a_budget_of_their_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(rate_limit, "SLOTS", 4)
+    limiter = RateLimiter(tmp_path)
+    rate = Rate(per_second=1, burst=1)
+    for key in ("a", "b", "c", "d", "e", "f"):  # two more keys than slots, whatever their digests
+        assert limiter.wait("requests", key, rate, now=10.0) == 0.0
+        assert limiter.wait("requests", key, rate, now=10.0) > 0
+    assert "no free slot" in caplog.text
+    assert RateLimiter(tmp_path).wait("requests", "a", rate, now=10.0) > 0  # the shared ones are shared
