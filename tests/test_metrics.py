@@ -45,10 +45,12 @@ def test_each_process_writes_its_own_file_after_a_fork(tmp_path: Path) -> None:
 
 WRITES = """
 import sys
-from prometheus_client import Counter, Gauge, Histogram, values
+from prometheus_client import values
 from src import metrics
-if sys.argv[1] == "prometheus":  # prometheus_client's own multiprocess value, for comparison
+from src.metrics import Counter, Gauge, Histogram
+if sys.argv[1] == "prometheus":  # prometheus_client's own multiprocess value and metrics, for comparison
     values.ValueClass = values.MultiProcessValue()
+    from prometheus_client import Counter, Gauge, Histogram
 requests = Counter("requests", "r", ["route"], registry=None)
 latency = Histogram("latency", "l", ["route"], registry=None)
 in_flight = Gauge("in_flight", "f", ["transport"], registry=None, multiprocess_mode="livesum")
@@ -60,16 +62,35 @@ for i in range(3000):  # past the file's first 64 KiB: the file grows while valu
 requests.labels("/predict").inc(2)
 latency.labels("/predict").observe(0.003)
 latency.labels("/predict").observe(7)
+for amount in (0.005, 0.0001, 0.0, -1.0, 5.0, float("inf"), float("nan"), 1e-9):  # bounds, edges, NaN
+    latency.labels("/edges").observe(amount)
+shed = Counter("shed", "s", registry=None)
+shed.inc()
+shed.inc(0.5)
+for wrong in (lambda: requests.inc(), lambda: requests.labels("x").inc(-1), lambda: latency.observe(1),
+              lambda: in_flight.inc(), lambda: in_flight.dec()):
+    try:
+        wrong()
+    except ValueError as error:
+        print(type(error).__name__, error)
+    else:
+        raise SystemExit("refused by prometheus_client, accepted here")
 in_flight.labels("http").inc(3)
 in_flight.labels("http").dec()
 ready.labels("m").set(1)
 """
 
 
-def _samples(folder: Path, value_class: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+refusals: dict[str, bytes] = {}
+
+
+def _samples(folder: Path, value_class: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float | str]:
     folder.mkdir()
     env = {"PROMETHEUS_MULTIPROC_DIR": str(folder), "PATH": "/usr/bin:/bin"}
-    subprocess.run([sys.executable, "-c", WRITES, value_class], cwd=ROOT, env=env, timeout=60, check=True)
+    run = subprocess.run(
+        [sys.executable, "-c", WRITES, value_class], cwd=ROOT, env=env, timeout=60, check=True, capture_output=True
+    )
+    refusals[value_class] = run.stdout
     from prometheus_client import CollectorRegistry
     from prometheus_client.multiprocess import MultiProcessCollector
 
@@ -78,7 +99,7 @@ def _samples(folder: Path, value_class: str) -> dict[tuple[str, tuple[tuple[str,
     return {
         # liveall gauges carry the writer's pid, which differs between the two runs
         (sample.name, tuple(sorted({**sample.labels, **({"pid": "-"} if "pid" in sample.labels else {})}.items()))): (
-            sample.value
+            sample.value if sample.value == sample.value else "NaN"  # NaN equal to NaN, for the comparison
         )
         for family in registry.collect()
         for sample in family.samples
@@ -86,8 +107,14 @@ def _samples(folder: Path, value_class: str) -> dict[tuple[str, tuple[tuple[str,
 
 
 def test_the_files_hold_what_prometheus_clients_own_values_would(tmp_path: Path) -> None:
+    """Our value class and our one-step metrics against prometheus_client's own, sample for sample."""
     ours, theirs = _samples(tmp_path / "ours", "ours"), _samples(tmp_path / "theirs", "prometheus")
     assert ours == theirs
+    assert refusals["ours"] == refusals["prometheus"]
+    assert refusals["ours"].count(b"ValueError") == 5
+    assert ours[("latency_bucket", (("le", "0.005"), ("route", "/edges")))] == 5  # 0.005 itself falls in le=0.005
+    assert ours[("latency_bucket", (("le", "+Inf"), ("route", "/edges")))] == 7  # NaN is counted in no bucket
+    assert ours[("shed_total", ())] == 1.5
     assert ours[("requests_total", (("route", "/predict"),))] == 3
     assert ours[("requests_total", (("route", "/route/2999"),))] == 2999
     assert ours[("in_flight", (("transport", "http"),))] == 2
