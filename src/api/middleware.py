@@ -16,11 +16,11 @@ import time
 from collections.abc import Collection
 
 from fastapi.exceptions import RequestValidationError
-from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from src import metrics, tracing
 from src.api.error_responses import ROUTE_SCOPE_KEY, render_unexpected, render_validation
+from src.api.messages import BodyRequest
 from src.api.routing import BODY_METHODS, MEDIA_TYPE_STATE_KEY, Handler, RouteMatch, RouteTable
 from src.errors import OverloadedError, PayloadTooLargeError, ServiceError
 from src.serving.request_identity import request_id_from
@@ -258,7 +258,7 @@ async def _dispatch(handler: Handler, match: RouteMatch, scope: Scope, receive: 
     """Call a directly dispatched handler; its errors are rendered in its route's format."""
     if match.path_params:
         scope["path_params"] = match.path_params
-    request = Request(scope, receive)
+    request = BodyRequest(scope, receive)
     try:
         response = await handler(request)
     except ServiceError as error:

@@ -7,7 +7,6 @@ pass runs per request. The OpenAPI contract is still declared from the same sche
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import Any, TypeVar
@@ -18,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from src import tracing
 from src.api.deps import infer, inference_request
+from src.api.messages import JSONAnswer
 from src.api.routing import policy
 from src.api.schemas import BatchPredictRequest, BatchPredictResponse, ErrorResponse, PredictRequest, PredictResponse
 from src.serving.dataplane import DataPlane
@@ -90,10 +90,6 @@ def _results(inference: Inference) -> list[dict[str, Any]]:
     return results
 
 
-def _json(content: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
-    return Response(json.dumps(content, separators=(",", ":")), media_type="application/json", headers=headers)
-
-
 _ONE_TEXT: Location = ("body", "text")
 _BATCH: Location = ("body", "texts")
 
@@ -121,7 +117,7 @@ async def predict(request: Request) -> Response:
     inference = await infer(plane, asked, _one_text, _ONE_TEXT)
     tokens = inference.feedback_tokens
     headers = {"X-Feedback-Token": tokens[0]} if tokens else None
-    return _json({**_results(inference)[0], "model_version": inference.model_version}, headers)
+    return JSONAnswer({**_results(inference)[0], "model_version": inference.model_version}, headers)
 
 
 async def predict_batch(request: Request) -> Response:
@@ -137,7 +133,7 @@ async def predict_batch(request: Request) -> Response:
         top_terms=body.top_terms,
     )
     inference = await infer(plane, asked, _batch_text, _BATCH)
-    return _json({"predictions": _results(inference), "model_version": inference.model_version})
+    return JSONAnswer({"predictions": _results(inference), "model_version": inference.model_version})
 
 
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {

@@ -1,0 +1,67 @@
+"""The lean request and answer of directly dispatched routes against Starlette's own."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import MutableMapping
+from typing import Any
+
+import pytest
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+
+from src.api.messages import BodyRequest, JSONAnswer
+
+SCOPE: dict[str, Any] = {"type": "http", "method": "POST", "path": "/predict", "headers": []}
+
+
+def _receive_of(messages: list[dict[str, Any]]) -> Any:
+    queue = list(messages)
+
+    async def receive() -> dict[str, Any]:
+        return queue.pop(0)
+
+    return receive
+
+
+@pytest.mark.parametrize(
+    "messages",
+    [
+        [{"type": "http.request", "body": b'{"text": "x"}'}],
+        [{"type": "http.request", "body": b"ab", "more_body": True}, {"type": "http.request", "body": b"c"}],
+        [{"type": "http.request", "body": b"", "more_body": True}, {"type": "http.request"}],
+        [{"type": "http.request", "body": b"a", "more_body": True}, {"type": "http.disconnect"}],
+    ],
+    ids=["one", "chunks", "empty", "disconnect"],
+)
+def test_the_body_is_starlettes(messages: list[dict[str, Any]]) -> None:
+    async def read(kind: type[Request]) -> tuple[bytes | str, bytes | str]:
+        request = kind(dict(SCOPE), _receive_of(messages))
+        try:
+            first = await request.body()
+        except ClientDisconnect:
+            return "disconnect", "disconnect"
+        return first, await request.body()  # the second read is the same bytes
+
+    assert asyncio.run(read(BodyRequest)) == asyncio.run(read(Request))
+
+
+@pytest.mark.parametrize("headers", [None, {"X-Feedback-Token": "t.1"}])
+@pytest.mark.parametrize("content", [{"label": "positive", "probabilities": {"a": 0.25}}, {"t": "é\u2028"}, []])
+def test_the_answer_is_what_a_starlette_response_sends(content: Any, headers: dict[str, str] | None) -> None:
+    encoded = json.dumps(content, separators=(",", ":"))
+
+    async def sent(response: Response) -> list[MutableMapping[str, Any]]:
+        messages: list[MutableMapping[str, Any]] = []
+
+        async def send(message: MutableMapping[str, Any]) -> None:
+            messages.append(message)
+
+        await response(dict(SCOPE), _receive_of([]), send)
+        return messages
+
+    ours = asyncio.run(sent(JSONAnswer(content, headers)))
+    theirs = asyncio.run(sent(Response(encoded, media_type="application/json", headers=headers)))
+    assert ours == theirs
+    assert json.loads(ours[1]["body"]) == content
