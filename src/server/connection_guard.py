@@ -31,6 +31,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
+from itertools import chain
 from typing import Any, cast
 
 from uvicorn.config import Config
@@ -151,9 +152,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._on_deadline: Callable[[], None] = self._on_header_timeout
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
-        self._header_bytes = 0  # exact: request line and header fields the parser has completed
         self._raw_bytes = 0  # bytes received while headers are incomplete: bounds a never-ending header
-        self._header_count = 0
         self._awaiting_headers = True
         self._rejected = False
         self._refused_at_connect = False
@@ -253,37 +252,26 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._refuse(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, message, "header_size")
 
     # Parser callbacks
-    # A connection refused mid-chunk parses the rest of that chunk: every callback then does nothing.
+    # A connection refused mid-chunk parses the rest of that chunk: every callback then does nothing
+    # (uvicorn's own on_url and on_header only gather the rest of that chunk's fields).
     def on_message_begin(self) -> None:
         if self._rejected:
             return
         super().on_message_begin()
         self._awaiting_headers = True
-        self._header_bytes = 0
         self._raw_bytes = 0
-        self._header_count = 0
         if self._deadline_at is None:  # a keep-alive connection starting its next request
             self._arm(self.limits.header_timeout, self._on_header_timeout)
-
-    def on_url(self, url: bytes) -> None:
-        if self._rejected:
-            return
-        self._header_bytes += len(url)
-        super().on_url(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        if self._rejected:
-            return
-        self._header_count += 1
-        self._header_bytes += len(name) + len(value) + 4
-        super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
         if self._rejected:
             return
         self._awaiting_headers = False
         self._headers_completed = True
-        if self._header_count > self.limits.max_headers or self._header_bytes > self.limits.max_header_bytes:
+        # The request line's target and every field as the parser completed them (4: ": " and CRLF).
+        headers = self.headers
+        size = len(self.url) + 4 * len(headers) + sum(map(len, chain.from_iterable(headers)))
+        if len(headers) > self.limits.max_headers or size > self.limits.max_header_bytes:
             self._too_large()
             return
         super().on_headers_complete()

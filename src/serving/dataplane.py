@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 
 from src import tracing
 from src.errors import ConflictError, ModelNotReadyError, ModelStoreError, UnknownModelError, UnknownVersionError
@@ -41,6 +40,24 @@ from src.serving.text_rules import TextLimits, check_texts
 from src.tenants.access import refuse
 from src.tenants.feedback_tokens import FeedbackTokens
 from src.tenants.keys import Tenant
+
+
+class InUse:
+    """A model counted in use while a request needs it, its load waited for included: another model's
+    load finishing meanwhile must not unload it (the request would answer 503 for nothing), nor may
+    an eviction take it while it scores. A class, not a generator: every request enters one."""
+
+    __slots__ = ("state",)
+
+    def __init__(self, state: ModelState) -> None:
+        self.state = state
+
+    def __enter__(self) -> ModelState:
+        self.state.in_flight += 1
+        return self.state
+
+    def __exit__(self, *_: object) -> None:
+        self.state.in_flight -= 1
 
 
 class DataPlane:
@@ -209,16 +226,9 @@ class DataPlane:
             )
         return reports
 
-    @contextmanager
-    def using(self, state: ModelState) -> Iterator[ModelState]:
-        """The model counted in use for as long as a request needs it, its load waited for included:
-        another model's load finishing meanwhile must not unload it (the request would answer 503 for
-        nothing), nor may an eviction take it while it scores."""
-        state.in_flight += 1
-        try:
-            yield state
-        finally:
-            state.in_flight -= 1
+    def using(self, state: ModelState) -> InUse:
+        """The model counted in use for as long as a request needs it (see InUse)."""
+        return InUse(state)
 
     async def infer(self, request: InferenceRequest) -> Inference:
         """Score a request's texts: resolve, check, score, then tell the observers.
