@@ -20,8 +20,8 @@ from __future__ import annotations
 import itertools
 import math
 from bisect import bisect_right
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -71,6 +71,13 @@ class ReferenceProfile:
     histograms: Mapping[str, Histogram]
     classes: tuple[str, ...]
     label_shares: tuple[float, ...]
+    # What bins() reads for every text served, taken out of the histograms once.
+    _binners: tuple[Callable[[float], int], ...] = field(init=False, repr=False, compare=False)
+    _class_index: Mapping[str, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_binners", tuple(self.histograms[name].bin for name in CONTINUOUS))
+        object.__setattr__(self, "_class_index", {label: i for i, label in enumerate(self.classes)})
 
     @classmethod
     def build(
@@ -100,13 +107,8 @@ class ReferenceProfile:
 
     def bins(self, length: int, oov: float, score: float, label: str) -> tuple[int, int, int, int]:
         """One text's bin for each signal, in SIGNALS order."""
-        histograms = self.histograms
-        return (
-            histograms["length"].bin(length),
-            histograms["oov"].bin(oov),
-            histograms["score"].bin(score),
-            self.classes.index(label),
-        )
+        length_bin, oov_bin, score_bin = self._binners
+        return length_bin(length), oov_bin(oov), score_bin(score), self._class_index[label]
 
     def expected(self, signal: str) -> tuple[float, ...]:
         """The reference's share in each bin of a signal."""
