@@ -62,10 +62,11 @@ def _featurizer(steps: list[Any]) -> Featurizer:
     return spec.featurizer(steps[0], _weightings(steps[1:]))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Scored:
     """One text's outputs: the predicted class's index, the probabilities (None without them), the raw
-    scores, and the text's words and unknown words (for the metrics and the drift window)."""
+    scores, and the text's words and unknown words (for the metrics and the drift window). Not frozen,
+    as Prediction is not."""
 
     winner: int
     probabilities: list[float] | None

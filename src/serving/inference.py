@@ -20,9 +20,12 @@ PLATFORM = "scikit-learn"
 INPUT_NAME = "text"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class InferenceRequest:
     """What any protocol asks of a model: texts, which model (the default for None) and version, options.
+
+    Read, never changed, once made (not frozen: one is made per request, and a frozen dataclass costs
+    five times as much to make).
 
     A broken rule is raised naming the index of its text (InvalidInputError.text_index); the adapter
     says where its own request holds that text."""

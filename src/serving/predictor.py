@@ -19,10 +19,11 @@ from src.store.store import StoredModel
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Prediction:
     """One text's result: the label, and either every class's probability or the model's decision
-    scores (a model without probabilities, such as LinearSVC), and what the model saw."""
+    scores (a model without probabilities, such as LinearSVC), and what the model saw. Read, never
+    changed (not frozen: one is made per text served, and a frozen dataclass costs five times as much)."""
 
     label: str
     probabilities: dict[str, float] | None
