@@ -1,5 +1,8 @@
 """The request and response objects of directly dispatched routes, in the fewest steps.
 
+`header` reads a request header from a table of the request's headers made once per request (the
+middleware and the handler each asked for several, each a scan of the list).
+
 `BodyRequest` is Starlette's Request whose body is read straight from the ASGI messages (Starlette's
 goes through an async generator per request). `JSONAnswer` is a Response for JSON the handler has
 already encoded: its headers are the ones Starlette would write, built without parsing any.
@@ -13,9 +16,20 @@ from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
+from starlette.types import Scope
 
+HEADERS_SCOPE_KEY = "ml_service.headers"  # the request's headers by name, made by header()
 _JSON_TYPE = (b"content-type", b"application/json")
 _ENCODE = json.JSONEncoder(separators=(",", ":")).encode  # json.dumps builds an encoder per call for these
+
+
+def header(scope: Scope, name: bytes) -> str | None:
+    """The request's header `name` (lower case), its first value if repeated; None without it."""
+    headers: dict[bytes, bytes] | None = scope.get(HEADERS_SCOPE_KEY)
+    if headers is None:
+        headers = scope[HEADERS_SCOPE_KEY] = dict(reversed(scope["headers"]))
+    value = headers.get(name)
+    return None if value is None else value.decode("latin-1")
 
 
 class BodyRequest(Request):

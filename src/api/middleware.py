@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from src import metrics, tracing
 from src.api.error_responses import ROUTE_SCOPE_KEY, render_unexpected, render_validation
-from src.api.messages import BodyRequest
+from src.api.messages import BodyRequest, header
 from src.api.routing import BODY_METHODS, MEDIA_TYPE_STATE_KEY, Handler, RouteMatch, RouteTable
 from src.errors import OverloadedError, PayloadTooLargeError, ServiceError
 from src.serving.request_identity import request_id_from
@@ -38,7 +38,7 @@ API_KEY_HEADER = b"x-api-key"
 
 
 def _request_id(scope: Scope) -> str:
-    return request_id_from(_header(scope, b"x-request-id"))
+    return request_id_from(header(scope, b"x-request-id"))
 
 
 class ObservabilityMiddleware:
@@ -105,7 +105,7 @@ def _trace_headers(scope: Scope) -> dict[str, str]:
     """The caller's W3C trace context headers, if it sent them."""
     found = {}
     for name in ("traceparent", "tracestate"):
-        value = _header(scope, name.encode())
+        value = header(scope, name.encode())
         if value is not None:
             found[name] = value
     return found
@@ -132,13 +132,6 @@ def _log(scope: Scope, request_id: str, status: int, elapsed: float, trace_id: s
         **({"trace_id": trace_id} if trace_id else {}),
     }
     access_logger.info(json.dumps(line))
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return str(value.decode("latin-1"))
-    return None
 
 
 def pending_requests(scope: Scope, *, exact: bool = False) -> int:
@@ -188,10 +181,10 @@ class PolicyMiddleware:
             # only admin routes check a key.
             if route.scope is not None and (self.access.enforced or route.scope == "admin"):
                 scope["state"][TENANT_STATE_KEY] = self.access.authorize(
-                    _header(scope, API_KEY_HEADER), "the X-API-Key header", route.scope, route.template
+                    header(scope, API_KEY_HEADER), "the X-API-Key header", route.scope, route.template
                 )
             if route.accepts and scope["method"] in BODY_METHODS:
-                scope["state"][MEDIA_TYPE_STATE_KEY] = route.media_type(_header(scope, b"content-type"))
+                scope["state"][MEDIA_TYPE_STATE_KEY] = route.media_type(header(scope, b"content-type"))
             receive = await self._bounded(scope, receive)
         except ServiceError as error:
             await route.errors.render(error)(scope, receive, send)
@@ -211,12 +204,12 @@ class PolicyMiddleware:
         """The request's receive, counted while waiting; PayloadTooLargeError for a body over the limit."""
         if scope["method"] not in ("POST", "PUT", "PATCH"):
             return receive
-        for name, value in scope["headers"]:
-            if name == b"content-length" and value.isdigit():
-                # The server delivers exactly Content-Length bytes, so the declared size is the bound.
-                if int(value) > self.max_body_bytes:
-                    raise PayloadTooLargeError(self.max_body_bytes)
-                return self._counted(receive)
+        length = header(scope, b"content-length")
+        if length is not None and length.isdigit():
+            # The server delivers exactly Content-Length bytes, so the declared size is the bound.
+            if int(length) > self.max_body_bytes:
+                raise PayloadTooLargeError(self.max_body_bytes)
+            return self._counted(receive)
         return await self._read_chunked(self._counted(receive))
 
     def _counted(self, receive: Receive) -> Receive:

@@ -11,7 +11,7 @@ import pytest
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from src.api.messages import BodyRequest, JSONAnswer
+from src.api.messages import BodyRequest, JSONAnswer, header
 
 SCOPE: dict[str, Any] = {"type": "http", "method": "POST", "path": "/predict", "headers": []}
 
@@ -65,3 +65,15 @@ def test_the_answer_is_what_a_starlette_response_sends(content: Any, headers: di
     theirs = asyncio.run(sent(Response(encoded, media_type="application/json", headers=headers)))
     assert ours == theirs
     assert json.loads(ours[1]["body"]) == content
+
+
+def test_a_header_is_its_first_value_and_the_table_is_made_once() -> None:
+    scope: dict[str, Any] = {
+        **SCOPE,
+        "headers": [(b"content-type", b"application/json"), (b"x-request-id", b"a"), (b"x-request-id", b"b")],
+    }
+    assert header(scope, b"x-request-id") == "a"
+    assert header(scope, b"content-type") == "application/json"
+    assert header(scope, b"x-api-key") is None
+    scope["headers"].append((b"x-api-key", b"late"))  # the table is the request's as it was first read
+    assert header(scope, b"x-api-key") is None
