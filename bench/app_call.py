@@ -13,13 +13,29 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
 CALLS = 20_000
 ROUNDS = 5
 TEXT = "take care of my cat offers a refreshingly different slice of asian cinema ."
+
+
+def predict_request(body: bytes) -> tuple[dict[str, Any], Callable[[], Awaitable[dict[str, Any]]]]:
+    """One POST /predict in process: its ASGI scope (copied per call, with a fresh state) and a receive
+    that gives `body` whole."""
+    headers = [(b"host", b"x"), (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    scope: dict[str, Any] = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+        "path": "/predict", "raw_path": b"/predict", "query_string": b"", "root_path": "", "headers": headers,
+        "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 2),
+    }  # fmt: skip
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return scope, receive
 
 
 def per_call_us(model_dir: Path) -> tuple[list[str], float]:
@@ -29,17 +45,8 @@ def per_call_us(model_dir: Path) -> tuple[list[str], float]:
 
     app = create_app(Settings(model_dir=model_dir, model_poll_seconds=0))
     app.state.models.load_all()
-    body = json.dumps({"text": TEXT}).encode()
-    headers = [(b"host", b"x"), (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    scope: dict[str, Any] = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
-        "path": "/predict", "raw_path": b"/predict", "query_string": b"", "root_path": "", "headers": headers,
-        "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 2),
-    }  # fmt: skip
+    scope, receive = predict_request(json.dumps({"text": TEXT}).encode())
     statuses: list[int] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": body, "more_body": False}
 
     async def send(message: MutableMapping[str, Any]) -> None:
         if message["type"] == "http.response.start":

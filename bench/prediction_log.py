@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.app_call import predict_request
 from bench.run import ROOT, alternating_rounds, body_of
 
 CPU_SERVER, CPU_LOAD = "0", "1"
@@ -43,16 +44,7 @@ def in_process_cost_us(model_dir: Path, phases: int = 8, calls: int = 20_000, *,
     app.state.models.load_all()
     log, plane = app.state.prediction_log, app.state.data_plane
     log.start()
-    body = body_of(TEXT).encode()
-    headers = [(b"host", b"x"), (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    scope: dict[str, Any] = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
-        "path": "/predict", "raw_path": b"/predict", "query_string": b"", "root_path": "", "headers": headers,
-        "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 2),
-    }  # fmt: skip
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": body, "more_body": False}
+    scope, receive = predict_request(body_of(TEXT).encode())
 
     async def send(message: Any) -> None:
         pass

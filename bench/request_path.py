@@ -1,6 +1,6 @@
 """The request path of one POST /predict, counted: the Python calls it makes and the files they are in.
 
-One request through the whole app in process, after 50 to warm it up, under sys.setprofile (asyncio's
+One request through the whole app in process, after 50 to warm it up, under sys.setprofile (asyncio's and this bench's
 own calls left out). `--project PATH` counts another checkout, e.g. an older commit.
 
     python -m bench.request_path [--project PATH] [--files]
@@ -20,8 +20,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from bench.app_call import TEXT, predict_request
+
 ROOT = Path(__file__).resolve().parents[1]
-TEXT = "take care of my cat offers a refreshingly different slice of asian cinema ."
 
 
 def count(project: Path, model_dir: Path, files: bool) -> None:
@@ -32,18 +33,9 @@ def count(project: Path, model_dir: Path, files: bool) -> None:
 
     app = create_app(Settings(model_dir=model_dir, model_poll_seconds=0))
     app.state.models.load_all()
-    body = json.dumps({"text": TEXT}).encode()
-    headers = [(b"host", b"x"), (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    scope: dict[str, Any] = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
-        "path": "/predict", "raw_path": b"/predict", "query_string": b"", "root_path": "", "headers": headers,
-        "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 2),
-    }  # fmt: skip
+    scope, receive = predict_request(json.dumps({"text": TEXT}).encode())
     statuses: list[int] = []
     calls: list[str] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": body, "more_body": False}
 
     async def send(message: MutableMapping[str, Any]) -> None:
         if message["type"] == "http.response.start":
@@ -62,7 +54,7 @@ def count(project: Path, model_dir: Path, files: bool) -> None:
 
     asyncio.run(requests())
     assert set(statuses) == {200}, statuses
-    counted = [name for name in calls if "asyncio" not in name and name != __file__]
+    counted = [name for name in calls if "asyncio" not in name and not name.startswith(str(ROOT / "bench"))]
     own = [name for name in counted if name.startswith(str(project / "src"))]
     libraries = sorted({name for name in counted if not name.startswith(str(project / "src"))})
     print(
