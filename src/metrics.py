@@ -35,7 +35,6 @@ class _Pid:
 
 os.register_at_fork(after_in_child=_Pid.refresh)
 
-_DOUBLES = struct.Struct("<dd").pack
 _DOUBLES_INTO = struct.Struct("<dd").pack_into
 _FILE_LOCK = threading.Lock()  # one for every value, as prometheus_client's multiprocess values have
 _FILES: dict[str, MmapedDict] = {}
@@ -86,12 +85,9 @@ class FileValue:
         self._pid = _Pid.value
 
     def _follow_fork(self) -> None:
-        if self._pid != _Pid.value:
-            for value in _FILE_VALUES:
-                value._open()
-
-    def _write(self) -> None:
-        _DOUBLES_INTO(self._file._m, self._position, self._value, self._timestamp)
+        """In a forked child (this value's pid is not the process's): every value reopens in its own files."""
+        for value in _FILE_VALUES:
+            value._open()
 
     def inc(self, amount: float) -> None:
         with _FILE_LOCK:
@@ -107,7 +103,7 @@ class FileValue:
                 self._follow_fork()
             self._value = value
             self._timestamp = timestamp or 0.0
-            self._write()
+            _DOUBLES_INTO(self._file._m, self._position, self._value, self._timestamp)
 
     def get(self) -> float:
         with _FILE_LOCK:

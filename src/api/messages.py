@@ -58,12 +58,12 @@ class BodyRequest(Request):
 
 
 class JSONAnswer(Response):
-    """A 2xx JSON answer from a value: compact, UTF-8, non-ASCII escaped, as `json.dumps` writes it."""
+    """A 200 JSON answer from a value: compact, UTF-8, non-ASCII escaped, as `json.dumps` writes it."""
 
     media_type = "application/json"
 
-    def __init__(self, content: Any, headers: Mapping[str, str] | None = None, status_code: int = 200) -> None:
-        self.status_code = status_code
+    def __init__(self, content: Any, headers: Mapping[str, str] | None = None) -> None:
+        self.status_code = 200
         self.background = None
         self.body = _ENCODE(content).encode()
         extra = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in (headers or {}).items()]
