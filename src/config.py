@@ -10,6 +10,8 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from src.tenants.shared_state_url import check_url
+
 # Model names become folder names and URL path segments: no separators, no leading dot.
 MODEL_NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
 DEFAULT_MODEL_NAME = "sentiment"
@@ -142,6 +144,19 @@ class Settings(BaseSettings):
     """The bearer token /metrics needs (Prometheus sends it: `authorization.credentials_file`); unset, /metrics is
     open while API keys are off and refused while they are on, since it names every model and version."""
 
+    shared_state_url: str | None = None
+    """A Redis or Valkey (`redis://host:6379/0`, `rediss://` for TLS) that every pod shares: per-key rates and the
+    one correction per text then hold across pods. Unset: each holds per pod (docs/tenants.md)."""
+
+    shared_state_password_file: Path | None = None
+    """A file holding the shared state's password (a Secret's key), used over one in SHARED_STATE_URL."""
+
+    shared_state_timeout_ms: float = Field(default=25.0, ge=1, le=1000)
+    """The most a request waits on the shared state; past it, rates hold per pod and a correction gets a 503."""
+
+    shared_state_retry_seconds: float = Field(default=1.0, gt=0, le=60)
+    """After a fault of the shared state, how long each worker leaves it alone before trying again."""
+
     feedback_enabled: bool = True
     """With a prediction log: issue a feedback token with every answer and take POST /feedback. Off: neither."""
 
@@ -246,11 +261,30 @@ class Settings(BaseSettings):
     prediction_log_timeout_seconds: float = Field(default=2.0, gt=0)
     """How long one send to PREDICTION_LOG_URL may take."""
 
-    @field_validator("prediction_log_dir", "prediction_log_url", "api_keys_file", mode="before")
+    @field_validator(
+        "prediction_log_dir",
+        "prediction_log_url",
+        "api_keys_file",
+        "shared_state_url",
+        "shared_state_password_file",
+        mode="before",
+    )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         # A ConfigMap holds every setting; an empty one means off (not the current folder).
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("shared_state_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        return None if value is None else check_url(value)
+
+    @field_validator("shared_state_password_file")
+    @classmethod
+    def _readable(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"{value} is not a readable file")
+        return value
 
     @field_validator("model_memory_budget", mode="before")
     @classmethod

@@ -216,6 +216,21 @@ KEY_REQUESTS = Counter(
     "one was given) and outcome (accepted, forbidden, rate_limited).",
     ["key", "outcome"],
 )
+SHARED_STATE_FAULTS = Counter(
+    "mlservice_shared_state_faults_total",
+    "Faults of the shared state (SHARED_STATE_URL: refused, reset, no reply in time, an error reply), by what was "
+    "asked (rates, corrections); each pauses its use in that worker for SHARED_STATE_RETRY_SECONDS.",
+    ["what"],
+)
+SHARED_STATE_FALLBACKS = Counter(
+    "mlservice_shared_state_fallbacks_total",
+    "Decisions made without the shared state while it was down, by what: rates (held per pod instead) and "
+    "corrections (refused with 503 and Retry-After, the token still good).",
+    ["what"],
+)
+for _what in ("rates", "corrections"):
+    SHARED_STATE_FAULTS.labels(_what)
+    SHARED_STATE_FALLBACKS.labels(_what)
 REQUESTS_SHED = Counter(
     "mlservice_requests_shed_total", "Prediction requests refused with 503 because the worker was overloaded."
 )

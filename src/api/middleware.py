@@ -180,7 +180,7 @@ class PolicyMiddleware:
             # With keys off (no API_KEYS, no key file: that cannot change while the server runs),
             # only admin routes check a key.
             if route.scope is not None and (self.access.enforced or route.scope == "admin"):
-                scope["state"][TENANT_STATE_KEY] = self.access.authorize(
+                scope["state"][TENANT_STATE_KEY] = await self.access.authorize(
                     header(scope, API_KEY_HEADER), "the X-API-Key header", route.scope, route.template
                 )
             if route.accepts and scope["method"] in BODY_METHODS:

@@ -3,14 +3,17 @@ text taken and stored beside the prediction records (src/serving/prediction_log.
 
 Tokens (src/tenants/feedback_tokens.py) are issued with every answer while a prediction log is on;
 a correction is taken only with one, from the key the answer went to, within FEEDBACK_MAX_AGE, and
-once per text (src/tenants/corrections.py). With keys off, the older form naming a request id is
+once per text (src/tenants/corrections.py per server, src/tenants/shared_corrections.py across pods
+with SHARED_STATE_URL). With keys off, the older form naming a request id is
 still taken, under the key id `anonymous`; with keys on it is refused, since a request id is no
 proof of who asked.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +30,8 @@ from src.serving.prediction_log import PredictionLog
 from src.tenants.corrections import CorrectionLedger
 from src.tenants.feedback_tokens import Claims, FeedbackTokens, TokenError, shared_secret
 from src.tenants.keys import ANONYMOUS, Tenant
+from src.tenants.shared_corrections import SharedCorrections
+from src.tenants.shared_state import SharedState
 
 
 def key_id(tenant: Tenant | None) -> str:
@@ -48,18 +53,29 @@ class Correction:
 class FeedbackDesk:
     """Takes corrections; `tokens` is None when no prediction log keeps them (feedback is off)."""
 
-    def __init__(self, log: PredictionLog | None, tokens: FeedbackTokens | None, ledger: CorrectionLedger | None):
+    def __init__(
+        self,
+        log: PredictionLog | None,
+        tokens: FeedbackTokens | None,
+        ledger: CorrectionLedger | None,
+        shared: SharedCorrections | None = None,
+    ):
         self.log = log
         self.tokens = tokens
         self.ledger = ledger
+        self.shared = shared
 
     @classmethod
-    def from_settings(cls, settings: Settings, log: PredictionLog | None, folder: Path | None) -> FeedbackDesk:
-        """Off without a prediction log or with FEEDBACK_ENABLED false; else tokens and one-per-text
-        shared through `folder` (one per server)."""
+    def from_settings(
+        cls, settings: Settings, log: PredictionLog | None, folder: Path | None, state: SharedState | None = None
+    ) -> FeedbackDesk:
+        """Off without a prediction log or with FEEDBACK_ENABLED false; else tokens, and one correction per
+        text held by the pods through `state` (Redis), else by the server's workers through `folder`."""
         if log is None or not settings.feedback_enabled:
             return cls(None, None, None)
         tokens = FeedbackTokens(shared_secret(settings, folder), settings.feedback_max_age)
+        if state is not None:
+            return cls(log, tokens, None, SharedCorrections(state, settings.feedback_max_age))
         ledger = CorrectionLedger(folder / "corrections.sqlite" if folder else None, settings.feedback_max_age)
         return cls(log, tokens, ledger)
 
@@ -87,19 +103,17 @@ class FeedbackDesk:
             raise ForbiddenError(f"this feedback token was issued to another key than {key_id(tenant)!r}")
         return claims
 
-    def take(self, claims: Claims, label: str, model: str, classes: list[str]) -> dict[str, Any]:
+    async def take(self, claims: Claims, label: str, model: str, classes: list[str]) -> dict[str, Any]:
         """Store the correction of the text `claims` name, if it is the first; the stored record."""
         # claims() refused the correction otherwise
         assert self.log is not None
-        assert self.ledger is not None
         if label not in classes:
             raise InvalidInputError(
                 f"label {quoted(label)} is not one of model {model}'s classes: {', '.join(classes)}",
                 loc=("body", "label"),
             )
         identity = claims.identity if claims.text_digest else ""
-        if identity and not self.ledger.claim(identity):
-            raise ConflictError("this text was already corrected; the first correction stands")
+        release = await self._claim(identity) if identity else None
         record = {
             "request_id": claims.request_id,
             "index": claims.index,
@@ -110,7 +124,25 @@ class FeedbackDesk:
             "text_digest": claims.text_digest or None,
         }
         if not self.log.feedback(record):
-            if identity:
-                self.ledger.release(identity)
+            if release is not None:
+                await release()
             raise ServiceUnavailableError("the prediction log's queue is full; send the feedback again")
         return record
+
+    async def _claim(self, identity: str) -> Callable[[], Awaitable[None]]:
+        """Take the one correction of `identity` (409 if it was taken); how to give it back."""
+        if self.shared is not None:
+            shared = self.shared
+            mark = await shared.claim(identity)  # 503 while the shared state is down
+            if mark is None:
+                raise ConflictError("this text was already corrected; the first correction stands")
+            return partial(shared.release, identity, mark)
+        assert self.ledger is not None
+        ledger = self.ledger
+        if not ledger.claim(identity):
+            raise ConflictError("this text was already corrected; the first correction stands")
+
+        async def release() -> None:
+            ledger.release(identity)
+
+        return release

@@ -27,6 +27,7 @@ from src.serving.served_models import ServedModels, parse_required
 from src.serving.text_rules import TextLimits
 from src.store.registry import ModelRegistry
 from src.tenants.access import Access
+from src.tenants.shared_state import SharedState
 
 
 class ServingRuntime:
@@ -34,7 +35,8 @@ class ServingRuntime:
 
     def __init__(self, settings: Settings, control_dir: Path | None = None) -> None:
         self.settings = settings
-        self.access = Access.from_settings(settings, control_dir)
+        self.shared_state = SharedState.from_settings(settings)
+        self.access = Access.from_settings(settings, control_dir, self.shared_state)
         roots = [settings.model_dir, *([settings.bundled_model_dir] if settings.bundled_model_dir else [])]
         self.models = ServedModels(
             [ModelRegistry.from_settings(settings, root) for root in roots],
@@ -49,7 +51,7 @@ class ServingRuntime:
         )
         self.reloads = ReloadBroadcast.from_environment(self.models)
         self.prediction_log = PredictionLog.from_settings(settings)
-        self.feedback = FeedbackDesk.from_settings(settings, self.prediction_log, control_dir)
+        self.feedback = FeedbackDesk.from_settings(settings, self.prediction_log, control_dir, self.shared_state)
         self.data_plane = DataPlane(
             self.models, TextLimits.from_settings(settings), self.prediction_log, self.feedback.tokens
         )
@@ -85,3 +87,5 @@ class ServingRuntime:
         if self.prediction_log is not None:
             await asyncio.to_thread(self.prediction_log.stop)
         await asyncio.to_thread(tracing.shutdown)
+        if self.shared_state is not None:
+            await self.shared_state.close()

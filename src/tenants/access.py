@@ -1,8 +1,8 @@
 """Access control for every protocol: the key, its scope, its models and its rate, decided in one place.
 
-`Access.authorize` is called by the HTTP policy middleware and the gRPC servicer before a request
-does any work; which models a key sees is decided where every request finds its model, the data
-plane (src/serving/dataplane.py): a model outside the key's list does not exist for it.
+`Access.authorize` is awaited by the HTTP policy middleware and, on the event loop, by the gRPC
+servicer before a request does any work; which models a key sees is decided where every request
+finds its model, the data plane (src/serving/dataplane.py): a model outside the key's list does not exist for it.
 
 The key file is re-read when it changes (checked at most once a second, on a request): a file that
 cannot be used leaves the keys in force as they were, and says why in the log.
@@ -25,6 +25,8 @@ from src.config import Settings
 from src.errors import ForbiddenError, RateLimitedError, UnauthorizedError
 from src.tenants.keys import KeyFileError, KeyRing, Tenant, build_key_ring
 from src.tenants.rate_limit import RateLimiter
+from src.tenants.shared_rates import SharedRates
+from src.tenants.shared_state import SharedState
 
 logger = logging.getLogger(__name__)
 audit_logger = logging.getLogger("src.audit")
@@ -54,23 +56,28 @@ class Access:
         admin_api_keys: str | None,
         key_file: Path | None,
         limiter: RateLimiter | None = None,
+        shared: SharedRates | None = None,
     ) -> None:
         self.settings_keys = (api_keys, admin_api_keys)
         self.key_file = key_file
         self.limiter = limiter or RateLimiter()
+        self.shared = shared
         self.lock = threading.Lock()
         self.file_state = _file_state(key_file) if key_file else None
         self.ring: KeyRing = build_key_ring(api_keys, admin_api_keys, key_file)  # KeyFileError: refuse to start
         self.next_check = time.monotonic() + KEY_FILE_CHECK_SECONDS
 
     @classmethod
-    def from_settings(cls, settings: Settings, folder: Path | None = None) -> Access:
-        """API_KEYS, ADMIN_API_KEYS and API_KEYS_FILE; rates shared through `folder` (one per server)."""
+    def from_settings(cls, settings: Settings, folder: Path | None = None, state: SharedState | None = None) -> Access:
+        """API_KEYS, ADMIN_API_KEYS and API_KEYS_FILE; rates shared by the pods through `state` (Redis), else
+        by the server's workers through `folder` (one per server)."""
+        limiter = RateLimiter(folder / "rates" if folder else None)
         return cls(
             settings.api_keys.get_secret_value() if settings.api_keys else None,
             settings.admin_api_keys.get_secret_value() if settings.admin_api_keys else None,
             settings.api_keys_file,
-            RateLimiter(folder / "rates" if folder else None),
+            limiter,
+            SharedRates(state, limiter) if state is not None else None,
         )
 
     @property
@@ -103,7 +110,7 @@ class Access:
             self.ring = ring
             logger.info("API_KEYS_FILE reloaded: %d keys", len(ring.tenants))
 
-    def authorize(self, given: str | None, where: str, scope: str, route: str) -> Tenant | None:
+    async def authorize(self, given: str | None, where: str, scope: str, route: str) -> Tenant | None:
         """The tenant of a request needing `scope`, None when keys are off; else 401, 403 or 429."""
         self.refresh()
         ring = self.ring
@@ -128,7 +135,10 @@ class Access:
         rate = tenant.rate_for(scope)
         if rate is not None:
             kind = "feedback" if scope == "feedback" else "requests"
-            wait = self.limiter.wait(kind, tenant.id, rate)
+            if self.shared is not None:
+                wait = await self.shared.wait(kind, tenant.id, rate)
+            else:
+                wait = self.limiter.wait(kind, tenant.id, rate)
             if wait > 0:
                 refuse(tenant, route, None, "rate_limited", f"{kind} rate")
                 raise RateLimitedError(

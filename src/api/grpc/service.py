@@ -18,6 +18,7 @@ import concurrent.futures
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any, TypeAlias, TypeVar
 
 import grpc
@@ -56,12 +57,15 @@ _CODES = {
 Work: TypeAlias = Callable[[Tenant | None], Awaitable[Reply]]
 
 
-async def _coroutine(work: Work[Reply], tenant: Tenant | None, span: Any = None) -> Reply:
+Grant: TypeAlias = Callable[[], Awaitable[Tenant | None]]
+
+
+async def _coroutine(work: Work[Reply], grant: Grant | None, span: Any = None) -> Reply:
     if span is None:
-        return await work(tenant)
+        return await work(None if grant is None else await grant())
     token = tracing.attach(span)  # the call's server span, current for the data plane on the event loop
     try:
-        return await work(tenant)
+        return await work(None if grant is None else await grant())
     finally:
         tracing.detach(token)
 
@@ -127,12 +131,13 @@ class InferenceService:
         started = time.perf_counter()
         code, message = grpc.StatusCode.OK, ""
         try:
-            tenant = None
+            grant = None
             if scope is not None:
                 given = dict(context.invocation_metadata()).get("x-api-key")
                 key = given if isinstance(given, str) else None
-                tenant = self.access.authorize(key, "the x-api-key metadata", scope, f"{SERVICE_NAME}/{method}")
-            future = asyncio.run_coroutine_threadsafe(_coroutine(work, tenant, span), self.loop)
+                # on the event loop, where a shared rate check is sent
+                grant = partial(self.access.authorize, key, "the x-api-key metadata", scope, f"{SERVICE_NAME}/{method}")
+            future = asyncio.run_coroutine_threadsafe(_coroutine(work, grant, span), self.loop)
             try:
                 return future.result(timeout=_seconds_left(context))
             except concurrent.futures.TimeoutError:

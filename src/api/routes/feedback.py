@@ -25,7 +25,10 @@ router = APIRouter(tags=["feedback"])
         409: {"model": ErrorResponse, "description": "The text was already corrected: the first correction stands"},
         422: {"model": ErrorResponse, "description": "A token malformed, forged or older than FEEDBACK_MAX_AGE"},
         429: {"model": ErrorResponse, "description": "The key is over its feedback_rate; retry after Retry-After"},
-        503: {"model": ErrorResponse, "description": "The log's queue is full: send it again after Retry-After"},
+        503: {
+            "model": ErrorResponse,
+            "description": "The log's queue is full, or the shared state is down: send it again after Retry-After",
+        },
     },
 )
 async def feedback(body: FeedbackRequest, plane: DataPlaneDep, request: Request) -> FeedbackResponse:
@@ -39,5 +42,5 @@ async def feedback(body: FeedbackRequest, plane: DataPlaneDep, request: Request)
     name, predictor = plane.resolve(claims.model or None, None, asker, route(request))
     if not claims.version:  # the request-id form: the version serving now
         claims = replace(claims, version=predictor.version)
-    stored = desk.take(claims, body.label, name, predictor.classes)
+    stored = await desk.take(claims, body.label, name, predictor.classes)
     return FeedbackResponse.model_validate(stored)
