@@ -32,7 +32,7 @@ typecheck: $(VENV)/.dev
 unit: $(VENV)/.dev $(TOOLS)/.installed $(KSERVE)/.installed system-deps
 	$(BIN)/pytest
 
-system-deps:  ## Debian packages the tests use (prometheus, wrk, buildah, debootstrap, chromium, graphviz, jq)
+system-deps:  ## Debian packages the tests use (prometheus, wrk, buildah, debootstrap, chromium, graphviz, jq, redis-server)
 	bash scripts/install-system-deps.sh
 
 tools: $(TOOLS)/.installed

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Debian packages the tests use: prometheus (promtool and a real server), wrk (benchmarks),
 # buildah + debootstrap (the image build without a Docker engine), chromium (the browser test),
-# graphviz (docs/infra.svg), jq (the docs' feedback examples). Installs only what is missing.
+# graphviz (docs/infra.svg), jq (the docs' feedback examples), redis-server (the shared-state tests).
+# Installs only what is missing.
 set -euo pipefail
-packages=(prometheus wrk buildah debootstrap chromium graphviz jq)
-commands=(prometheus wrk buildah debootstrap chromium dot jq)
+packages=(prometheus wrk buildah debootstrap chromium graphviz jq redis-server)
+commands=(prometheus wrk buildah debootstrap chromium dot jq redis-server)
 missing=()
 for i in "${!packages[@]}"; do
   command -v "${commands[$i]}" >/dev/null 2>&1 || missing+=("${packages[$i]}")
