@@ -208,6 +208,9 @@ def test_a_nested_key_file_stops_the_server_in_one_line(tmp_path: Path) -> None:
     [
         ("METRICS_TOKEN", "short", "METRICS_TOKEN: METRICS_TOKEN must be at least 16 characters"),
         ("MAX_MODELS", "many", "MAX_MODELS: Input should be a valid integer"),
+        ("SHARED_STATE_URL", "http://cache:6379", "SHARED_STATE_URL: the scheme must be redis:// or rediss://"),
+        ("SHARED_STATE_URL", "redis://cache:port/0", "SHARED_STATE_URL: the port must be a number"),
+        ("SHARED_STATE_PASSWORD_FILE", "/nonexistent/password", "is not a readable file"),
     ],
 )
 def test_a_bad_setting_stops_the_server_in_one_line(tmp_path: Path, setting: str, value: str, named: str) -> None:
