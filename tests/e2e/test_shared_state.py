@@ -19,8 +19,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.servers import Reply, Server, free_port, metric_value, production_command, production_env, request
-from tests.e2e.servers import running_server
+from tests.e2e.servers import (
+    Reply,
+    Server,
+    free_port,
+    metric_value,
+    production_command,
+    production_env,
+    request,
+    running_server,
+)
 from tests.redis_server import RedisServer, running_redis
 from tests.tenants.test_keys import sha, write_keys
 
@@ -146,7 +154,8 @@ def test_redis_stopped_mid_load_costs_no_error_and_no_wait_past_the_bound(
     # No request waits past the bound, beyond what a request took anyway here (this client shares two
     # cores with six workers: its own slowest answers come from that, before the pause as during it).
     assert max(during) < TIMEOUT_MS / 1000 + calm[-1] + 0.25, (max(during), calm[-5:])
-    assert refused.status == 503 and int(refused.headers["retry-after"]) >= 1
+    assert refused.status == 503
+    assert int(refused.headers["retry-after"]) >= 1
     assert _correct(servers[2], token).status == 202  # the token stayed good, and is taken once
     assert _correct(servers[0], token).status == 409
     during_fallbacks = sum(_fallbacks(server) for server in servers) - before
@@ -155,6 +164,7 @@ def test_redis_stopped_mid_load_costs_no_error_and_no_wait_past_the_bound(
     assert after == [200] * 12
     assert sum(_fallbacks(server) for server in servers) - before == during_fallbacks  # Redis answers again
     print(  # noqa: T201
-        f"\nRedis stopped {resumed - paused:.1f} s under load: {len(during)} requests, slowest {max(during) * 1000:.0f} ms "
-        f"(calm p99 {calm[len(calm) * 99 // 100] * 1000:.0f} ms), {during_fallbacks:.0f} rate checks held per pod"
+        f"\nRedis stopped {resumed - paused:.1f} s under load: {len(during)} requests, "
+        f"slowest {max(during) * 1000:.0f} ms (calm p99 {calm[len(calm) * 99 // 100] * 1000:.0f} ms), "
+        f"{during_fallbacks:.0f} rate checks held per pod"
     )

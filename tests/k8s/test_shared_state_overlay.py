@@ -44,10 +44,13 @@ def test_redis_runs_as_no_root_bounded_probed_and_without_a_password_in_the_fold
     _, docs = built
     pod = _find(docs, "Deployment", "ml-service-redis")["spec"]["template"]["spec"]
     (redis,) = pod["containers"]
-    assert pod["securityContext"]["runAsNonRoot"] and redis["securityContext"]["readOnlyRootFilesystem"]
+    assert pod["securityContext"]["runAsNonRoot"]
+    assert redis["securityContext"]["readOnlyRootFilesystem"]
     assert redis["resources"]["limits"]["memory"] == redis["resources"]["requests"]["memory"]
-    assert redis["readinessProbe"] and redis["livenessProbe"]
-    assert redis["args"][:2] == ["--aclfile", "/run/secrets/redis/users.acl"] and "env" not in redis
+    assert redis["readinessProbe"]
+    assert redis["livenessProbe"]
+    assert redis["args"][:2] == ["--aclfile", "/run/secrets/redis/users.acl"]
+    assert "env" not in redis
     assert not [doc for doc in docs if doc["kind"] == "Secret"]  # created once by hand, never re-applied
 
 
@@ -57,7 +60,10 @@ def test_only_the_service_reaches_redis_and_the_service_reaches_only_redis_and_d
     _, docs = built
     inbound = _find(docs, "NetworkPolicy", "ml-service-redis")["spec"]
     assert inbound["ingress"] == [
-        {"from": [{"podSelector": {"matchLabels": {"app": "ml-service"}}}], "ports": [{"port": 6379, "protocol": "TCP"}]}
+        {
+            "from": [{"podSelector": {"matchLabels": {"app": "ml-service"}}}],
+            "ports": [{"port": 6379, "protocol": "TCP"}],
+        }
     ]
     assert inbound["egress"] == []
     outbound = _find(docs, "NetworkPolicy", "ml-service")["spec"]["egress"]

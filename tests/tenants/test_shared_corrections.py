@@ -51,7 +51,8 @@ def test_a_released_claim_can_be_taken_again_but_not_another_pods(redis_server: 
         return mark, again, third
 
     _, again, third = asyncio.run(run())
-    assert again is not None and third is None
+    assert again is not None
+    assert third is None
 
 
 def test_while_redis_is_paused_a_correction_is_refused_and_its_token_stays_good(redis_server: RedisServer) -> None:
@@ -72,7 +73,8 @@ def test_while_redis_is_paused_a_correction_is_refused_and_its_token_stays_good(
         return refused.value, mark
 
     refused, mark = asyncio.run(run())
-    assert refused.retry_after == 1 and "send it again" in str(refused)
+    assert refused.retry_after == 1
+    assert "send it again" in str(refused)
     assert mark is not None
 
     async def once_more() -> bytes | None:
