@@ -28,7 +28,7 @@ def _rates(server: RedisServer, timeout: float = 0.05, retry: float = 0.3) -> Sh
 
 
 def _fallbacks() -> float:
-    return metrics.labelled(metrics.SHARED_STATE_FALLBACKS, "rates")._value.get()  # type: ignore[attr-defined]
+    return float(metrics.labelled(metrics.SHARED_STATE_FALLBACKS, "rates")._value.get())
 
 
 async def _checks(rates: SharedRates, key: str, rate: Rate, count: int) -> list[float]:
