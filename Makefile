@@ -64,7 +64,7 @@ protocol: $(VENV)/.dev  ## regenerate the gRPC messages from src/api/grpc/protoc
 k8s-rules: $(VENV)/.runtime  ## regenerate k8s/prometheus-rules.yaml from monitoring/rules.yml
 	$(BIN)/python -m monitoring.build_configmap
 
-bench: $(VENV)/.dev system-deps  ## the benchmark: writes bench/results.md, reference_limit.md, model_types.md, prediction_log.md, protocols.md, tenants.md, feedback_poisoning.md, tracing.md, autoscaling.md, lazy_models.md
+bench: $(VENV)/.dev system-deps  ## the benchmark: writes bench/results.md, reference_limit.md, model_types.md, prediction_log.md, protocols.md, tenants.md, shared_state.md, feedback_poisoning.md, tracing.md, autoscaling.md, lazy_models.md
 	$(BIN)/python -m src.model.train_script --if-missing
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.reference_limit --rounds 5
@@ -72,6 +72,7 @@ bench: $(VENV)/.dev system-deps  ## the benchmark: writes bench/results.md, refe
 	$(BIN)/python -m bench.prediction_log
 	$(BIN)/python -m bench.protocols
 	$(BIN)/python -m bench.tenants
+	$(BIN)/python -m bench.shared_state
 	$(BIN)/python -m bench.feedback_poisoning
 	$(BIN)/python -m bench.tracing
 	$(BIN)/python -m bench.autoscaling
