@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -15,12 +14,7 @@ from pathlib import Path
 
 import pytest
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+from tests.e2e.servers import free_port
 
 
 @dataclass
@@ -65,7 +59,7 @@ def start_redis(folder: Path, port: int | None = None, password: str | None = No
     """Start redis-server on 127.0.0.1 (`port`, or a free one) and wait until it answers PING."""
     if shutil.which("redis-server") is None:
         pytest.fail("redis-server is not installed: `make system-deps` installs it")
-    port = port or _free_port()
+    port = port or free_port()
     folder.mkdir(parents=True, exist_ok=True)
     args = ["--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no", "--dir", str(folder)]
     if password:
