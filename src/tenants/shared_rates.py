@@ -101,7 +101,10 @@ class SharedRates:
                 left = batch[0].asked + self.state.timeout - time.monotonic()  # the oldest check's time
                 try:
                     waits = await self.state.run("rates", partial(self._run, batch), timeout=max(left, 0.001))
-                except SharedStateDownError as down:
+                except Exception as error:  # a reply this code cannot read is a fault too: no check may hang
+                    if not isinstance(error, SharedStateDownError):
+                        self.state.fault("rates", error)
+                    down = SharedStateDownError(self.state.retry_after())
                     for check in batch:
                         if not check.future.done():
                             check.future.set_exception(down)

@@ -12,7 +12,7 @@ import pytest
 from src import metrics
 from src.tenants.keys import Rate
 from src.tenants.rate_limit import RateLimiter
-from src.tenants.shared_rates import SharedRates, cell_key
+from src.tenants.shared_rates import GCRA, SharedRates, cell_key
 from src.tenants.shared_state import SharedState
 from tests.redis_server import RedisServer, running_redis
 
@@ -126,3 +126,23 @@ def test_a_restarted_redis_is_used_again_with_its_script_loaded_anew(tmp_path: P
         assert waits[1] == 0.0
         assert waits[2] > 0
         assert again.command("EXISTS", cell_key("requests", "restart")) == "1"
+
+
+def test_a_reply_the_script_never_gives_fails_the_checks_over_to_the_per_pod_limiter(
+    redis_server: RedisServer,
+) -> None:
+    async def run() -> list[float]:
+        rates = _rates(redis_server)
+        # A Redis answering something else than the script's waits (a stranger's script under its SHA).
+        sha = redis_server.command("SCRIPT", "LOAD", "return {'not a number'}")
+        rates.state.scripts[GCRA] = sha.encode()
+        try:
+            return await asyncio.wait_for(_checks(rates, "stranger", Rate(1, 2), 3), timeout=5)
+        finally:
+            await rates.state.close()
+
+    before = _fallbacks()
+    waits = asyncio.run(run())
+    assert waits[:2] == [0.0, 0.0]  # the per-pod budget answered, and nobody hung
+    assert waits[2] > 0
+    assert _fallbacks() - before == 3
