@@ -23,6 +23,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from src.documents import DocumentError, read_json
@@ -33,6 +34,7 @@ ROLLOUT_FILE = "ROLLOUT"
 _END_MARKER = ".rollout-{id}.end"
 _NEXT_MARKER = ".rollout-{id}.next"
 _STALE_START_SECONDS = 60.0
+_WINNER_WAIT_SECONDS = 1.0  # how long a losing start waits for the winner's id to be written
 _MAX_ROLLOUT_BYTES = 16_384
 MODES = ("shadow", "canary")
 STATES = ("running", "aborted", "promoted")
@@ -166,11 +168,23 @@ def _claim_start(store: ModelStore, previous: Rollout | None, new_id: str) -> st
         marker.unlink(missing_ok=True)
         if _create_once(marker, new_id.encode()):
             return None
-    try:
-        winner = marker.read_bytes()[:64].decode("ascii", "replace")
-    except OSError:
-        winner = "?"
-    return winner if winner.isalnum() else "?"
+    return _winner(marker)
+
+
+def _winner(marker: Path) -> str:
+    """The id the winning start wrote in `marker`: it creates the file, then writes, so an empty
+    file is read again for a moment before the answer says "?"."""
+    deadline = time.monotonic() + _WINNER_WAIT_SECONDS
+    while True:
+        try:
+            winner = marker.read_bytes()[:64].decode("ascii", "replace")
+        except OSError:
+            winner = ""
+        if winner.isalnum():
+            return winner
+        if time.monotonic() > deadline:
+            return "?"
+        time.sleep(0.005)
 
 
 def abort(store: ModelStore, reason: str, rollout_id: str | None = None) -> Rollout:

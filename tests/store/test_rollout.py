@@ -100,3 +100,19 @@ def test_a_damaged_rollout_file_is_refused_with_the_reason(
     (models.root / rollouts.ROLLOUT_FILE).write_text(content)
     with pytest.raises(Exception, match=reason):
         rollouts.read_rollout(models)
+
+
+def test_a_losing_start_names_the_winner_even_while_its_marker_is_still_empty(
+    store: tuple[ModelStore, str, str],
+) -> None:
+    """The winner creates its marker and then writes its id: a loser that reads in between waited for
+    nothing and answered "rollout ?" (a flaky CI run of the concurrent-starts test)."""
+    model_store, _, _ = store
+    marker = model_store.root / rollouts._NEXT_MARKER.format(id="none")
+    marker.touch()
+    writer = threading.Timer(0.05, marker.write_bytes, args=(b"abc123",))
+    writer.start()
+    try:
+        assert rollouts._claim_start(model_store, None, "def456") == "abc123"
+    finally:
+        writer.join()
