@@ -32,7 +32,7 @@ typecheck: $(VENV)/.dev
 unit: $(VENV)/.dev $(TOOLS)/.installed $(KSERVE)/.installed system-deps
 	$(BIN)/pytest
 
-system-deps:  ## Debian packages the tests use (prometheus, wrk, buildah, debootstrap, chromium, graphviz, jq, redis-server)
+system-deps:  ## Debian packages the tests use (prometheus, wrk, buildah, debootstrap, chromium, graphviz, jq, redis-server, Java 17)
 	bash scripts/install-system-deps.sh
 
 tools: $(TOOLS)/.installed
@@ -95,8 +95,8 @@ $(VENV)/.runtime: requirements.txt requirements-train.txt pyproject.toml | $(BIN
 	@missing="$$($(PIP_CHECK))"; if [ -n "$$missing" ]; then echo "$$missing"; exit 1; fi
 	touch $@
 
-$(VENV)/.dev: requirements-dev.txt $(VENV)/.runtime
-	$(BIN)/pip install --quiet --no-deps -r requirements-dev.txt
+$(VENV)/.dev: requirements-dev.txt requirements-batch.txt $(VENV)/.runtime
+	$(BIN)/pip install --quiet --no-deps -r requirements-dev.txt -r requirements-batch.txt
 	@missing="$$($(PIP_CHECK))"; if [ -n "$$missing" ]; then echo "$$missing"; exit 1; fi
 	touch $@
 

@@ -4,11 +4,12 @@
     ml-service train [--data FILE] [...]      train, evaluate, gate and publish (src/cli/train.py)
     ml-service models list|import|promote|rollback|prune|migrate|rollout ...
                                               the model store (src/cli/models.py)
+    ml-service predict --input F --output F   score a CSV, JSON Lines or Parquet file (src/cli/predict.py)
 
 `python -m src.serve`, `python -m src.model.train_script` and `python -m src.model.store_cli` are the
 same commands under the names the project started with. Settings come from the environment (MODEL_DIR,
 PORT, ...), as for the server. Exit status (src/exit_codes.py): 0 done, 1 the server could not start,
-2 bad input or a refused store change (nothing changed), 3 a model refused by the quality gate.
+2 bad input, a refused store change or batch run (nothing changed), 3 a model refused by the quality gate.
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ import sys
 from collections.abc import Sequence
 from importlib import metadata
 
+from src.cli.predict import SUMMARY as PREDICT_SUMMARY
 from src.cli.serve import SUMMARY as SERVE_SUMMARY
 
 COMMANDS = {
     "serve": SERVE_SUMMARY,
     "train": "train a model on the bundled data or your CSV/JSONL, evaluate it, gate it and publish it",
     "models": "the model store: list, import, promote, rollback, prune, migrate, rollout",
+    "predict": PREDICT_SUMMARY,
 }
 
 
@@ -64,6 +67,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from src.cli.train import main as train
 
         return train(rest, prog="ml-service train")
+    if parsed.command == "predict":
+        from src.cli.predict import main as predict
+
+        return predict(rest, prog="ml-service predict")
     from src.cli.models import main as models
 
     return models(rest, prog="ml-service models")
