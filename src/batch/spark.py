@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from src.batch.scoring import ChunkScorer, ModelChoice, limits_of, load_predictor, output_names, resolve
-from src.batch.tables import TableError
+from src.batch.tables import STDIO, TableError
 from src.config import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -78,26 +78,34 @@ def predict_udf(
     values = "probabilities" if load_predictor(settings, choice).has_probabilities else "scores"
     struct = f"label string, {values} map<string,double>, version string, error string"
 
-    def score(batches: Iterator[pd.Series]) -> Iterator[pd.Series | pd.DataFrame]:
-        import pandas as pd
+    def labels(batches: Iterator[pd.Series]) -> Iterator[pd.Series]:
+        scorer = _scorer(settings, choice)
+        for texts in batches:
+            yield pd.Series(scorer.score(_texts(texts)).labels, dtype=object)
 
+    def answers(batches: Iterator[pd.Series]) -> Iterator[pd.DataFrame]:
         scorer = _scorer(settings, choice)
         names = [name.split("_", 1)[1] for name in scorer.names]
         for texts in batches:
             scored = scorer.score(_texts(texts))
-            labels = pd.Series(scored.labels, dtype=object)
-            if result_type == "string":
-                yield labels
-                continue
             maps = [
                 None if label is None else dict(zip(names, map(float, row), strict=True))
                 for label, row in zip(scored.labels, scored.values, strict=True)
             ]
-            yield pd.DataFrame({"label": labels, values: maps, "version": choice.version, "error": scored.errors})
+            yield pd.DataFrame(
+                {"label": scored.labels, values: maps, "version": choice.version, "error": scored.errors}
+            )
 
+    import pandas as pd
+
+    # Spark tells the kind of pandas UDF from the hints, read as objects (this module postpones them)
+    labels.__annotations__ = {"batches": Iterator[pd.Series], "return": Iterator[pd.Series]}
+    answers.__annotations__ = {"batches": Iterator[pd.Series], "return": Iterator[pd.DataFrame]}
     make_udf: Any = pandas_udf  # its stubs type the function form by its hints, which an iterator UDF has not
-    column_function: Callable[[Column | str], Column] = make_udf(score, "string" if result_type == "string" else struct)
-    return column_function
+    if result_type == "string":
+        return make_udf(labels, "string")  # type: ignore[no-any-return]
+    return make_udf(answers, struct)  # type: ignore[no-any-return]
+
 
 
 @dataclass(frozen=True)
@@ -141,7 +149,9 @@ def _local(path: str) -> Path:
 
 
 def session(master: str, app: str = "ml-service predict") -> SparkSession:
-    """A Spark session on `master` whose Python workers run this interpreter (and its packages)."""
+    """A Spark session on `master` whose Python workers run this interpreter (and its packages);
+    TableError when Spark cannot start (no Java 17, a master that does not answer)."""
+    from pyspark.errors import PySparkException
     from pyspark.sql import SparkSession
 
     builder = SparkSession.builder.master(master).appName(app)
@@ -149,7 +159,10 @@ def session(master: str, app: str = "ml-service predict") -> SparkSession:
     logging = f"-Dlog4j2.configurationFile={LOG_CONFIG.as_uri()}"
     builder = builder.config("spark.driver.extraJavaOptions", logging)
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # read when the context starts its workers
-    spark = builder.getOrCreate()
+    try:
+        spark = builder.getOrCreate()
+    except (PySparkException, OSError) as error:
+        raise TableError(f"Spark could not start on {master} (it needs Java 17): {_first_line(error)}") from None
     spark.sparkContext.setLogLevel("ERROR")
     return spark
 
@@ -271,6 +284,9 @@ def run_on_spark(
     if _is_local(job.input) and not _local(job.input).exists():
         raise TableError(f"cannot read {job.input}: no such file or folder")
     started = time.monotonic()
+    from pyspark.sql import SparkSession
+
+    ours = SparkSession.getActiveSession() is None  # a session the caller made is the caller's to stop
     spark = session(master)
     try:
         counts = (spark.sparkContext.accumulator(0), spark.sparkContext.accumulator(0))
@@ -286,10 +302,9 @@ def run_on_spark(
             _place(Path(target), final, overwrite=overwrite)
         return SparkOutcome(counts[0].value, counts[1].value, time.monotonic() - started, job.output, master)
     finally:
-        spark.stop()
+        if ours:
+            spark.stop()
 
-
-STDIO = "-"
 
 
 def _place(partial: Path, final: Path, *, overwrite: bool) -> None:

@@ -46,7 +46,7 @@ def _commands() -> list[tuple[str, str]]:
 
 # Pages whose examples run in a test of their own, in order, against a server they configure
 # (coming-from.md's Python examples run in tests/docs/test_coming_from.py, its curl lines here).
-OWN_TESTS = {"own-models.md": "tests/docs/test_own_models.py"}
+OWN_TESTS = {"own-models.md": "tests/docs/test_own_models.py", "batch-scoring.md": "tests/docs/test_batch_scoring.py"}
 EXAMPLES = [
     (page, c) for page, c in _commands() if c.startswith("curl ") and "localhost:8000" in c and page not in OWN_TESTS
 ]
