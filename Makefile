@@ -64,7 +64,7 @@ protocol: $(VENV)/.dev  ## regenerate the gRPC messages from src/api/grpc/protoc
 k8s-rules: $(VENV)/.runtime  ## regenerate k8s/prometheus-rules.yaml from monitoring/rules.yml
 	$(BIN)/python -m monitoring.build_configmap
 
-bench: $(VENV)/.dev system-deps  ## the benchmark: writes bench/results.md, reference_limit.md, model_types.md, prediction_log.md, protocols.md, tenants.md, shared_state.md, feedback_poisoning.md, tracing.md, autoscaling.md, lazy_models.md
+bench: $(VENV)/.dev system-deps  ## the benchmark: writes bench/results.md, reference_limit.md, model_types.md, prediction_log.md, protocols.md, tenants.md, shared_state.md, feedback_poisoning.md, tracing.md, autoscaling.md, lazy_models.md, batch.md
 	$(BIN)/python -m src.model.train_script --if-missing
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.reference_limit --rounds 5
@@ -77,6 +77,7 @@ bench: $(VENV)/.dev system-deps  ## the benchmark: writes bench/results.md, refe
 	$(BIN)/python -m bench.tracing
 	$(BIN)/python -m bench.autoscaling
 	$(BIN)/python -m bench.lazy_models
+	$(BIN)/python -m bench.batch
 
 image-test: system-deps $(VENV)/.dev  ## build the Dockerfile with buildah and smoke-test the image (no Docker engine needed)
 	bash scripts/image-test.sh
