@@ -11,6 +11,10 @@ TERMINAL_EVERY = 0.2  # seconds between redraws of the bar
 PLAIN_EVERY = 10.0  # seconds between plain lines
 
 
+def _clock() -> float:
+    return time.monotonic()
+
+
 def _duration(seconds: float) -> str:
     seconds = max(0, int(seconds + 0.5))
     hours, rest = divmod(seconds, 3600)
@@ -24,7 +28,7 @@ class Progress:
         self.stream = stream
         self.enabled = enabled
         self.terminal = stream.isatty()
-        self.started = time.monotonic()
+        self.started = _clock()
         self.shown = self.started
         self.rows = 0
         self.refused = 0
@@ -33,7 +37,7 @@ class Progress:
         """`rows` more rows written (`refused` of them with an error); `fraction` of the input read."""
         self.rows += rows
         self.refused += refused
-        now = time.monotonic()
+        now = _clock()
         if not self.enabled or now - self.shown < (TERMINAL_EVERY if self.terminal else PLAIN_EVERY):
             return
         self.shown = now
@@ -56,7 +60,7 @@ class Progress:
 
     def summary(self, where: str) -> str:
         """The last line: rows, refused rows, seconds and where the table went."""
-        elapsed = time.monotonic() - self.started
+        elapsed = _clock() - self.started
         rate = self.rows / elapsed if elapsed > 0 else 0.0
         refused = f", {self.refused:,} refused (see the error column)" if self.refused else ", none refused"
         return f"{self.rows:,} rows{refused} in {elapsed:.1f} s ({rate:,.0f} rows/s) to {where}"

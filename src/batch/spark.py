@@ -107,7 +107,6 @@ def predict_udf(
     return make_udf(answers, struct)  # type: ignore[no-any-return]
 
 
-
 @dataclass(frozen=True)
 class SparkJob:
     """`ml-service predict --spark`: the same job as src/batch/job.py's, read and written by Spark."""
@@ -304,7 +303,6 @@ def run_on_spark(
     finally:
         if ours:
             spark.stop()
-
 
 
 def _place(partial: Path, final: Path, *, overwrite: bool) -> None:

@@ -17,7 +17,7 @@ class Terminal(io.StringIO):
 
 def test_a_terminal_gets_a_bar_with_rows_rate_and_time_left(monkeypatch: pytest.MonkeyPatch) -> None:
     now = [100.0]
-    monkeypatch.setattr(progress_module.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(progress_module, "_clock", lambda: now[0])
     stream = Terminal()
     progress = Progress(stream)
     now[0] = 110.0
@@ -31,7 +31,7 @@ def test_a_terminal_gets_a_bar_with_rows_rate_and_time_left(monkeypatch: pytest.
 
 def test_a_pipe_gets_a_plain_line_every_ten_seconds_and_the_summary(monkeypatch: pytest.MonkeyPatch) -> None:
     now = [0.0]
-    monkeypatch.setattr(progress_module.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(progress_module, "_clock", lambda: now[0])
     stream = io.StringIO()
     progress = Progress(stream)
     now[0] = 5.0
@@ -46,7 +46,7 @@ def test_a_pipe_gets_a_plain_line_every_ten_seconds_and_the_summary(monkeypatch:
 
 def test_quiet_shows_the_summary_only(monkeypatch: pytest.MonkeyPatch) -> None:
     now = [0.0]
-    monkeypatch.setattr(progress_module.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(progress_module, "_clock", lambda: now[0])
     stream = Terminal()
     progress = Progress(stream, enabled=False)
     now[0] = 60.0

@@ -35,7 +35,8 @@ def test_the_page_runs_as_written(tmp_path: Path, model_dir: Path) -> None:
     for kind, body in _BLOCK.findall(PAGE.read_text()):
         if kind == "python":
             first = body.splitlines()[0]
-            assert first.startswith("# ") and first.endswith(".py"), first
+            assert first.startswith("# "), first
+            assert first.endswith(".py"), first
             (tmp_path / first[2:]).write_text(body)
             continue
         for line in body.splitlines():
