@@ -19,26 +19,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from src import exit_codes
+from src.cli.arguments import at_least_one, model_name
 from src.config import get_settings
-from src.errors import ModelNotFoundError, ModelStoreError
-from src.store.registry import check_model_name
+from src.errors import ModelStoreError
 
 SUMMARY = "score a CSV, JSON Lines or Parquet file with a stored model, on every core or on Spark"
 FORMATS = ("csv", "jsonl", "parquet")
-
-
-def _at_least_one(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {number}")
-    return number
-
-
-def _model_name(value: str) -> str:
-    try:
-        return check_model_name(value)
-    except ModelNotFoundError as error:
-        raise argparse.ArgumentTypeError(error.message) from None
 
 
 def build_parser(prog: str = "ml-service predict") -> argparse.ArgumentParser:
@@ -55,7 +41,7 @@ def build_parser(prog: str = "ml-service predict") -> argparse.ArgumentParser:
     )
     parser.add_argument("--input-format", choices=FORMATS, help="the input's format (default: from its extension)")
     parser.add_argument("--output-format", choices=FORMATS, help="the output's format (default: from its extension)")
-    parser.add_argument("--model", type=_model_name, help="the model's name (default: DEFAULT_MODEL_NAME)")
+    parser.add_argument("--model", type=model_name, help="the model's name (default: DEFAULT_MODEL_NAME)")
     parser.add_argument("--version", help="the version to score with (default: CURRENT when the run starts)")
     parser.add_argument("--model-dir", type=Path, help="the model store (default: MODEL_DIR)")
     parser.add_argument("--text-column", default="text", help="the column holding the texts (default: text)")
@@ -67,8 +53,8 @@ def build_parser(prog: str = "ml-service predict") -> argparse.ArgumentParser:
         help="an input column to carry into the output (repeat for more); default: every input column",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace the output if it exists")
-    parser.add_argument("--workers", type=_at_least_one, help="worker processes (default: one per core)")
-    parser.add_argument("--chunk-rows", type=_at_least_one, default=5_000, help="rows per chunk (default: 5000)")
+    parser.add_argument("--workers", type=at_least_one, help="worker processes (default: one per core)")
+    parser.add_argument("--chunk-rows", type=at_least_one, default=5_000, help="rows per chunk (default: 5000)")
     parser.add_argument("--quiet", action="store_true", help="no progress; the summary only")
     parser.add_argument(
         "--spark",

@@ -18,20 +18,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from src import exit_codes
+from src.cli.arguments import at_least_one, model_name
 from src.config import get_settings
-from src.errors import DatasetError, ModelNotFoundError, ModelStoreError
+from src.errors import DatasetError, ModelStoreError
 from src.model.publication import QualityGateRefusedError
 from src.model.training import TrainingOptions, train_model
-from src.store.registry import ModelRegistry, check_model_name
+from src.store.registry import ModelRegistry
 
 DEFAULTS = TrainingOptions()
-
-
-def _at_least_one(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {number}")
-    return number
 
 
 def _key_ids(value: str) -> set[str]:
@@ -39,13 +33,6 @@ def _key_ids(value: str) -> set[str]:
     if not ids:
         raise argparse.ArgumentTypeError("name at least one key id")
     return ids
-
-
-def _model_name(value: str) -> str:
-    try:
-        return check_model_name(value)
-    except ModelNotFoundError as error:
-        raise argparse.ArgumentTypeError(error.message) from None
 
 
 def build_parser(prog: str = "ml-service train") -> argparse.ArgumentParser:
@@ -161,7 +148,7 @@ def build_parser(prog: str = "ml-service train") -> argparse.ArgumentParser:
     store.add_argument("--model-dir", type=Path, help="model store root (default: $MODEL_DIR, else ./models)")
     store.add_argument(
         "--name",
-        type=_model_name,
+        type=model_name,
         help="the model to publish, served at /models/NAME/... (default: $DEFAULT_MODEL_NAME, else sentiment)",
     )
     store.add_argument("--if-missing", action="store_true", help="do nothing if the store already has a model")
@@ -171,7 +158,7 @@ def build_parser(prog: str = "ml-service train") -> argparse.ArgumentParser:
     )
     store.add_argument(
         "--keep-versions",
-        type=_at_least_one,
+        type=at_least_one,
         help="versions to keep after publishing, CURRENT always among them (default: $MODEL_KEEP_VERSIONS, else 5)",
     )
     return parser
