@@ -26,10 +26,9 @@ import pyarrow as pa
 
 from src.batch.progress import Progress
 from src.batch.scoring import ChunkScorer, ModelChoice, ScoredChunk, limits_of, load_predictor, output_names
-from src.batch.tables import STDIO, Chunk, Reader, TableError, Writer, open_reader, output_schema
+from src.batch.tables import STDIO, Chunk, Reader, TableError, Writer, check_no_clash, open_reader, output_schema
 from src.config import Settings
 
-RESULT_COLUMNS = ("label", "version", "error")
 IN_FLIGHT_PER_WORKER = 2
 
 
@@ -173,12 +172,7 @@ def run(job: BatchJob, settings: Settings, choice: ModelChoice, progress: Progre
                 job.input, job.input_format, job.text_column, job.keep, line_limit=line_limit, chunk_rows=job.chunk_rows
             )
         )
-        clash = sorted(set(reader.columns) & {*RESULT_COLUMNS, *names})
-        if clash:
-            raise TableError(
-                f"the input column {clash[0]!r} would clash with an output column: name the columns to carry "
-                "with --id-column"
-            )
+        check_no_clash(reader.columns, names)
         sink, place = stack.enter_context(_sink(job))
         scorers = _Scorers(settings, choice, ChunkScorer(predictor, limits_of(settings)), job.workers)
         finished = False

@@ -21,6 +21,13 @@ def _duration(seconds: float) -> str:
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
+def summary_line(rows: int, refused: int, seconds: float, where: str) -> str:
+    """The line that ends every run, local or on Spark."""
+    rate = rows / seconds if seconds > 0 else 0.0
+    counted = f", {refused:,} refused (see the error column)" if refused else ", none refused"
+    return f"{rows:,} rows{counted} in {seconds:.1f} s ({rate:,.0f} rows/s) to {where}"
+
+
 class Progress:
     """Rows done, rows per second and time left (when the share read is known)."""
 
@@ -60,10 +67,7 @@ class Progress:
 
     def summary(self, where: str) -> str:
         """The last line: rows, refused rows, seconds and where the table went."""
-        elapsed = _clock() - self.started
-        rate = self.rows / elapsed if elapsed > 0 else 0.0
-        refused = f", {self.refused:,} refused (see the error column)" if self.refused else ", none refused"
-        return f"{self.rows:,} rows{refused} in {elapsed:.1f} s ({rate:,.0f} rows/s) to {where}"
+        return summary_line(self.rows, self.refused, _clock() - self.started, where)
 
     def finish(self, where: str) -> None:
         """End the bar's line, then print the summary."""

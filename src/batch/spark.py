@@ -16,6 +16,7 @@ predict_udf's interface follows MLflow's `mlflow.pyfunc.spark_udf`: a model refe
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 import sys
@@ -25,8 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from src.batch.progress import summary_line
 from src.batch.scoring import ChunkScorer, ModelChoice, limits_of, load_predictor, output_names, resolve
-from src.batch.tables import STDIO, TableError
+from src.batch.tables import STDIO, TableError, check_columns, check_no_clash
 from src.config import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -131,12 +133,7 @@ class SparkOutcome:
 
     def summary(self) -> str:
         """The last line, as the local command's."""
-        refused = f", {self.refused:,} refused (see the error column)" if self.refused else ", none refused"
-        rate = self.rows / self.seconds if self.seconds > 0 else 0.0
-        return (
-            f"{self.rows:,} rows{refused} in {self.seconds:.1f} s ({rate:,.0f} rows/s) to {self.output} "
-            f"(Spark {self.master})"
-        )
+        return summary_line(self.rows, self.refused, self.seconds, f"{self.output} (Spark {self.master})")
 
 
 def _is_local(path: str) -> bool:
@@ -181,17 +178,21 @@ def _read(spark: SparkSession, job: SparkJob) -> DataFrame:
 
 
 def _first_line(error: BaseException) -> str:
-    text = str(getattr(error, "getMessage", lambda: str(error))())
-    return text.strip().splitlines()[0][:300] if text.strip() else type(error).__name__
+    """One line of what went wrong: a Python worker's own error (its traceback's last line) when the
+    message carries one, else the message's first line."""
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__
+    if "Traceback (most recent call last)" in str(error):
+        raised = [line for line in lines if re.match(r"^[\w.]+(Error|Exception)\b", line)]
+        if raised:
+            return raised[-1][:300]
+    return lines[0][:300]
 
 
 def _columns(frame: DataFrame, job: SparkJob) -> list[str]:
     found = [name for name in frame.columns if name != _CORRUPT]
-    for name in [job.text_column, *(job.keep or [])]:
-        if name not in found:
-            shown = ", ".join(repr(column) for column in found[:20]) or "none"
-            raise TableError(f"{job.input} has no column {name!r} (columns: {shown})")
-    return found if job.keep is None else list(dict.fromkeys(job.keep))
+    return check_columns(found, job.text_column, job.keep, job.input)
 
 
 def _output_schema(frame: DataFrame, carried: Sequence[str], outputs: Sequence[str]) -> StructType:
@@ -207,12 +208,7 @@ def _output_schema(frame: DataFrame, carried: Sequence[str], outputs: Sequence[s
 def _scored(frame: DataFrame, job: SparkJob, settings: Settings, choice: ModelChoice, counts: Any) -> DataFrame:
     carried = _columns(frame, job)
     outputs = output_names(load_predictor(settings, choice))
-    clash = sorted(set(carried) & {"label", "version", "error", *outputs})
-    if clash:
-        raise TableError(
-            f"the input column {clash[0]!r} would clash with an output column: name the columns to carry "
-            "with --id-column"
-        )
+    check_no_clash(carried, outputs)
     corrupt = _CORRUPT in frame.columns
     text_column = job.text_column
     rows, refused = counts
@@ -260,7 +256,7 @@ def _write(frame: DataFrame, job: SparkJob, target: str) -> None:
     writer = frame.write.mode("errorifexists")
     if job.output_format == "csv":
         writer.options(header=True, escape='"').csv(target)
-    elif job.output_format == "json" or job.output_format == "jsonl":
+    elif job.output_format == "jsonl":
         writer.json(target)
     else:
         writer.parquet(target)

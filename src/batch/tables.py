@@ -102,7 +102,7 @@ class Reader:
         return pa.schema([pa.field(name, pa.string()) for name in self.columns])
 
 
-def _check_columns(found: Sequence[str], text_column: str, keep: Sequence[str] | None, where: str) -> list[str]:
+def check_columns(found: Sequence[str], text_column: str, keep: Sequence[str] | None, where: str) -> list[str]:
     """The carried columns (every column when `keep` is None), after checking the named ones exist."""
     if len(set(found)) != len(found):
         twice = sorted({name for name in found if list(found).count(name) > 1})
@@ -112,6 +112,19 @@ def _check_columns(found: Sequence[str], text_column: str, keep: Sequence[str] |
             shown = ", ".join(repr(column) for column in list(found)[:20]) or "none"
             raise TableError(f"{where} has no column {name!r} (columns: {shown})")
     return list(found) if keep is None else list(dict.fromkeys(keep))
+
+
+RESULT_COLUMNS = ("label", "version", "error")
+
+
+def check_no_clash(carried: Sequence[str], outputs: Sequence[str]) -> None:
+    """Refuse carried input columns named like an output column (label, version, error, the outputs)."""
+    clash = sorted(set(carried) & {*RESULT_COLUMNS, *outputs})
+    if clash:
+        raise TableError(
+            f"the input column {clash[0]!r} would clash with an output column: name the columns to carry "
+            "with --id-column"
+        )
 
 
 def _slices(batch: pa.RecordBatch, rows: int) -> Iterator[pa.RecordBatch]:
@@ -129,7 +142,7 @@ class CsvReader(Reader):
             names = next(csv.reader([header.decode("utf-8-sig")]), [])
         except (UnicodeDecodeError, csv.Error) as error:
             raise TableError(f"{where}: the header row is not CSV text ({error})") from None
-        self.columns = _check_columns(names, text_column, keep, where)
+        self.columns = check_columns(names, text_column, keep, where)
         self.text_column = text_column
         self.where = where
         types = {name: pa.string() for name in names}
@@ -191,7 +204,7 @@ class ParquetReader(Reader):
             self.file = pq.ParquetFile(path)
         except (pa.ArrowException, OSError) as error:
             raise TableError(f"{where} is not a readable Parquet file ({str(error).splitlines()[0]})") from None
-        self.columns = _check_columns(self.file.schema_arrow.names, text_column, keep, where)
+        self.columns = check_columns(self.file.schema_arrow.names, text_column, keep, where)
         self.text_column = text_column
         self.where = where
         self.total_rows = self.file.metadata.num_rows

@@ -119,3 +119,18 @@ def test_bad_input_is_one_line(spark: SparkSession, tmp_path: Path, model_dir: P
     assert message in refused.value.message
     assert "\n" not in refused.value.message
     assert [name for name in (tmp_path).iterdir() if name.name.startswith(".out")] == []
+
+
+def test_a_python_workers_error_is_named_by_its_own_last_line() -> None:
+    from src.batch.spark import _first_line
+
+    message = (
+        "[PYTHON_EXCEPTION] An exception was thrown from the Python worker: Traceback (most recent call last):\n"
+        '  File "worker.py", line 3, in <module>\n    import sklearn\n'
+        "ModuleNotFoundError: No module named 'sklearn'\n\n\tat org.apache.spark.api.python.BasePythonRunner"
+    )
+    assert _first_line(RuntimeError(message)) == "ModuleNotFoundError: No module named 'sklearn'"
+    assert _first_line(RuntimeError("Path does not exist: file:/x.csv\n\tat org.apache")) == (
+        "Path does not exist: file:/x.csv"
+    )
+    assert _first_line(RuntimeError("")) == "RuntimeError"

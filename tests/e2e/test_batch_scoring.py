@@ -3,9 +3,6 @@ local[2]) gives each text the label and probabilities the production server's /p
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -13,22 +10,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from src.model.datasets import Dataset
-from tests.e2e.servers import ROOT, free_port, production_command, production_env, request, running_server
+from tests.cli.test_predict import predict
+from tests.e2e.servers import free_port, production_command, production_env, request, running_server
 
 pytestmark = pytest.mark.e2e
 ROWS = 3_000
-
-
-def _predict(model_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "src.cli", "predict", *args],
-        cwd=ROOT,
-        env={**os.environ, "MODEL_DIR": str(model_dir)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
 
 
 def _served(server_url: str, texts: list[str]) -> list[dict[str, object]]:
@@ -44,11 +30,11 @@ def test_every_label_equals_the_servers_locally_and_on_spark(model_dir: Path, sa
     texts = [text for text in sample.texts if text.strip()][:ROWS]
     source = tmp_path / "reviews.parquet"
     pq.write_table(pa.table({"review_id": list(range(len(texts))), "review": texts}), source)
-    local = _predict(
+    local = predict(
         model_dir, "--input", str(source), "--output", str(tmp_path / "local.parquet"), "--text-column", "review"
     )
     assert local.returncode == 0, local.stderr
-    on_spark = _predict(
+    on_spark = predict(
         model_dir,
         "--input",
         str(source),
@@ -60,7 +46,7 @@ def test_every_label_equals_the_servers_locally_and_on_spark(model_dir: Path, sa
         "local[2]",
     )
     assert on_spark.returncode == 0, on_spark.stderr
-    assert on_spark.stderr.strip().splitlines()[-1].endswith("(Spark local[2])")
+    assert on_spark.stderr.decode().strip().splitlines()[-1].endswith("(Spark local[2])")
     port = free_port()
     with running_server(production_command(), port, production_env(model_dir, port, tmp_path), tmp_path) as server:
         served = _served(server.base_url, texts)
