@@ -11,6 +11,7 @@ import os
 import struct
 import threading
 from bisect import bisect_left
+from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar
@@ -97,6 +98,17 @@ class FileValue:
             self._timestamp = 0.0
             _DOUBLES_INTO(self._file._m, self._position, self._value, 0.0)
 
+    @staticmethod
+    def add_all(steps: Iterable[Step]) -> None:
+        """Several values' increments under one acquisition of the lock (see `add`)."""
+        with _FILE_LOCK:
+            for value, amount in steps:
+                if value._pid != _Pid.value:
+                    value._follow_fork()
+                value._value += amount
+                value._timestamp = 0.0
+                _DOUBLES_INTO(value._file._m, value._position, value._value, 0.0)
+
     def set(self, value: float, timestamp: float | None = None) -> None:
         with _FILE_LOCK:
             if self._pid != _Pid.value:
@@ -154,6 +166,31 @@ class Histogram(prometheus_client.Histogram):
             self._buckets[bisect_left(self._upper_bounds, amount)].inc(1)  # the first bound >= amount
         else:
             super().observe(amount, exemplar)
+
+
+Step = tuple[Any, float]  # a series' value (FileValue, or prometheus_client's own) and what to add to it
+
+
+def counted(series: Counter | Gauge, amount: float = 1.0) -> Step:
+    """A counter's or gauge's series (a child, or a metric without labels) moved by `amount`, for `add`."""
+    return series._value, amount
+
+
+def observed(series: Histogram, amount: float) -> tuple[Step, ...]:
+    """A histogram series' observation of `amount` (its sum and its bucket), for `add`."""
+    if amount != amount:  # NaN: in the sum and in no bucket, as prometheus_client counts it
+        return ((series._sum, amount),)
+    return (series._sum, amount), (series._buckets[bisect_left(series._upper_bounds, amount)], 1.0)
+
+
+def add(steps: Iterable[Step]) -> None:
+    """A request's metric writes in one step: in multiprocess mode one lock acquisition and a 16-byte
+    store per series, where each write on its own takes the lock."""
+    if values.ValueClass is FileValue:
+        FileValue.add_all(steps)
+    else:
+        for value, amount in steps:
+            value.inc(amount)
 
 
 # Sub-millisecond to seconds: the fast path answers in ~0.1 ms, an overloaded pod in seconds.

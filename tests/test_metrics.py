@@ -78,6 +78,18 @@ for wrong in (lambda: requests.inc(), lambda: requests.labels("x").inc(-1), lamb
 in_flight.labels("http").inc(3)
 in_flight.labels("http").dec()
 ready.labels("m").set(1)
+grouped = Counter("grouped", "g", ["route"], registry=None)
+grouped_latency = Histogram("grouped_latency", "l", registry=None)
+if sys.argv[1] == "ours":  # a request's writes in one step
+    metrics.add([
+        metrics.counted(grouped.labels("a")), metrics.counted(grouped.labels("a"), 2),
+        metrics.counted(in_flight.labels("grpc"), -1.0), *metrics.observed(grouped_latency, 0.003),
+        *metrics.observed(grouped_latency, float("nan")), *metrics.observed(grouped_latency, 9.0),
+    ])
+else:
+    grouped.labels("a").inc(); grouped.labels("a").inc(2); in_flight.labels("grpc").dec()
+    for amount in (0.003, float("nan"), 9.0):
+        grouped_latency.observe(amount)
 """
 
 
@@ -119,3 +131,19 @@ def test_the_files_hold_what_prometheus_clients_own_values_would(tmp_path: Path)
     assert ours[("requests_total", (("route", "/route/2999"),))] == 2999
     assert ours[("in_flight", (("transport", "http"),))] == 2
     assert ours[("latency_count", (("route", "/predict"),))] == 2
+    assert ours[("grouped_total", (("route", "a"),))] == 3
+    assert ours[("in_flight", (("transport", "grpc"),))] == -1
+    assert ours[("grouped_latency_count", ())] == 2  # NaN in the sum, in no bucket
+    assert ours[("grouped_latency_bucket", (("le", "0.005"),))] == 1
+
+
+def test_writes_in_one_step_without_multiprocess_files() -> None:
+    """Outside multiprocess mode (one process, the tests' own), `add` moves prometheus_client's values."""
+    from src import metrics
+
+    counter = metrics.Counter("one_step", "c", ["route"], registry=None)
+    histogram = metrics.Histogram("one_step_latency", "l", registry=None, buckets=(0.1, 1.0))
+    metrics.add([metrics.counted(counter.labels("a"), 2), *metrics.observed(histogram, 0.5)])
+    assert counter.labels("a")._value.get() == 2
+    assert histogram._sum.get() == 0.5
+    assert [bucket.get() for bucket in histogram._buckets] == [0, 1, 0]

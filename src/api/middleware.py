@@ -94,9 +94,13 @@ class ObservabilityMiddleware:
         finally:
             elapsed = time.perf_counter() - started
             if measured:
-                metrics.labelled(metrics.REQUESTS_IN_FLIGHT, "http").dec()
-                metrics.labelled(metrics.HTTP_REQUESTS, route, method, str(status)).inc()
-                metrics.labelled(metrics.HTTP_LATENCY, route).observe(elapsed)
+                metrics.add(
+                    (
+                        metrics.counted(metrics.labelled(metrics.REQUESTS_IN_FLIGHT, "http"), -1.0),
+                        metrics.counted(metrics.labelled(metrics.HTTP_REQUESTS, route, method, str(status))),
+                        *metrics.observed(metrics.labelled(metrics.HTTP_LATENCY, route), elapsed),
+                    )
+                )
             if self.access_log:
                 _log(scope, request_id, status, elapsed, trace_id)
 

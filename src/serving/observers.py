@@ -8,7 +8,6 @@ which answer is given; the feedback tokens only add to it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Protocol
 
 from src import metrics, tracing
@@ -16,7 +15,6 @@ from src.errors import ServiceError
 from src.serving.inference import Inference, InferenceRequest
 from src.serving.model_state import ModelState
 from src.serving.prediction_log import PredictionLog
-from src.serving.predictor import Prediction
 from src.tenants.feedback_tokens import FeedbackTokens
 from src.tenants.keys import ANONYMOUS
 
@@ -35,23 +33,21 @@ class InferenceMetrics:
     """Requests by protocol and outcome; each prediction's label, confidence, words and unknown share."""
 
     def answered(self, request: InferenceRequest, state: ModelState, inference: Inference, seconds: float) -> None:
-        metrics.labelled(metrics.INFERENCE_REQUESTS, request.protocol, "ok").inc()
-        _observe(inference.model_name, inference.predictions)
+        steps = [metrics.counted(metrics.labelled(metrics.INFERENCE_REQUESTS, request.protocol, "ok"))]
+        model = inference.model_name
+        confidence = metrics.labelled(metrics.CONFIDENCE, model)
+        tokens = metrics.labelled(metrics.INPUT_TOKENS, model)
+        oov = metrics.labelled(metrics.INPUT_OOV_RATIO, model)
+        for prediction in inference.predictions:
+            steps.append(metrics.counted(metrics.labelled(metrics.PREDICTIONS, model, prediction.label)))
+            if prediction.confidence is not None:
+                steps += metrics.observed(confidence, prediction.confidence)
+            steps += metrics.observed(tokens, prediction.tokens)
+            steps += metrics.observed(oov, prediction.oov_rate)
+        metrics.add(steps)  # every write of the request in one step
 
     def failed(self, request: InferenceRequest, state: ModelState | None, error: Exception, seconds: float) -> None:
         metrics.labelled(metrics.INFERENCE_REQUESTS, request.protocol, "error").inc()
-
-
-def _observe(model: str, predictions: Sequence[Prediction]) -> None:
-    confidence = metrics.labelled(metrics.CONFIDENCE, model)
-    tokens = metrics.labelled(metrics.INPUT_TOKENS, model)
-    oov = metrics.labelled(metrics.INPUT_OOV_RATIO, model)
-    for prediction in predictions:
-        metrics.labelled(metrics.PREDICTIONS, model, prediction.label).inc()
-        if prediction.confidence is not None:
-            confidence.observe(prediction.confidence)
-        tokens.observe(prediction.tokens)
-        oov.observe(prediction.oov_rate)
 
 
 class TraceAttributes:
