@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from src.api.messages import BodyRequest, JSONAnswer, header
 
@@ -48,10 +48,18 @@ def test_the_body_is_starlettes(messages: list[dict[str, Any]]) -> None:
 
 
 @pytest.mark.parametrize("headers", [None, {"X-Feedback-Token": "t.1"}])
-@pytest.mark.parametrize("content", [{"label": "positive", "probabilities": {"a": 0.25}}, {"t": "é\u2028"}, []])
+@pytest.mark.parametrize(
+    "content",
+    [
+        {"label": "positive", "probabilities": {"a": 0.25, "b": 1e-7, "c": 1 / 3}},
+        {"t": "é\u2028"},
+        [],
+        {"term": "\ud800"},  # a lone surrogate, as JSON's "\ud800" decodes
+        {"big": 2**70},
+    ],
+    ids=["answer", "non-ascii", "empty", "lone-surrogate", "big-integer"],
+)
 def test_the_answer_is_what_a_starlette_response_sends(content: Any, headers: dict[str, str] | None) -> None:
-    encoded = json.dumps(content, separators=(",", ":"))
-
     async def sent(response: Response) -> list[MutableMapping[str, Any]]:
         messages: list[MutableMapping[str, Any]] = []
 
@@ -62,9 +70,14 @@ def test_the_answer_is_what_a_starlette_response_sends(content: Any, headers: di
         return messages
 
     ours = asyncio.run(sent(JSONAnswer(content, headers)))
-    theirs = asyncio.run(sent(Response(encoded, media_type="application/json", headers=headers)))
+    assert json.loads(ours[1]["body"]) == content  # every value back as it was, floats bit for bit
+    theirs = asyncio.run(sent(Response(ours[1]["body"], media_type="application/json", headers=headers)))
     assert ours == theirs
-    assert json.loads(ours[1]["body"]) == content
+
+
+def test_the_answer_is_utf8_as_starlettes_json_response_writes_it() -> None:
+    content = {"label": "négatif", "probabilities": {"négatif": 0.5, "positif": 0.5}}
+    assert JSONAnswer(content).body == JSONResponse(content).body
 
 
 def test_a_header_is_its_first_value_and_the_table_is_made_once() -> None:
