@@ -1,4 +1,5 @@
-"""One bounded reader for every JSON and YAML document the service believes, from a file or a client.
+"""One bounded reader for every JSON and YAML document the service believes, from a file or a client,
+and the one compact JSON writer of its answers and records (`encode_json`).
 
 Request bodies, metadata.json, ROLLOUT, key files, MLmodel files, reload answers and drift windows
 all pass through `read_json` or `read_yaml`, which hold the same rules:
@@ -21,10 +22,33 @@ import math
 from pathlib import Path
 from typing import Any
 
+import orjson
 import yaml
 
 DEFAULT_MAX_DEPTH = 64
 _INT_LIMIT = 2**63  # integers a JSON reader in any language holds exactly
+# made once: json.dumps builds an encoder per call for these options
+_ENCODE = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+
+
+def encode_json(content: Any) -> bytes:
+    """Compact JSON in UTF-8 (orjson), a non-finite float written as null; what orjson refuses (a lone
+    surrogate, which JSON's "\\ud800" decodes to; an integer past 64 bits) is written by the standard
+    library, escaped, with the same nulls."""
+    try:
+        return orjson.dumps(content)
+    except orjson.JSONEncodeError:
+        return _ENCODE(_nulls_for_non_finite(content)).encode()
+
+
+def _nulls_for_non_finite(content: Any) -> Any:
+    if isinstance(content, float):
+        return content if math.isfinite(content) else None
+    if isinstance(content, dict):
+        return {key: _nulls_for_non_finite(value) for key, value in content.items()}
+    if isinstance(content, list | tuple):
+        return [_nulls_for_non_finite(value) for value in content]
+    return content
 
 
 class DocumentError(ValueError):

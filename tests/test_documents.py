@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from src.api.main import create_app
-from src.documents import DocumentError, read_json, read_yaml
+from src.documents import DocumentError, encode_json, read_json, read_yaml
 from src.errors import ModelStoreError
 from src.serving.served_models import ServedModels
 from src.store import rollout as rollouts
@@ -121,6 +122,23 @@ def test_the_bounds_are_held_exactly() -> None:
         read_yaml("a: &x [1]\nb: *x\n", "x", max_bytes=100)
     with pytest.raises(DocumentError, match=r"not finite at a\.b"):
         read_yaml("a: {b: .nan}\n", "x", max_bytes=100)
+
+
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+        lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner),
+        max_leaves=20,
+    )
+)
+def test_encode_json_writes_every_value_back_as_the_standard_library_reads_it(value: Any) -> None:
+    # st.text() draws lone surrogates and st.integers() integers past 64 bits: what orjson refuses
+    encoded = encode_json(value)
+    assert json.loads(encoded.decode("utf-8")) == value  # strict UTF-8: a surrogate is escaped, not written raw
+
+
+def test_encode_json_writes_a_non_finite_float_as_null_never_as_javascripts_names() -> None:
+    assert encode_json([math.nan, math.inf, -math.inf, "\ud800"]) == b'[null,null,null,"\\ud800"]'
 
 
 @pytest.fixture(scope="module")

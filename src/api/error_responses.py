@@ -9,7 +9,6 @@ answered 500 without internals, in the route's own format.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.responses import Response
 from starlette.types import Scope
 
+from src.documents import encode_json
 from src.errors import RETRY_AFTER_SECONDS, InvalidInputError, ServiceError
 
 logger = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ ROUTE_SCOPE_KEY = "ml_service.route"  # the RouteMatch of a request (src/api/rou
 
 def _response(body: dict[str, Any], status: int, retry_after: int | None = None) -> Response:
     headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
-    return Response(json.dumps(body, separators=(",", ":")), status, headers, media_type="application/json")
+    return Response(encode_json(body), status, headers, media_type="application/json")
 
 
 def not_ready(body: dict[str, Any] | str) -> Response:

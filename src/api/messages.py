@@ -12,27 +12,17 @@ standard library's time.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
-import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Scope
 
+from src.documents import encode_json
+
 HEADERS_SCOPE_KEY = "ml_service.headers"  # the request's headers by name, made by header()
 _JSON_TYPE = (b"content-type", b"application/json")
-_ENCODE = json.JSONEncoder(separators=(",", ":")).encode  # json.dumps builds an encoder per call for these
-
-
-def encode_json(content: Any) -> bytes:
-    """Compact JSON in UTF-8 (orjson); what orjson refuses (a lone surrogate, which JSON's "\\ud800"
-    decodes to; an integer past 64 bits) is written by the standard library, escaped."""
-    try:
-        return orjson.dumps(content)
-    except orjson.JSONEncodeError:
-        return _ENCODE(content).encode()
 
 
 def header(scope: Scope, name: bytes) -> str | None:

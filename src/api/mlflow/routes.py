@@ -19,7 +19,6 @@ from __future__ import annotations
 import csv
 import io
 import itertools
-import json
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -29,6 +28,7 @@ from src.api.deps import DataPlaneDep, infer, inference_request, media_type
 from src.api.error_responses import MLFLOW_ERRORS, not_ready
 from src.api.request_bodies import json_object, texts_of_columns, texts_of_rows, texts_of_table
 from src.api.routing import policy
+from src.documents import encode_json
 from src.errors import BadRequestError
 from src.serving.dataplane import DataPlane
 from src.serving.text_rules import Location, TextLimits, check_batch_size
@@ -92,7 +92,7 @@ async def invocations(request: Request) -> Response:
         where,
     )
     predictions = [prediction.label for prediction in inference.predictions]
-    return Response(json.dumps({"predictions": predictions}, separators=(",", ":")), media_type="application/json")
+    return Response(encode_json({"predictions": predictions}), media_type="application/json")
 
 
 _TYPES = ("application/json", "text/csv")

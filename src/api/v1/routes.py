@@ -16,7 +16,6 @@ broken text rule, 404 for an unknown model, 503 while it is not loaded.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -27,6 +26,7 @@ from src.api.deps import DataPlaneDep, infer, inference_request, route, tenant
 from src.api.error_responses import V2_ERRORS, not_ready
 from src.api.request_bodies import json_object, texts_of_rows
 from src.api.routing import policy
+from src.documents import encode_json
 from src.errors import BadRequestError, quoted
 from src.serving.dataplane import DataPlane
 from src.serving.inference import Inference
@@ -78,7 +78,7 @@ async def predict(request: Request) -> Response:
         texts = texts_of_rows(body[INSTANCES], plane.limits, (INSTANCES,))
     asked = inference_request(request, texts, model=request.path_params["name"], protocol="v1", feedback=False)
     inference = await infer(plane, asked, lambda index: (INSTANCES, index), (INSTANCES,))
-    content = json.dumps(_rendered(inference, probabilities), separators=(",", ":"))
+    content = encode_json(_rendered(inference, probabilities))
     return Response(content, media_type="application/json")
 
 

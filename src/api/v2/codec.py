@@ -7,7 +7,6 @@ binary tensor in order, BYTES elements length-prefixed and FP32 little-endian IE
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +22,7 @@ from src.api.open_inference import (
     output_tensor,
     text_count,
 )
-from src.documents import DocumentError, read_json
+from src.documents import DocumentError, encode_json, read_json
 from src.errors import BadRequestError, quoted
 from src.serving.inference import Inference
 from src.serving.text_rules import TextLimits
@@ -148,7 +147,7 @@ def encode_infer_response(request: InferRequest, inference: Inference) -> tuple[
         document["id"] = request.request_id
     if inference.feedback_tokens:
         document["parameters"] = {FEEDBACK_TOKEN_PARAMETER: feedback_parameter(inference.feedback_tokens)}
-    head = json.dumps(document, separators=(",", ":")).encode()
+    head = encode_json(document)
     if not blobs:
         return head, {"content-type": "application/json"}
     headers = {"content-type": "application/octet-stream", HEADER_LENGTH: str(len(head))}
