@@ -208,6 +208,11 @@ def run_worker(settings: Settings, heartbeat: Synchronized[float] | None = None)
         timeout_notify=1,
         lifespan="on",
         access_log=False,
+        # The app reads neither the peer's address nor the scheme, so X-Forwarded-* is not rewritten into
+        # them (uvicorn's default wraps every request in a middleware that copies the headers to do so);
+        # and the answer does not name the server's software.
+        proxy_headers=False,
+        server_header=False,
         log_level=settings.log_level,
         timeout_graceful_shutdown=int(settings.graceful_timeout_seconds),
         timeout_keep_alive=settings.keep_alive_seconds,

@@ -96,11 +96,11 @@ class Predictor:
     def _result(
         self, winner: int, probabilities: Sequence[float] | None, scores: Sequence[float], tokens: int, unknown: int
     ) -> Prediction:
+        # Python floats already (the compiled scorer's, or a row's tolist()), one per class or score label
+        label = self.classes[winner]
         if probabilities is not None:
-            by_class = {label: float(p) for label, p in zip(self.classes, probabilities, strict=True)}
-            return Prediction(self.classes[winner], by_class, tokens, unknown)
-        by_score = {label: float(s) for label, s in zip(self.score_labels, scores, strict=True)}
-        return Prediction(self.classes[winner], None, tokens, unknown, by_score)
+            return Prediction(label, dict(zip(self.classes, probabilities, strict=True)), tokens, unknown)
+        return Prediction(label, None, tokens, unknown, dict(zip(self.score_labels, scores, strict=True)))
 
     def predict(self, text: str) -> Prediction:
         """Classify one text."""

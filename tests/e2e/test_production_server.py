@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import os
 import shutil
 import signal
@@ -56,6 +57,19 @@ def test_two_workers_count_every_request_whichever_answers(model_dir: Path, tmp_
         )
         assert linted.returncode == 0, linted.stdout + linted.stderr
         assert linted.stdout + linted.stderr == "", linted.stdout + linted.stderr  # not even a lint warning
+        # From a loopback peer, which uvicorn trusts by default, X-Forwarded-* would have rewritten the
+        # scheme (a redirect to https) and the client's address: the app uses neither, so neither is taken.
+        # And no answer names the server's software.
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.9"}
+        connection.request("GET", "/models/", headers=forwarded)
+        redirect = connection.getresponse()
+        redirect.read()
+        connection.close()
+        assert redirect.status == 307
+        assert redirect.getheader("location") == f"http://127.0.0.1:{port}/models"
+        assert redirect.getheader("server") is None
+        assert "server" not in request(server.url("/predict"), body={"text": "fine"}).headers
 
 
 def test_a_killed_worker_is_replaced_and_service_continues(model_dir: Path, tmp_path: Path) -> None:

@@ -58,6 +58,8 @@ def test_each_supported_type_compiles_and_matches_scikit_learn(kind: str, train:
     assert scorer.has_probabilities == has_probabilities
     assert np.abs(actual - expected).max() <= TOLERANCE
     assert [scorer.classes[winner] for winner, _, _ in outputs] == [str(c) for c in pipeline.predict(texts)]
+    served = [scorer.score(text) for text in texts[:50]]  # what a Prediction holds as is: Python floats
+    assert {type(v) for s in served for v in [*(s.probabilities or ()), *s.scores]} == {float}
     report = check_parity(pipeline, stored, texts)
     assert report.passed
     assert report.engine == "compiled"
