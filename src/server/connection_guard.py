@@ -153,6 +153,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
         self._raw_bytes = 0  # bytes received while headers are incomplete: bounds a never-ending header
+        self._chunk_bytes = 0  # the size of the chunk being parsed
+        self._in_head = False  # a request has begun and its headers are not complete
+        self._head_bytes = 0  # the bytes of every chunk its head has been parsed from (at least its size)
         self._awaiting_headers = True
         self._rejected = False
         self._refused_at_connect = False
@@ -211,11 +214,16 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._rejected = True
         self._disarm()
         metrics.CONNECTIONS_REFUSED.labels(reason=metric_reason).inc()
-        if self.cycle is not None and not self.cycle.response_complete:
-            self.cycle.disconnected = True  # the app sees http.disconnect and its response goes nowhere
-            self.cycle.message_event.set()
+        cycle = self.cycle  # the last request's, or this one's once its head is complete
+        if self._awaiting_headers:  # a new request's head: answered unless an earlier answer is still due
+            answered = cycle is None or cycle.response_complete
+        else:  # this request's body: answered unless its own response has begun
+            answered = cycle is None or not cycle.response_started
+        if cycle is not None and not cycle.response_complete:
+            cycle.disconnected = True  # the app sees http.disconnect and its response goes nowhere
+            cycle.message_event.set()
         if not self.transport.is_closing():
-            if self._awaiting_headers or self.cycle is None or not self.cycle.response_started:
+            if answered:
                 self.transport.write(_plain_response(status, message))
             self.transport.close()
 
@@ -233,6 +241,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         counted = self._awaiting_headers
         in_body = self._in_body
         self._headers_completed = False
+        self._chunk_bytes = len(data)
+        if self._in_head:
+            self._head_bytes += len(data)
         if in_body:
             self._framing_bytes += len(data)
         super().data_received(data)
@@ -258,6 +269,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._rejected:
             return
         super().on_message_begin()
+        self._in_head = True
+        self._head_bytes = self._chunk_bytes
         self._awaiting_headers = True
         self._raw_bytes = 0
         if self._deadline_at is None:  # a keep-alive connection starting its next request
@@ -266,14 +279,19 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         if self._rejected:
             return
-        self._awaiting_headers = False
+        self._in_head = False
         self._headers_completed = True
         # The request line's target and every field as the parser completed them (4: ": " and CRLF).
-        headers = self.headers
-        size = len(self.url) + 4 * len(headers) + sum(map(len, chain.from_iterable(headers)))
-        if len(headers) > self.limits.max_headers or size > self.limits.max_header_bytes:
+        # That size is at most the bytes of the chunks the head came in plus one per field (a field may
+        # be sent without the space): when those are within the cap, so is the size, uncounted.
+        headers, limits = self.headers, self.limits
+        if len(headers) > limits.max_headers or (
+            self._head_bytes + len(headers) > limits.max_header_bytes
+            and len(self.url) + 4 * len(headers) + sum(map(len, chain.from_iterable(headers))) > limits.max_header_bytes
+        ):
             self._too_large()
             return
+        self._awaiting_headers = False
         super().on_headers_complete()
         if len(self.pipeline) > self.limits.max_pipelined:
             self._drop("pipeline")

@@ -172,6 +172,34 @@ def test_a_large_body_arriving_with_its_headers_is_not_mistaken_for_large_header
     assert reply.startswith(b"HTTP/1.1 200 "), reply[:200]
 
 
+def test_a_head_over_the_cap_is_431_however_its_bytes_are_split(server: Server) -> None:
+    """The head is measured over every chunk it came in: here its first half shares a chunk with the
+    end of the previous request's body, the rest follows in a second chunk; 10 + 10 KB is over 16 KiB."""
+    body = b'{"text": "a fine film"}'
+    half = b"X-Filler: " + b"a" * 10_000 + b"\r\n"
+    with connect(server) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.sendall(
+            b"POST /predict HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nX-API-Key: right-key\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(body) + body[:5]
+        )
+        time.sleep(0.2)
+        sock.sendall(body[5:] + b"GET /health/live HTTP/1.1\r\nHost: t\r\n" + half)
+        time.sleep(0.2)
+        sock.sendall(half.replace(b"X-Filler", b"X-Filler-2") + b"\r\n")
+        reply = read_all(sock)
+    assert reply.startswith(b"HTTP/1.1 200 "), reply[:200]
+    assert b"HTTP/1.1 431 " in reply, reply[-300:]
+
+
+def test_a_head_just_under_the_cap_is_served_even_without_spaces(server: Server) -> None:
+    """Fields sent as `name:value` (no space) count as the parser sees them: 16,000 bytes of head pass."""
+    fields = b"".join(b"X-F%d:" % i + b"b" * 150 + b"\r\n" for i in range(90))  # 90 fields, about 14 KB
+    with connect(server) as sock:
+        sock.sendall(b"GET /health/live HTTP/1.1\r\nHost:t\r\nConnection:close\r\n" + fields + b"\r\n")
+        assert read_all(sock).startswith(b"HTTP/1.1 200 ")
+
+
 def test_too_many_header_fields_get_431(server: Server) -> None:
     fields = b"".join(b"X-F%d: 1\r\n" % i for i in range(150))
     with connect(server) as sock:
