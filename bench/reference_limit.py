@@ -108,7 +108,7 @@ def main() -> int:
         + ", ".join(f"{u:.0f}" for u, _ in bare)
         + " |",
         "",
-        f"**/predict at {bare_us / ours_us:.2f} of the reference limit** (bare CPU / ours; target >= 0.55).",
+        f"**/predict at {bare_us / ours_us:.3f} of the reference limit** (bare CPU / ours; target >= 0.55).",
         "",
     ]
     print("\n".join(lines))
