@@ -19,14 +19,13 @@ import sys
 from collections.abc import Sequence
 from importlib import metadata
 
-from src.cli.predict import SUMMARY as PREDICT_SUMMARY
-from src.cli.serve import SUMMARY as SERVE_SUMMARY
-
+# Each command's one-line summary. The commands are imported only when run: `python -m src.serve`
+# imports this package first, and its supervisor must not wait for scikit-learn, which only workers use.
 COMMANDS = {
-    "serve": SERVE_SUMMARY,
+    "serve": "run the production server: one worker per CPU on $HOST:$PORT (SIGHUP reloads the models)",
     "train": "train a model on the bundled data or your CSV/JSONL, evaluate it, gate it and publish it",
     "models": "the model store: list, import, promote, rollback, prune, migrate, rollout",
-    "predict": PREDICT_SUMMARY,
+    "predict": "score a CSV, JSON Lines or Parquet file with a stored model, on every core or on Spark",
 }
 
 

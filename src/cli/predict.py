@@ -23,7 +23,6 @@ from src.cli.arguments import at_least_one, model_name
 from src.config import get_settings
 from src.errors import ModelStoreError
 
-SUMMARY = "score a CSV, JSON Lines or Parquet file with a stored model, on every core or on Spark"
 FORMATS = ("csv", "jsonl", "parquet")
 
 

@@ -7,8 +7,9 @@ import sys
 from collections.abc import Sequence
 
 from src import exit_codes
+from src.cli import COMMANDS
 
-SUMMARY = "run the production server: one worker per CPU on $HOST:$PORT (SIGHUP reloads the models)"
+SUMMARY = COMMANDS["serve"]
 
 
 def main(argv: Sequence[str] = (), *, prog: str = "ml-service serve") -> int:

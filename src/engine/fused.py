@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 from array import array
-from collections import Counter
 from typing import Any
 
 from src.engine.featurizers import VocabularyFeaturizer, Weighting
@@ -49,7 +48,10 @@ class FusedLinear:
         terms, n_tokens = self._analysis.terms(text)
         indices = list(map(self._lookup, terms))
         unknown = indices[:n_tokens].count(None) if self._counts_words else 0
-        counts: Counter[Any] = Counter(indices)  # feature indices, once None (unknown terms) is popped
+        counts: dict[Any, int] = {}  # feature indices, once None (unknown terms) is popped
+        seen = counts.get
+        for j in indices:  # for a sentence's few terms, cheaper than collections.Counter
+            counts[j] = seen(j, 0) + 1
         counts.pop(None, None)
         idf, idf_coef, l2 = self._idf, self._idf_coef, self._norm == "l2"
         binary, sublinear, log = self._binary, self._sublinear, math.log

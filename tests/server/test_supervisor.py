@@ -144,3 +144,21 @@ def test_a_worker_whose_heartbeat_stops_is_killed(monkeypatch: pytest.MonkeyPatc
 def sleep_silently(settings: Settings, heartbeat: object) -> None:
     """A worker whose event loop never reports."""
     time.sleep(60)
+
+
+def test_the_supervisor_starts_without_the_libraries_only_workers_use() -> None:
+    # `python -m src.serve` and `ml-service serve` import the command-line package first: it imported
+    # every command (and with them scikit-learn and skops), 2 s before the first worker could start.
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, src.cli, src.cli.serve, src.serve, src.server.supervisor; "
+            "print(' '.join(m for m in ('sklearn', 'skops', 'numpy', 'fastapi', 'uvicorn') if m in sys.modules))",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert loaded.stdout.strip() == ""
