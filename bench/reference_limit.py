@@ -110,6 +110,10 @@ def main() -> int:
         "",
         f"**/predict at {bare_us / ours_us:.3f} of the reference limit** (bare CPU / ours; target >= 0.55).",
         "",
+        "Each round's own ratio (its reference run just after it, so both saw the same machine): "
+        + ", ".join(f"{b / o:.2f}" for (o, _), (b, _) in zip(ours, bare, strict=True))
+        + f"; their median {statistics.median(b / o for (o, _), (b, _) in zip(ours, bare, strict=True)):.3f}.",
+        "",
     ]
     print("\n".join(lines))
     if args.project == ROOT:
