@@ -92,6 +92,7 @@ def main() -> int:
         command = ["taskset", "-c", "0", *uvicorn, "--host", "127.0.0.1", "--port", str(port)]
         bare.append(cpu_per_request(command, base, port, project))
     ours_us, bare_us = statistics.median(u for u, _ in ours), statistics.median(u for u, _ in bare)
+    paired = [b / o for (o, _), (b, _) in zip(ours, bare, strict=True)]
     lines = [
         "# /predict against the reference limit (../shared/bench/bare_limit.py)",
         "",
@@ -111,8 +112,8 @@ def main() -> int:
         f"**/predict at {bare_us / ours_us:.3f} of the reference limit** (bare CPU / ours; target >= 0.55).",
         "",
         "Each round's own ratio (its reference run just after it, so both saw the same machine): "
-        + ", ".join(f"{b / o:.2f}" for (o, _), (b, _) in zip(ours, bare, strict=True))
-        + f"; their median {statistics.median(b / o for (o, _), (b, _) in zip(ours, bare, strict=True)):.3f}.",
+        + ", ".join(f"{ratio:.2f}" for ratio in paired)
+        + f"; their median {statistics.median(paired):.3f}.",
         "",
     ]
     print("\n".join(lines))

@@ -9,15 +9,13 @@ from collections.abc import Sequence
 from src import exit_codes
 from src.cli import COMMANDS
 
-SUMMARY = COMMANDS["serve"]
-
 
 def main(argv: Sequence[str] = (), *, prog: str = "ml-service serve") -> int:
     """Serve until SIGTERM; `--help` describes it; any other argument is refused (exit 2)."""
     rest = list(argv)
     if rest in (["-h"], ["--help"]):
         print(  # noqa: T201 - a command's help
-            f"usage: {prog}\n\n{SUMMARY}.\nIt takes no options: every setting is an environment variable "
+            f"usage: {prog}\n\n{COMMANDS['serve']}.\nIt takes no options: every setting is an environment variable "
             "(HOST, PORT, WORKERS, MODEL_DIR, API_KEYS, ...; the README's Settings lists them all)."
         )
         return exit_codes.OK

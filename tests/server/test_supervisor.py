@@ -147,8 +147,8 @@ def sleep_silently(settings: Settings, heartbeat: object) -> None:
 
 
 def test_the_supervisor_starts_without_the_libraries_only_workers_use() -> None:
-    # `python -m src.serve` and `ml-service serve` import the command-line package first: it imported
-    # every command (and with them scikit-learn and skops), 2 s before the first worker could start.
+    # `python -m src.serve` and `ml-service serve` import the command-line package first; the
+    # supervisor serves no model, so scikit-learn and skops must wait for the workers.
     loaded = subprocess.run(
         [
             sys.executable,
@@ -158,6 +158,7 @@ def test_the_supervisor_starts_without_the_libraries_only_workers_use() -> None:
         ],
         capture_output=True,
         text=True,
+        cwd=Path(__file__).resolve().parents[2],
         timeout=60,
         check=True,
     )
